@@ -1,0 +1,75 @@
+"""tflite_inverter: turn a ``.tflite`` model back into TensorFlow, and prove it equal.
+
+>>> import tflite_inverter as ti
+>>> model = ti.load("palm_detection_full.tflite")   # IR, no TensorFlow needed
+>>> print(model.summary())
+>>> inverted = ti.invert(model)
+>>> inverted.save_saved_model("out/saved_model")
+>>> inverted.save_frozen_pb("out/model.pb")
+>>> report = ti.verify("palm_detection_full.tflite", "out/saved_model")
+
+TensorFlow is imported only by the functions that need it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BuildError,
+    InvalidModelError,
+    OutputExistsError,
+    TfliteInverterError,
+    UnsupportedOpsError,
+    VerificationError,
+)
+from .ir import Model, Operator, QuantParams, Signature, Subgraph, Tensor
+from .reader import load
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .inverted import InvertedModel
+    from .verify import VerifyReport
+
+
+def invert(model: Any, **kwargs: Any) -> "InvertedModel":
+    """Rebuild a model (path, bytes or :class:`Model`) as TensorFlow. See :func:`tflite_inverter.inverted.invert`."""
+    from .inverted import invert as _invert
+
+    return _invert(model, **kwargs)
+
+
+def verify(tflite_model: Any, candidate: Any, **kwargs: Any) -> "VerifyReport":
+    """Compare a ``.tflite`` with its inversion (SavedModel path, frozen pb path or InvertedModel)."""
+    from .verify import verify as _verify
+
+    return _verify(tflite_model, candidate, **kwargs)
+
+
+def register(*opcodes: str, **kwargs: Any):
+    """Register a builder for builtin opcodes (see :mod:`tflite_inverter.ops.registry`)."""
+    from .ops.registry import register as _register
+
+    return _register(*opcodes, **kwargs)
+
+
+def register_custom(*custom_codes: str, **kwargs: Any):
+    """Register a builder for custom ops: ``@ti.register_custom("MyOp")``."""
+    from .ops.registry import register_custom as _register_custom
+
+    return _register_custom(*custom_codes, **kwargs)
+
+
+def supported_ops() -> list:
+    """Every registered builder spec (opcode, highest tested version, builder)."""
+    from . import ops
+
+    return ops.supported_ops()
+
+
+__all__ = [
+    "BuildError", "InvalidModelError", "Model", "Operator", "OutputExistsError", "QuantParams", "Signature",
+    "Subgraph", "Tensor", "TfliteInverterError", "UnsupportedOpsError", "VerificationError",
+    "invert", "load", "register", "register_custom", "supported_ops", "verify",
+]

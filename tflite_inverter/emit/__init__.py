@@ -1,0 +1,1 @@
+"""Writing the inverted model: SavedModel and frozen GraphDef, atomically."""

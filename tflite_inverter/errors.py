@@ -1,0 +1,58 @@
+"""Every error the library raises on purpose derives from :class:`TfliteInverterError`.
+
+The CLI prints such errors as one line and exits non-zero; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class TfliteInverterError(Exception):
+    """Base class of the library's errors: a clear message naming the place."""
+
+
+class InvalidModelError(TfliteInverterError):
+    """The bytes are not a valid TFLite flatbuffer (truncated, corrupt, or another format)."""
+
+
+class UnsupportedOpsError(TfliteInverterError):
+    """The model uses operators no builder is registered for.
+
+    ``problems`` maps a key such as ``"CUMSUM v1"`` or ``"CUSTOM:MyOp"`` to a
+    :class:`UnsupportedOp` record (count, a sample operator location, the reason).
+    """
+
+    def __init__(self, source: str, problems: Mapping[str, "UnsupportedOp"]):
+        self.source = source
+        self.problems = dict(problems)
+        total = sum(p.count for p in self.problems.values())
+        lines = [
+            f"{source}: {len(self.problems)} unsupported operator kind(s), {total} operator(s):"
+        ]
+        for key, problem in sorted(self.problems.items()):
+            lines.append(
+                f"  {key} x{problem.count} (first: {problem.first_location}): {problem.reason}"
+            )
+        super().__init__("\n".join(lines))
+
+
+class UnsupportedOp:
+    __slots__ = ("count", "first_location", "reason")
+
+    def __init__(self, first_location: str, reason: str):
+        self.count = 0
+        self.first_location = first_location
+        self.reason = reason
+
+
+class BuildError(TfliteInverterError):
+    """A builder failed; the message names the operator index, opcode and output tensor."""
+
+
+class OutputExistsError(TfliteInverterError):
+    """An output path exists and ``overwrite`` was not requested."""
+
+
+class VerificationError(TfliteInverterError):
+    """The reference interpreter could not run the model, or inputs could not be made."""

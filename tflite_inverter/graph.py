@@ -1,0 +1,348 @@
+"""Building TensorFlow from the IR: the tensor map, constants, fused activations, signatures.
+
+``invert(model)`` returns an :class:`InvertedModel`: a ``tf.Module`` holding the weights as
+``tf.Variable`` s and one ``tf.function`` per signature. Operators are walked in file order
+(TFLite stores them topologically sorted); each is built by the builder registered for its
+opcode. This module knows no single op's semantics.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from . import ir
+from .errors import BuildError, TfliteInverterError, UnsupportedOp, UnsupportedOpsError
+from . import ops  # noqa: F401  (registers the builders)
+from .ops import registry
+from .quantization import is_quantized_activation
+
+TF_DTYPES: dict[str, tf.DType] = {
+    "float32": tf.float32, "float16": tf.float16, "float64": tf.float64, "bfloat16": tf.bfloat16,
+    "int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16, "uint16": tf.uint16,
+    "int32": tf.int32, "uint32": tf.uint32, "int64": tf.int64, "uint64": tf.uint64,
+    "bool": tf.bool, "string": tf.string, "complex64": tf.complex64, "complex128": tf.complex128,
+    "resource": tf.resource, "variant": tf.variant, "int4": tf.int8, "uint4": tf.uint8, "int2": tf.int8,
+}
+
+_ACTIVATIONS = {
+    "NONE": lambda x: x,
+    "RELU": tf.nn.relu,
+    "RELU_N1_TO_1": lambda x: tf.clip_by_value(x, -1.0, 1.0),
+    "RELU6": tf.nn.relu6,
+    "TANH": tf.math.tanh,
+}
+
+
+def apply_fused_activation(x: tf.Tensor, activation: str) -> tf.Tensor:
+    """The one place fused activations are applied; an unknown activation raises."""
+    try:
+        function = _ACTIVATIONS[activation]
+    except KeyError:
+        raise TfliteInverterError(f"unsupported fused activation {activation!r}") from None
+    return function(x)
+
+
+_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
+
+
+def sanitize_name(name: str) -> str:
+    """A TensorFlow-safe node name for a TFLite tensor name (``a:0`` -> ``a_0``)."""
+    clean = _INVALID_NAME_CHARS.sub("_", name).strip("/")
+    clean = re.sub(r"/+", "/", clean)
+    if not clean or not re.match(r"[A-Za-z0-9.]", clean[0]):
+        clean = "t_" + clean
+    return clean
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        candidate = name
+        while candidate in seen:
+            seen[name] += 1
+            candidate = f"{name}_{seen[name]}"
+        seen[candidate] = 0
+        out.append(candidate)
+    return out
+
+
+def check_supported(model: ir.Model, *, strict: bool = False) -> None:
+    """Raise one :class:`UnsupportedOpsError` listing every unsupported op, before building."""
+    problems: dict[str, UnsupportedOp] = {}
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            spec = registry.lookup(op.opcode)
+            location = f"subgraph {sg.index} operator {op.index}, output {_output_name(sg, op)!r}"
+            if spec is None:
+                key, reason = op.opcode, "no builder registered"
+                if op.is_custom:
+                    reason = "custom operator with no registered builder (see tflite_inverter.register_custom)"
+            elif op.version > spec.max_version:
+                key = f"{op.opcode} v{op.version}"
+                reason = f"op version {op.version} is above the highest tested version {spec.max_version}"
+                if not strict:
+                    warnings.warn(f"{model.source}: {location}: {op.opcode} {reason}", stacklevel=3)
+                    continue
+            else:
+                continue
+            problems.setdefault(key, UnsupportedOp(location, reason)).count += 1
+        for tensor in sg.tensors:
+            if is_quantized_activation(tensor) and tensor.dtype != "int32":
+                key = f"quantized {tensor.dtype} activations"
+                reason = "integer-quantized activations are not supported yet (float models only)"
+                problems.setdefault(key, UnsupportedOp(f"subgraph {sg.index} tensor {tensor.name!r}", reason)).count += 1
+    if problems:
+        raise UnsupportedOpsError(model.source, problems)
+
+
+def _output_name(sg: ir.Subgraph, op: ir.Operator) -> str:
+    return sg.tensors[op.outputs[0]].name if op.outputs and op.outputs[0] is not None else "?"
+
+
+class BuildContext:
+    """What a builder (or folder) may know about its operator, without touching files."""
+
+    def __init__(self, model: ir.Model, subgraph: ir.Subgraph, op: ir.Operator, constants: Mapping[int, np.ndarray]):
+        self.model = model
+        self.subgraph = subgraph
+        self.op = op
+        self._constants = constants
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self.op.options
+
+    def input_tensor(self, position: int) -> ir.Tensor | None:
+        if position >= len(self.op.inputs) or self.op.inputs[position] is None:
+            return None
+        return self.subgraph.tensors[self.op.inputs[position]]
+
+    def output_tensor(self, position: int) -> ir.Tensor:
+        return self.subgraph.tensors[self.op.outputs[position]]
+
+    def constant(self, position: int) -> np.ndarray | None:
+        """Input ``position`` as numpy if it is constant (after folding), in TFLite layout."""
+        if position >= len(self.op.inputs) or self.op.inputs[position] is None:
+            return None
+        return self._constants.get(self.op.inputs[position])
+
+    def output_dtype(self, position: int = 0) -> tf.DType:
+        return TF_DTYPES[self.output_tensor(position).dtype]
+
+    def output_shape(self, position: int = 0) -> list[int | None]:
+        """Static output shape from the file, ``None`` where the dimension is dynamic."""
+        return [None if d < 0 else d for d in self.output_tensor(position).shape_signature]
+
+    def fail(self, message: str) -> BuildError:
+        return BuildError(
+            f"{self.model.source}: subgraph {self.subgraph.index} operator {self.op.index} {self.op.opcode} "
+            f"(output {_output_name(self.subgraph, self.op)!r}): {message}"
+        )
+
+
+def fold_constants(model: ir.Model, subgraph: ir.Subgraph) -> tuple[dict[int, np.ndarray], set[int]]:
+    """Constant values of a subgraph, including outputs of foldable ops (DEQUANTIZE, DENSIFY)."""
+    constants = {t.index: t.data for t in subgraph.tensors if t.data is not None and not t.is_variable and t.sparsity is None}
+    sparse = {t.index: t.data for t in subgraph.tensors if t.sparsity is not None and t.data is not None}
+    folded: set[int] = set()
+    for op in subgraph.operators:
+        spec = registry.lookup(op.opcode)
+        if spec is None or spec.folder is None:
+            continue
+        present = [i for i in op.inputs if i is not None]
+        if not present or not all(i in constants or i in sparse for i in present):
+            continue
+        ctx = BuildContext(model, subgraph, op, constants)
+        values = [None if i is None else constants.get(i, sparse.get(i)) for i in op.inputs]
+        try:
+            outputs = spec.folder(ctx, op, values)
+        except TfliteInverterError:
+            raise
+        except Exception as exc:  # a folder bug must name the operator
+            raise ctx.fail(f"folding constants failed: {type(exc).__name__}: {exc}") from exc
+        for index, value in zip(op.outputs, outputs):
+            constants[index] = value
+        folded.add(op.index)
+    return constants, folded
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    key: str
+    subgraph_index: int
+    input_names: tuple[str, ...]
+    input_tensors: tuple[int, ...]
+    output_names: tuple[str, ...]
+    output_tensors: tuple[int, ...]
+
+
+def model_signatures(model: ir.Model) -> list[SignatureInfo]:
+    """The model's SignatureDefs, or one ``serving_default`` over the main subgraph."""
+    if model.signatures:
+        return [
+            SignatureInfo(
+                sig.key, sig.subgraph_index,
+                tuple(_unique([sanitize_name(n) for n in sig.inputs])), tuple(sig.inputs.values()),
+                tuple(_unique([sanitize_name(n) for n in sig.outputs])), tuple(sig.outputs.values()),
+            )
+            for sig in model.signatures
+        ]
+    sg = model.main
+    return [
+        SignatureInfo(
+            "serving_default", 0,
+            tuple(_unique([sanitize_name(sg.tensors[i].name) for i in sg.inputs])), sg.inputs,
+            tuple(_unique([sanitize_name(sg.tensors[i].name) for i in sg.outputs])), sg.outputs,
+        )
+    ]
+
+
+class _Tables:
+    """Constants and weight names per subgraph (kept out of ``tf.Module`` attribute tracking)."""
+
+    def __init__(self) -> None:
+        self.folded: dict[int, tuple[dict[int, np.ndarray], set[int]]] = {}
+        self.weight_keys: dict[tuple[int, int, int], str] = {}
+
+
+class InvertedModule(tf.Module):
+    """Weights as variables plus the machinery to trace a subgraph into TensorFlow ops."""
+
+    def __init__(self, model: ir.Model, name: str = "inverted"):
+        super().__init__(name=name)
+        self._model = model
+        self._tables = _Tables()  # plain Python state, invisible to TensorFlow's tracking
+        self.weights: dict[str, tf.Variable] = {}
+        for sg in model.subgraphs:
+            self._tables.folded[sg.index] = fold_constants(model, sg)
+            self._create_weights(sg)
+
+    # -- constants and weights -------------------------------------------------------------
+    def _create_weights(self, sg: ir.Subgraph) -> None:
+        constants, folded = self._tables.folded[sg.index]
+        names = {}
+        for op in sg.operators:
+            if op.index in folded:
+                continue
+            spec = registry.lookup(op.opcode)
+            for position, index in enumerate(op.inputs):
+                if index is None or index not in constants:
+                    continue
+                value = constants[index]
+                layout = spec.weight_layouts.get(position) if spec else None
+                if layout is not None:
+                    ctx = BuildContext(self._model, sg, op, constants)
+                    value = np.asarray(layout(value, ctx, np))
+                if value.dtype.kind != "f" or value.size <= 1:
+                    continue
+                key = (sg.index, index, id(layout) if layout else 0)
+                if key in self._tables.weight_keys:
+                    continue
+                base = sanitize_name(sg.tensors[index].name)
+                if sg.index:
+                    base = f"{sanitize_name(sg.name)}/{base}"
+                name = base
+                while name in names:
+                    names[base] = names.get(base, 0) + 1
+                    name = f"{base}_{names[base]}"
+                names[name] = 0
+                self.weights[name] = tf.Variable(value, name=name, trainable=True)
+                self._tables.weight_keys[key] = name
+
+    def _input_value(self, sg: ir.Subgraph, op: ir.Operator, position: int, values: dict, ctx: BuildContext):
+        index = op.inputs[position]
+        if index is None:
+            return None
+        spec = registry.lookup(op.opcode)
+        layout = spec.weight_layouts.get(position) if spec else None
+        if index in values:
+            value = values[index]
+            return layout(value, ctx, tf) if layout is not None else value
+        constants, _ = self._tables.folded[sg.index]
+        if index in constants:
+            key = (sg.index, index, id(layout) if layout else 0)
+            if key in self._tables.weight_keys:
+                return self.weights[self._tables.weight_keys[key]]
+            value = constants[index]
+            if layout is not None:
+                value = np.asarray(layout(value, ctx, np))
+            return _constant(value, sg.tensors[index])
+        tensor = sg.tensors[index]
+        raise ctx.fail(f"input {position} ({tensor.name!r}) is neither computed before the operator nor constant")
+
+    def constant_tensor(self, subgraph_index: int, index: int) -> tf.Tensor:
+        """A subgraph output that no operator computes (a constant)."""
+        return _constant_or_fail(self, subgraph_index, index)
+
+    # -- tracing -----------------------------------------------------------------------------
+    def run_subgraph(self, subgraph_index: int, feeds: Mapping[int, tf.Tensor], keep_all: bool = False) -> dict[int, tf.Tensor]:
+        """Trace the operators of a subgraph; returns the tensor map (index -> tf.Tensor)."""
+        sg = self._model.subgraphs[subgraph_index]
+        constants, folded = self._tables.folded[subgraph_index]
+        values: dict[int, tf.Tensor] = dict(feeds)
+        for op in sg.operators:
+            if op.index in folded:
+                continue
+            spec = registry.lookup(op.opcode)
+            ctx = BuildContext(self._model, sg, op, constants)
+            if spec is None:
+                raise ctx.fail("no builder registered")
+            inputs = [self._input_value(sg, op, p, values, ctx) for p in range(len(op.inputs))]
+            scope = sanitize_name(_output_name(sg, op))
+            try:
+                with tf.name_scope(scope):
+                    outputs = spec.builder(ctx, op, inputs)
+                    activation = op.options.get("fused_activation_function")
+                    if activation is not None:
+                        outputs = [apply_fused_activation(outputs[0], activation), *outputs[1:]]
+            except TfliteInverterError:
+                raise
+            except Exception as exc:
+                raise ctx.fail(f"{type(exc).__name__}: {exc}") from exc
+            if len(outputs) != len(op.outputs):
+                raise ctx.fail(f"builder returned {len(outputs)} outputs, the operator has {len(op.outputs)}")
+            for position, (index, value) in enumerate(zip(op.outputs, outputs)):
+                if index is None:
+                    continue
+                _check_output(ctx, position, value)
+                values[index] = value
+        return values
+
+
+def _constant_or_fail(module: "InvertedModule", subgraph_index: int, index: int) -> tf.Tensor:
+    constants, _ = module._tables.folded[subgraph_index]
+    tensor = module._model.subgraphs[subgraph_index].tensors[index]
+    if index not in constants:
+        raise BuildError(f"{module._model.source}: subgraph {subgraph_index}: output {tensor.name!r} is never computed")
+    return _constant(constants[index], tensor)
+
+
+def _constant(value: np.ndarray, tensor: ir.Tensor) -> tf.Tensor:
+    if tensor.dtype == "string":
+        return tf.constant(value.tolist() if value.ndim else value.item(), dtype=tf.string)
+    return tf.constant(value)
+
+
+def _check_output(ctx: BuildContext, position: int, value: tf.Tensor) -> None:
+    """Every built tensor must have the dtype and the static shape the file records."""
+    tensor = ctx.output_tensor(position)
+    expected_dtype = TF_DTYPES[tensor.dtype]
+    if value.dtype != expected_dtype:
+        raise ctx.fail(f"output {position} is {value.dtype.name}, the file says {tensor.dtype}")
+    if not tensor.has_rank or not tensor.shape_signature and not tensor.shape:
+        return
+    static = value.shape
+    if static.rank is not None and static.rank != len(tensor.shape_signature) and tensor.shape:
+        raise ctx.fail(f"output {position} has rank {static.rank}, the file says shape {list(tensor.shape_signature)}")
+    if static.rank is not None and tensor.shape:
+        for built, recorded in zip(static.as_list(), tensor.shape_signature):
+            if built is not None and recorded >= 0 and built != recorded:
+                raise ctx.fail(f"output {position} has shape {static.as_list()}, the file says {list(tensor.shape_signature)}")

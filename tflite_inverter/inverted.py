@@ -1,0 +1,147 @@
+"""The public result of inversion: a TensorFlow module with one function per signature."""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from . import ir
+from .errors import TfliteInverterError
+from .graph import TF_DTYPES, InvertedModule, SignatureInfo, check_supported, model_signatures
+
+
+def python_identifier(name: str) -> str:
+    ident = re.sub(r"\W", "_", name)
+    if not ident or ident[0].isdigit() or keyword.iskeyword(ident):
+        ident = "x_" + ident
+    return ident
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """One input or output of a signature, with the tensor it comes from."""
+
+    name: str  # the key in the SavedModel signature
+    tensor: ir.Tensor
+
+    @property
+    def shape(self) -> list[int | None]:
+        return [None if d < 0 else d for d in self.tensor.shape_signature]
+
+    @property
+    def dtype(self) -> str:
+        return self.tensor.dtype
+
+
+class InvertedModel:
+    """A ``.tflite`` model rebuilt in TensorFlow.
+
+    ``module`` is a ``tf.Module`` whose weights are ``tf.Variable`` s; ``functions`` maps each
+    signature key to a ``tf.function``. Call :meth:`run` with numpy inputs, or save with
+    :meth:`save_saved_model` and :meth:`save_frozen_pb`.
+    """
+
+    def __init__(self, model: ir.Model, *, strict: bool = False):
+        check_supported(model, strict=strict)
+        self.model = model
+        self.module = InvertedModule(model)
+        self.signatures: dict[str, SignatureInfo] = {s.key: s for s in model_signatures(model)}
+        self.functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
+        for info in self.signatures.values():
+            function = tf.function(self._signature_body(info), input_signature=self._input_specs(info))
+            setattr(self.module, f"signature_{python_identifier(info.key)}", function)
+            self.functions[info.key] = function
+        # Trace now so that an op that cannot be built fails here, not at save time.
+        self.concrete_functions = {key: fn.get_concrete_function() for key, fn in self.functions.items()}
+
+    # -- description ---------------------------------------------------------------------------
+    def inputs(self, signature: str | None = None) -> list[IOSpec]:
+        info = self._info(signature)
+        sg = self.model.subgraphs[info.subgraph_index]
+        return [IOSpec(python_identifier(n), sg.tensors[i]) for n, i in zip(info.input_names, info.input_tensors)]
+
+    def outputs(self, signature: str | None = None) -> list[IOSpec]:
+        info = self._info(signature)
+        sg = self.model.subgraphs[info.subgraph_index]
+        return [IOSpec(n, sg.tensors[i]) for n, i in zip(info.output_names, info.output_tensors)]
+
+    @property
+    def default_signature(self) -> str:
+        return "serving_default" if "serving_default" in self.signatures else next(iter(self.signatures))
+
+    def _info(self, signature: str | None) -> SignatureInfo:
+        key = signature or self.default_signature
+        if key not in self.signatures:
+            raise TfliteInverterError(f"no signature {key!r}; the model has {sorted(self.signatures)}")
+        return self.signatures[key]
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, inputs: Mapping[str, np.ndarray] | list[np.ndarray], signature: str | None = None) -> dict[str, np.ndarray]:
+        """Run one signature on numpy inputs (by name, or a list in input order)."""
+        specs = self.inputs(signature)
+        if not isinstance(inputs, Mapping):
+            inputs = {spec.name: value for spec, value in zip(specs, inputs)}
+        missing = [s.name for s in specs if s.name not in inputs]
+        if missing:
+            raise TfliteInverterError(f"missing inputs {missing}; expected {[s.name for s in specs]}")
+        function = self.functions[signature or self.default_signature]
+        result = function(**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
+        return {name: value.numpy() for name, value in result.items()}
+
+    # -- saving -----------------------------------------------------------------------------------
+    def save_saved_model(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        from .emit.saved_model import save_saved_model
+
+        return save_saved_model(self, Path(path), overwrite=overwrite)
+
+    def save_frozen_pb(self, path: str | Path, *, overwrite: bool = False, signature: str | None = None) -> Path:
+        from .emit.frozen_pb import save_frozen_pb
+
+        return save_frozen_pb(self, Path(path), overwrite=overwrite, signature=signature)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _input_specs(self, info: SignatureInfo) -> list[tf.TensorSpec]:
+        sg = self.model.subgraphs[info.subgraph_index]
+        specs = []
+        for name, index in zip(info.input_names, info.input_tensors):
+            tensor = sg.tensors[index]
+            shape = [None if d < 0 else d for d in tensor.shape_signature] if tensor.has_rank else None
+            specs.append(tf.TensorSpec(shape, TF_DTYPES[tensor.dtype], name=name))
+        return specs
+
+    def _signature_body(self, info: SignatureInfo):
+        module = self.module
+
+        def body(*args: tf.Tensor) -> dict[str, tf.Tensor]:
+            values = module.run_subgraph(info.subgraph_index, dict(zip(info.input_tensors, args)))
+            outputs = {}
+            for name, index in zip(info.output_names, info.output_tensors):
+                if index not in values:  # an output that is an input or a constant
+                    values[index] = module.constant_tensor(info.subgraph_index, index)
+                outputs[name] = tf.identity(values[index], name=name.replace("/", "_"))
+            return outputs
+
+        body.__name__ = python_identifier(info.key)
+        body.__signature__ = inspect.Signature(
+            [inspect.Parameter(python_identifier(n), inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in info.input_names]
+        )
+        return body
+
+
+def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False) -> InvertedModel:
+    """Rebuild a TFLite model (IR, path or bytes) as TensorFlow."""
+    if not isinstance(model, ir.Model):
+        from .reader import load
+
+        model = load(model)
+    return InvertedModel(model, strict=strict)
+
+

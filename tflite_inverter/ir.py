@@ -1,0 +1,185 @@
+"""The model as plain data: no TensorFlow, no files.
+
+The reader fills these from a ``.tflite`` flatbuffer. Constant data are numpy views on
+the memory-mapped file (zero copy). Optional operator inputs (index -1 in the file)
+are ``None``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Affine quantization of a tensor: real = scale * (q - zero_point)."""
+
+    scales: np.ndarray  # float32, one per channel (length 1 when per-tensor)
+    zero_points: np.ndarray  # int64, same length as scales
+    quantized_dimension: int = 0
+    min: np.ndarray | None = None
+    max: np.ndarray | None = None
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scales.size > 1
+
+    def describe(self) -> str:
+        if self.per_channel:
+            return (
+                f"per-channel on axis {self.quantized_dimension}: {self.scales.size} scales "
+                f"in [{self.scales.min():.6g}, {self.scales.max():.6g}]"
+            )
+        return f"scale={float(self.scales[0]):.9g} zero_point={int(self.zero_points[0])}"
+
+
+@dataclass(frozen=True)
+class DimensionMetadata:
+    format: str  # "DENSE" or "SPARSE_CSR"
+    dense_size: int
+    array_segments: np.ndarray | None
+    array_indices: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    traversal_order: tuple[int, ...]
+    block_map: tuple[int, ...]
+    dim_metadata: tuple[DimensionMetadata, ...]
+
+
+@dataclass(frozen=True)
+class Tensor:
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...]  # -1 marks a dynamic dimension
+    dtype: str  # numpy-style name: "float32", "int8", ...; "string", "resource", "variant", "int4"
+    buffer: int
+    data: np.ndarray | None = field(default=None, repr=False, compare=False)
+    quantization: QuantParams | None = field(default=None, repr=False, compare=False)
+    sparsity: Sparsity | None = field(default=None, repr=False, compare=False)
+    is_variable: bool = False
+    has_rank: bool = True
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def is_dynamic(self) -> bool:
+        return any(d < 0 for d in self.shape_signature)
+
+    def describe(self) -> str:
+        dims = ",".join("?" if d < 0 else str(d) for d in self.shape_signature)
+        text = f"{self.name} {self.dtype}[{dims}]"
+        if self.quantization is not None:
+            text += f" ({self.quantization.describe()})"
+        return text
+
+
+@dataclass(frozen=True)
+class Operator:
+    index: int
+    opcode: str  # builtin name ("CONV_2D") or "CUSTOM:<custom_code>"
+    version: int
+    inputs: tuple[int | None, ...]
+    outputs: tuple[int, ...]
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    custom_options: bytes | None = field(default=None, repr=False)
+    intermediates: tuple[int, ...] = ()
+
+    @property
+    def is_custom(self) -> bool:
+        return self.opcode.startswith("CUSTOM:")
+
+
+@dataclass(frozen=True)
+class Subgraph:
+    index: int
+    name: str
+    tensors: tuple[Tensor, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    operators: tuple[Operator, ...]
+
+
+@dataclass(frozen=True)
+class Signature:
+    key: str
+    subgraph_index: int
+    inputs: Mapping[str, int]  # signature name -> tensor index in the subgraph
+    outputs: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Model:
+    source: str  # file path or "<bytes>"
+    version: int
+    description: str
+    subgraphs: tuple[Subgraph, ...]
+    signatures: tuple[Signature, ...]
+    metadata: Mapping[str, bytes] = field(repr=False, default_factory=dict)
+    size_bytes: int = 0
+
+    @property
+    def main(self) -> Subgraph:
+        return self.subgraphs[0]
+
+    def op_histogram(self) -> Counter:
+        return Counter(op.opcode for sg in self.subgraphs for op in sg.operators)
+
+    def weight_bytes(self) -> int:
+        return sum(
+            t.data.nbytes for sg in self.subgraphs for t in sg.tensors if t.data is not None
+        )
+
+    def summary(self) -> str:
+        """A readable overview: I/O with shapes, dtypes and quantization; ops and counts."""
+        lines = [
+            f"model {self.source}: schema v{self.version}, {len(self.subgraphs)} subgraph(s), "
+            f"{self.size_bytes / 1e6:.2f} MB, constants {self.weight_bytes() / 1e6:.2f} MB",
+        ]
+        if self.description:
+            lines.append(f"description: {self.description}")
+        for sg in self.subgraphs:
+            lines.append(
+                f"subgraph {sg.index} {sg.name!r}: {len(sg.operators)} operators, "
+                f"{len(sg.tensors)} tensors"
+            )
+            for label, indices in (("input", sg.inputs), ("output", sg.outputs)):
+                for i in indices:
+                    tensor = sg.tensors[i]
+                    lines.append(f"  {label:6} {tensor.describe()}")
+                    q = tensor.quantization
+                    if q is not None and not q.per_channel:
+                        scale, zp = float(q.scales[0]), int(q.zero_points[0])
+                        if label == "input":
+                            lines.append(
+                                f"         feed q = round(x / {scale:.9g}) + {zp}"
+                            )
+                        else:
+                            lines.append(f"         read x = (q - {zp}) * {scale:.9g}")
+        for sig in self.signatures:
+            lines.append(
+                f"signature {sig.key!r} (subgraph {sig.subgraph_index}): "
+                f"inputs {list(sig.inputs)} outputs {list(sig.outputs)}"
+            )
+        lines.append("operators:")
+        for name, count in self.op_histogram().most_common():
+            lines.append(f"  {name:32} {count}")
+        quantized = sum(
+            1
+            for sg in self.subgraphs
+            for t in sg.tensors
+            if t.quantization is not None and t.data is None
+        )
+        if quantized:
+            lines.append(f"quantized activations: {quantized} tensors")
+        return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""Activation ops: RELU family, PRELU, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, SOFTMAX, GELU."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from .registry import register
+
+_ACTIVATION_OPS = {
+    "RELU": (tf.nn.relu, 3),
+    "RELU6": (tf.nn.relu6, 3),
+    "RELU_N1_TO_1": (lambda x: tf.clip_by_value(x, -1.0, 1.0), 2),
+    "RELU_0_TO_1": (lambda x: tf.clip_by_value(x, 0.0, 1.0), 1),
+    "LOGISTIC": (tf.math.sigmoid, 3),
+    "TANH": (tf.math.tanh, 3),
+    # TFLite computes x * relu6(x + 3) / 6; tf.nn.relu6 keeps the same clamping.
+    "HARD_SWISH": (lambda x: x * tf.nn.relu6(x + 3.0) / 6.0, 1),
+}
+
+
+def _activation_builder(function):
+    def build_activation(ctx, op, inputs):
+        return [function(inputs[0])]
+
+    return build_activation
+
+
+for _opcode, (_function, _version) in _ACTIVATION_OPS.items():
+    register(_opcode, max_version=_version)(_activation_builder(_function))
+
+
+@register("PRELU", max_version=1)
+def build_prelu(ctx, op, inputs):
+    x, alpha = inputs
+    return [tf.nn.relu(x) + alpha * tf.minimum(x, tf.zeros_like(x))]
+
+
+@register("LEAKY_RELU", max_version=2)
+def build_leaky_relu(ctx, op, inputs):
+    return [tf.nn.leaky_relu(inputs[0], alpha=op.options["alpha"])]
+
+
+@register("SOFTMAX", max_version=3)
+def build_softmax(ctx, op, inputs):
+    return [tf.nn.softmax(inputs[0] * op.options.get("beta", 1.0))]
+
+
+@register("LOG_SOFTMAX", max_version=2)
+def build_log_softmax(ctx, op, inputs):
+    return [tf.nn.log_softmax(inputs[0])]
+
+
+@register("GELU", max_version=2)
+def build_gelu(ctx, op, inputs):
+    return [tf.nn.gelu(inputs[0], approximate=bool(op.options.get("approximate", False)))]

@@ -1,0 +1,87 @@
+"""The op registry: one builder per TFLite opcode, registered with a decorator.
+
+A builder is a pure function ``build(ctx, op, inputs) -> list[tf.Tensor]`` returning the
+operator's outputs in TFLite order. It receives inputs already resolved: constants as
+TensorFlow values (weights in TensorFlow layout when the spec declares one), optional
+inputs as ``None``. Fused activations, dequantization of constants and naming happen in
+``graph.py``, never in a builder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+Builder = Callable[..., list]
+# A weight layout converts a constant (numpy) or run-time (tf) weight from TFLite's layout to
+# the one the builder expects: layout(value, ctx, lib) with lib = numpy or tensorflow.
+WeightLayout = Callable[[Any, Any, Any], Any]
+# A folder computes an operator's outputs from constant inputs in numpy, at load time.
+Folder = Callable[..., list]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    opcode: str
+    builder: Builder
+    max_version: int
+    weight_layouts: Mapping[int, WeightLayout] = field(default_factory=dict)
+    folder: Folder | None = None
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.builder.__name__
+
+
+_REGISTRY: dict[str, OpSpec] = {}
+
+
+def register(
+    *opcodes: str,
+    max_version: int = 1,
+    weight_layouts: Mapping[int, WeightLayout] | None = None,
+    folder: Folder | None = None,
+    note: str = "",
+) -> Callable[[Builder], Builder]:
+    """Register ``builder`` for each TFLite spelling in ``opcodes`` (``"CONV_2D"``, ``"CUSTOM:Foo"``).
+
+    ``max_version`` is the highest op version the parity tests cover; a model with a higher
+    version warns (or fails in strict mode). A duplicate registration raises.
+    """
+
+    def decorate(builder: Builder) -> Builder:
+        for opcode in opcodes:
+            if opcode in _REGISTRY:
+                raise ValueError(f"{opcode} is registered twice ({_REGISTRY[opcode].name} and {builder.__name__})")
+            _REGISTRY[opcode] = OpSpec(
+                opcode=opcode,
+                builder=builder,
+                max_version=max_version,
+                weight_layouts=MappingProxyType(dict(weight_layouts or {})),
+                folder=folder,
+                note=note,
+            )
+        return builder
+
+    return decorate
+
+
+def register_custom(*custom_codes: str, **kwargs: Any) -> Callable[[Builder], Builder]:
+    """Register a builder for custom operators, keyed ``"CUSTOM:<custom_code>"``."""
+    return register(*(f"CUSTOM:{code}" for code in custom_codes), **kwargs)
+
+
+def unregister(opcode: str) -> None:
+    """Remove a registration (for user extensions and tests that replace a builder)."""
+    _REGISTRY.pop(opcode, None)
+
+
+def lookup(opcode: str) -> OpSpec | None:
+    return _REGISTRY.get(opcode)
+
+
+def supported_ops() -> list[OpSpec]:
+    return [spec for _, spec in sorted(_REGISTRY.items())]

@@ -1,0 +1,125 @@
+"""Generic decoding of ``*Options`` tables into read-only snake_case mappings.
+
+Every builtin options table of the generated readers is decoded by reflection: each
+accessor becomes a key, vectors become tuples, enum fields become their names
+(``options["padding"] == "SAME"``). Only the enum fields need a table here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+
+import tflite
+
+from .opcodes import TENSOR_TYPE_NAMES, _enum_names
+
+# Option field name -> enum class whose names replace the stored integers.
+_ENUM_FIELDS: dict[str, type] = {
+    "padding": tflite.Padding,
+    "fused_activation_function": tflite.ActivationFunctionType,
+    "weights_format": tflite.FullyConnectedOptionsWeightsFormat,
+    "kernel_type": tflite.LSTMKernelType,
+    "type": tflite.LSHProjectionType,
+    "combiner": tflite.CombinerType,
+    "mode": tflite.MirrorPadMode,
+    "reduce_function": tflite.ReduceWindowFunction,
+    "algorithm": tflite.RngAlgorithm,
+    "comparison_direction": tflite.StablehloComparisonDirection,
+    "compare_type": tflite.StablehloComparisonType,
+}
+_TENSOR_TYPE_FIELDS = {
+    "out_type",
+    "output_type",
+    "idx_out_type",
+    "index_out_type",
+    "in_data_type",
+    "out_data_type",
+    "key_dtype",
+    "value_dtype",
+    "quantized_bias_type",
+}
+
+_SKIP = re.compile(r"^(Init|GetRootAs.*|.*BufferHasIdentifier|.*IsNone|.*Length|.*AsNumpy)$")
+
+
+def snake_case(name: str) -> str:
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return name.lower()
+
+
+@lru_cache(maxsize=None)
+def _accessors(options_class: type) -> tuple[tuple[str, str, bool], ...]:
+    """(method name, key, is_vector) for each field accessor of a generated table class."""
+    found = []
+    for name, member in vars(options_class).items():
+        if name.startswith("_") or not callable(member) or _SKIP.match(name):
+            continue
+        if name.endswith("Type") and callable(getattr(options_class, name[:-4], None)):
+            continue  # the type tag of a union field; the union itself is decoded
+        params = list(inspect.signature(member).parameters)
+        if params == ["self"]:
+            found.append((name, snake_case(name), False))
+        elif params == ["self", "j"] and hasattr(options_class, name + "Length"):
+            found.append((name, snake_case(name), True))
+    return tuple(found)
+
+
+@lru_cache(maxsize=None)
+def _enum_table(enum_class: type) -> dict[int, str]:
+    return _enum_names(enum_class)
+
+
+def _decode_value(key: str, value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if key in _ENUM_FIELDS and isinstance(value, int):
+        return _enum_table(_ENUM_FIELDS[key]).get(value, value)
+    if key in _TENSOR_TYPE_FIELDS and isinstance(value, int):
+        return TENSOR_TYPE_NAMES.get(value, value)
+    if hasattr(value, "_tab"):  # nested table
+        return decode_table(value)
+    return value
+
+
+def decode_table(table: Any) -> MappingProxyType:
+    result: dict[str, Any] = {}
+    for method, key, is_vector in _accessors(type(table)):
+        if is_vector:
+            length = getattr(table, method + "Length")()
+            as_numpy = getattr(table, method + "AsNumpy", None)
+            if as_numpy is not None:
+                array = as_numpy()
+                value = tuple(array.tolist()) if hasattr(array, "tolist") else ()
+            else:
+                value = tuple(
+                    _decode_value(key, getattr(table, method)(j)) for j in range(length)
+                )
+        else:
+            value = _decode_value(key, getattr(table, method)())
+        result[key] = value
+    return MappingProxyType(result)
+
+
+_OPTIONS_NAMES = _enum_names(tflite.BuiltinOptions)
+_OPTIONS2_NAMES = _enum_names(tflite.BuiltinOptions2)
+
+
+def decode_builtin_options(
+    options_type: int, table: Any, *, second: bool = False
+) -> MappingProxyType:
+    """Decode an operator's union ``builtin_options`` (or ``builtin_options_2``)."""
+    names = _OPTIONS2_NAMES if second else _OPTIONS_NAMES
+    if options_type == 0 or table is None:
+        return MappingProxyType({})
+    class_name = names.get(options_type)
+    options_class = getattr(tflite, class_name, None) if class_name else None
+    if options_class is None:
+        raise KeyError(f"options type {options_type} unknown to the installed readers")
+    decoded = options_class()
+    decoded.Init(table.Bytes, table.Pos)
+    return decode_table(decoded)
