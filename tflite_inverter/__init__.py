@@ -25,12 +25,12 @@ from .errors import (
 )
 from .ir import Model, Operator, QuantParams, Signature, Subgraph, Tensor
 from .reader import load
+from .verify import VerifyReport, verify  # no TensorFlow import at module level
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .inverted import InvertedModel
-    from .verify import VerifyReport
 
 
 def invert(model: Any, **kwargs: Any) -> "InvertedModel":
@@ -38,13 +38,6 @@ def invert(model: Any, **kwargs: Any) -> "InvertedModel":
     from .inverted import invert as _invert
 
     return _invert(model, **kwargs)
-
-
-def verify(tflite_model: Any, candidate: Any, **kwargs: Any) -> "VerifyReport":
-    """Compare a ``.tflite`` with its inversion (SavedModel path, frozen pb path or InvertedModel)."""
-    from .verify import verify as _verify
-
-    return _verify(tflite_model, candidate, **kwargs)
 
 
 def register(*opcodes: str, **kwargs: Any):
@@ -70,6 +63,6 @@ def supported_ops() -> list:
 
 __all__ = [
     "BuildError", "InvalidModelError", "Model", "Operator", "OutputExistsError", "QuantParams", "Signature",
-    "Subgraph", "Tensor", "TfliteInverterError", "UnsupportedOpsError", "VerificationError",
+    "Subgraph", "Tensor", "TfliteInverterError", "UnsupportedOpsError", "VerificationError", "VerifyReport",
     "invert", "load", "register", "register_custom", "supported_ops", "verify",
 ]

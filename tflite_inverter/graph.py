@@ -254,7 +254,8 @@ class InvertedModule(tf.Module):
                     names[base] = names.get(base, 0) + 1
                     name = f"{base}_{names[base]}"
                 names[name] = 0
-                self.weights[name] = tf.Variable(value, name=name, trainable=True)
+                # np.array copies: TensorFlow may alias a numpy buffer, and this one is the mapped file.
+                self.weights[name] = tf.Variable(np.array(value), name=name, trainable=True)
                 self._tables.weight_keys[key] = name
 
     def _input_value(self, sg: ir.Subgraph, op: ir.Operator, position: int, values: dict, ctx: BuildContext):
@@ -328,7 +329,7 @@ def _constant_or_fail(module: "InvertedModule", subgraph_index: int, index: int)
 def _constant(value: np.ndarray, tensor: ir.Tensor) -> tf.Tensor:
     if tensor.dtype == "string":
         return tf.constant(value.tolist() if value.ndim else value.item(), dtype=tf.string)
-    return tf.constant(value)
+    return tf.constant(np.array(value))  # a copy: never let TensorFlow alias the mapped file
 
 
 def _check_output(ctx: BuildContext, position: int, value: tf.Tensor) -> None:

@@ -120,7 +120,10 @@ class InvertedModel:
     def _signature_body(self, info: SignatureInfo):
         module = self.module
 
-        def body(*args: tf.Tensor) -> dict[str, tf.Tensor]:
+        parameter_names = [python_identifier(n) for n in info.input_names]
+
+        def body(*args: tf.Tensor, **kwargs: tf.Tensor) -> dict[str, tf.Tensor]:
+            args = args + tuple(kwargs[name] for name in parameter_names[len(args):])
             values = module.run_subgraph(info.subgraph_index, dict(zip(info.input_tensors, args)))
             outputs = {}
             for name, index in zip(info.output_names, info.output_tensors):
@@ -131,7 +134,7 @@ class InvertedModel:
 
         body.__name__ = python_identifier(info.key)
         body.__signature__ = inspect.Signature(
-            [inspect.Parameter(python_identifier(n), inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in info.input_names]
+            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in parameter_names]
         )
         return body
 

@@ -31,7 +31,9 @@ def _out_in_to_in_out(w, ctx, lib):
 
 
 def _add_bias(x, bias):
-    return x if bias is None else tf.nn.bias_add(x, tf.cast(bias, x.dtype))
+    # A plain add, not BiasAdd: TF 2.21 with oneDNN crashes on a fused Conv2D+BiasAdd+Add whose
+    # addend comes from Pad (docs/known-issues.md).
+    return x if bias is None else x + tf.cast(bias, x.dtype)
 
 
 @register("CONV_2D", max_version=8, weight_layouts={1: _ohwi_to_hwio})

@@ -1,0 +1,297 @@
+"""Measuring an inverted model against the reference interpreter on the same inputs.
+
+The original ``.tflite`` runs in LiteRT in a subprocess (it can crash on some models), once
+with its default kernels and once with its reference kernels (``BUILTIN_REF``): how far those
+two disagree is the output's *noise floor*. The candidate (an :class:`InvertedModel`, a
+SavedModel, a frozen ``.pb`` with its JSON sidecar, or another ``.tflite``) runs on the same
+seeded inputs. A float output passes when::
+
+    max_abs_error <= max(rtol * max(1, max|reference|), 2 * noise_floor)
+
+An integer output with quantization parameters passes within one quantization step (or twice
+its noise floor, in steps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import ir
+from .errors import TfliteInverterError, VerificationError
+from .reader import load
+
+DEFAULT_RTOL = 1e-4
+_NUMPY_DTYPES = {
+    "float32": np.float32, "float16": np.float16, "float64": np.float64, "int8": np.int8, "uint8": np.uint8,
+    "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32, "int64": np.int64,
+    "uint64": np.uint64, "bool": np.bool_,
+}
+
+
+@dataclass
+class OutputReport:
+    name: str
+    tflite_tensor: str
+    shape: tuple[int, ...]
+    dtype: str
+    max_abs_error: float
+    max_rel_error: float
+    mean_abs_error: float
+    magnitude: float  # max |reference|
+    noise_floor: float | None  # max |default kernels - reference kernels|
+    tolerance: float
+    passed: bool
+    unit: str = "value"  # "value", or "LSB" for quantized integer outputs
+
+
+@dataclass
+class VerifyReport:
+    model: str
+    candidate: str
+    signature: str
+    draws: int
+    outputs: list[OutputReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.outputs) and all(o.passed for o in self.outputs)
+
+    def to_dict(self) -> dict:
+        result = asdict(self)
+        result["passed"] = self.passed
+        return result
+
+    def table(self) -> str:
+        header = f"{'output':40} {'max abs':>10} {'mean abs':>10} {'max rel':>10} {'magnitude':>10} {'floor':>10} {'tolerance':>10}  result"
+        lines = [f"verify {self.candidate} against {self.model} (signature {self.signature!r}, {self.draws} draws)", header]
+        for o in self.outputs:
+            floor = "n/a" if o.noise_floor is None else f"{o.noise_floor:.3g}"
+            unit = " LSB" if o.unit == "LSB" else ""
+            lines.append(
+                f"{o.name[:40]:40} {o.max_abs_error:10.3g} {o.mean_abs_error:10.3g} {o.max_rel_error:10.3g} "
+                f"{o.magnitude:10.4g} {floor:>10} {o.tolerance:10.3g}  {'ok' if o.passed else 'FAIL'}{unit}"
+            )
+        lines.extend(self.notes)
+        lines.append("PASSED" if self.passed else "FAILED")
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+def make_inputs(tensors: Sequence[ir.Tensor], draws: int, seed: int, float_range: tuple[float, float] = (-1.0, 1.0),
+                shapes: Mapping[int, Sequence[int]] | None = None) -> list[list[np.ndarray]]:
+    """Seeded inputs, ``draws`` sets of them: floats uniform in ``float_range``, integers over their type's range."""
+    rng = np.random.default_rng(seed)
+    result = []
+    for _ in range(draws):
+        values = []
+        for position, tensor in enumerate(tensors):
+            shape = tuple(shapes[position]) if shapes and position in shapes else tuple(
+                1 if d < 0 else d for d in tensor.shape_signature
+            )
+            dtype = _NUMPY_DTYPES.get(tensor.dtype)
+            if dtype is None:
+                raise VerificationError(f"cannot make random inputs of type {tensor.dtype} for {tensor.name!r}; pass inputs=")
+            if np.issubdtype(dtype, np.floating):
+                values.append(rng.uniform(*float_range, size=shape).astype(dtype))
+            elif dtype == np.bool_:
+                values.append(rng.integers(0, 2, size=shape).astype(np.bool_))
+            elif tensor.quantization is not None or dtype in (np.int8, np.uint8):
+                info = np.iinfo(dtype)
+                values.append(rng.integers(info.min, int(info.max) + 1, size=shape).astype(dtype))
+            else:
+                values.append(rng.integers(0, 10, size=shape).astype(dtype))
+        result.append(values)
+    return result
+
+
+def run_reference(model_path: str, draws: list[list[np.ndarray]], *, input_names: Sequence[str], input_tensors: Sequence[int],
+                  output_names: Sequence[str], output_tensors: Sequence[int], signature: str | None,
+                  resolvers: Sequence[str] = ("default",), all_tensors: bool = False, timeout: float = 900) -> dict[str, np.ndarray]:
+    """Run the reference interpreter in a subprocess; results keyed ``resolver/draw/out/position``."""
+    with tempfile.TemporaryDirectory(prefix="tflite_inverter_ref_") as work:
+        inputs_path = os.path.join(work, "inputs.npz")
+        outputs_path = os.path.join(work, "outputs.npz")
+        np.savez(inputs_path, **{f"{d}/{i}": value for d, values in enumerate(draws) for i, value in enumerate(values)})
+        request = {
+            "model": str(model_path), "inputs": inputs_path, "outputs": outputs_path, "draws": len(draws),
+            "input_names": list(input_names), "input_tensors": list(input_tensors),
+            "output_names": list(output_names), "output_tensors": list(output_tensors),
+            "signature": signature, "resolvers": list(resolvers), "all_tensors": all_tensors,
+        }
+        request_path = os.path.join(work, "request.json")
+        with open(request_path, "w") as handle:
+            json.dump(request, handle)
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "tflite_inverter.reference", request_path],
+                capture_output=True, text=True, timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise VerificationError(f"{model_path}: the reference interpreter did not finish in {timeout:.0f} s") from None
+        if done.returncode != 0:
+            if done.returncode < 0:
+                what = f"crashed (signal {-done.returncode})"
+            else:
+                what = f"failed (exit {done.returncode})"
+            last = [line for line in done.stderr.strip().splitlines() if line.strip()][-3:]
+            raise VerificationError(f"{model_path}: the reference interpreter {what}: {' | '.join(last)}")
+        with np.load(outputs_path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+
+
+def compare_output(name: str, tensor: ir.Tensor, reference: list[np.ndarray], candidate: list[np.ndarray],
+                   floor_runs: list[np.ndarray] | None, rtol: float) -> OutputReport:
+    ref = np.stack([np.asarray(r) for r in reference])
+    got = np.stack([np.asarray(c) for c in candidate])
+    if ref.shape != got.shape:
+        return OutputReport(name, tensor.name, tuple(ref.shape[1:]), tensor.dtype, float("inf"), float("inf"),
+                            float("inf"), 0.0, None, 0.0, False)
+    ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
+    both_nan = np.isnan(ref64) & np.isnan(got64)
+    diff = np.where(both_nan, 0.0, np.abs(ref64 - got64))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    finite_ref = np.where(np.isfinite(ref64), np.abs(ref64), 0.0)
+    magnitude = float(finite_ref.max()) if finite_ref.size else 0.0
+    floor = None
+    if floor_runs is not None:
+        other = np.stack([np.asarray(r) for r in floor_runs]).astype(np.float64)
+        floor_diff = np.abs(ref64 - other)
+        floor = float(np.nanmax(floor_diff)) if floor_diff.size else 0.0
+    quantized = tensor.quantization is not None and np.issubdtype(ref.dtype, np.integer) and not tensor.quantization.per_channel
+    if quantized:
+        tolerance = max(1.0, 2 * (floor or 0.0))
+        unit = "LSB"
+    else:
+        tolerance = max(rtol * max(1.0, magnitude), 2 * (floor or 0.0))
+        unit = "value"
+    max_abs = float(diff.max()) if diff.size else 0.0
+    rel = diff / np.maximum(finite_ref, 1e-6)
+    return OutputReport(
+        name=name, tflite_tensor=tensor.name, shape=tuple(ref.shape[1:]), dtype=tensor.dtype,
+        max_abs_error=max_abs, max_rel_error=float(rel.max()) if rel.size else 0.0,
+        mean_abs_error=float(diff.mean()) if diff.size else 0.0, magnitude=magnitude,
+        noise_floor=floor, tolerance=float(tolerance), passed=bool(max_abs <= tolerance), unit=unit,
+    )
+
+
+def _candidate_runner(candidate: Any, model: ir.Model, info: Any) -> tuple[str, Callable[[list[np.ndarray]], list[np.ndarray]]]:
+    """A function mapping one draw's inputs (in signature order) to outputs (in signature order)."""
+    from .inverted import InvertedModel, python_identifier
+
+    input_keys = [python_identifier(n) for n in info.input_names]
+    if isinstance(candidate, InvertedModel):
+        def run_inverted(values):
+            out = candidate.run(dict(zip(input_keys, values)), signature=info.key)
+            return [out[name] for name in info.output_names]
+
+        return "inverted model (in memory)", run_inverted
+    path = Path(candidate)
+    if path.is_dir():
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))
+        if info.key not in loaded.signatures:
+            raise VerificationError(f"{path}: SavedModel has no signature {info.key!r} (has {sorted(loaded.signatures)})")
+        function = loaded.signatures[info.key]
+
+        def run_saved_model(values):
+            out = function(**{k: tf.constant(v) for k, v in zip(input_keys, values)})
+            return [out[name].numpy() for name in info.output_names]
+
+        return f"SavedModel {path}", run_saved_model
+    if path.suffix == ".pb":
+        return f"frozen graph {path}", _frozen_pb_runner(path)
+    raise VerificationError(f"{path}: not a SavedModel directory, a .pb file or a .tflite file")
+
+
+def _frozen_pb_runner(path: Path) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    import tensorflow as tf
+
+    from .emit.frozen_pb import sidecar_path
+
+    sidecar = sidecar_path(path)
+    if not sidecar.exists():
+        raise VerificationError(f"{path}: its sidecar {sidecar.name} (input and output node names) is missing")
+    description = json.loads(sidecar.read_text())
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(path.read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    session = tf.compat.v1.Session(graph=graph)
+    feeds = [graph.get_tensor_by_name(i["tensor"]) for i in description["inputs"]]
+    fetches = [graph.get_tensor_by_name(o["tensor"]) for o in description["outputs"]]
+
+    def run_frozen(values):
+        return session.run(fetches, dict(zip(feeds, values)))
+
+    return run_frozen
+
+
+def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature: str | None = None, draws: int = 3,
+           seed: int = 0, inputs: Sequence[Sequence[np.ndarray]] | None = None, rtol: float = DEFAULT_RTOL,
+           noise_floor: bool = True, float_range: tuple[float, float] = (-1.0, 1.0), timeout: float = 900) -> VerifyReport:
+    """Run ``tflite_model`` in LiteRT and ``candidate`` on the same inputs; report per-output errors.
+
+    ``candidate`` is an :class:`InvertedModel`, a SavedModel directory, a frozen ``.pb`` (with its
+    ``.json`` sidecar) or another ``.tflite`` file. ``inputs`` (a list of draws, each a list of arrays
+    in signature order) replaces the seeded random inputs.
+    """
+    from .graph import model_signatures
+
+    with tempfile.TemporaryDirectory(prefix="tflite_inverter_verify_") as work:
+        if isinstance(tflite_model, (bytes, bytearray)):
+            model_path = os.path.join(work, "model.tflite")
+            Path(model_path).write_bytes(bytes(tflite_model))
+        else:
+            model_path = str(tflite_model)
+        model = load(model_path)
+        infos = {s.key: s for s in model_signatures(model)}
+        key = signature or ("serving_default" if "serving_default" in infos else next(iter(infos)))
+        if key not in infos:
+            raise TfliteInverterError(f"{model_path}: no signature {key!r}; it has {sorted(infos)}")
+        info = infos[key]
+        sg = model.subgraphs[info.subgraph_index]
+        input_tensors = [sg.tensors[i] for i in info.input_tensors]
+        output_tensors = [sg.tensors[i] for i in info.output_tensors]
+        draw_inputs = [list(d) for d in inputs] if inputs is not None else make_inputs(input_tensors, draws, seed, float_range)
+        raw_signature = model.signatures[[s.key for s in model.signatures].index(key)] if model.signatures else None
+        ref_kwargs = dict(
+            input_names=list(raw_signature.inputs) if raw_signature else [t.name for t in input_tensors],
+            input_tensors=info.input_tensors,
+            output_names=list(raw_signature.outputs) if raw_signature else [t.name for t in output_tensors],
+            output_tensors=info.output_tensors,
+            signature=key if raw_signature else None,
+            timeout=timeout,
+        )
+        resolvers = ("default", "reference") if noise_floor else ("default",)
+        reference = run_reference(model_path, draw_inputs, resolvers=resolvers, **ref_kwargs)
+
+        if not isinstance(candidate, (str, os.PathLike)) or not str(candidate).endswith(".tflite"):
+            label, runner = _candidate_runner(candidate, model, info)
+            candidate_outputs = [runner(values) for values in draw_inputs]
+        else:
+            label = f"TFLite model {candidate}"
+            other = run_reference(str(candidate), draw_inputs, resolvers=("default",), **ref_kwargs)
+            candidate_outputs = [[other[f"default/{d}/out/{i}"] for i in range(len(output_tensors))] for d in range(len(draw_inputs))]
+
+    report = VerifyReport(model=str(tflite_model) if not isinstance(tflite_model, bytes) else "<bytes>",
+                          candidate=label, signature=key, draws=len(draw_inputs))
+    for i, (name, tensor) in enumerate(zip(info.output_names, output_tensors)):
+        ref = [reference[f"default/{d}/out/{i}"] for d in range(len(draw_inputs))]
+        floor = [reference[f"reference/{d}/out/{i}"] for d in range(len(draw_inputs))] if noise_floor else None
+        got = [candidate_outputs[d][i] for d in range(len(draw_inputs))]
+        report.outputs.append(compare_output(name, tensor, ref, got, floor, rtol))
+    return report
