@@ -21,7 +21,7 @@ from . import ir
 from .errors import BuildError, TfliteInverterError, UnsupportedOp, UnsupportedOpsError
 from . import ops  # noqa: F401  (registers the builders)
 from .ops import registry
-from .quantization import is_quantized_activation
+from .quantization import dequantize_array, is_quantized_activation
 
 TF_DTYPES: dict[str, tf.DType] = {
     "float32": tf.float32, "float16": tf.float16, "float64": tf.float64, "bfloat16": tf.bfloat16,
@@ -174,6 +174,16 @@ def fold_constants(model: ir.Model, subgraph: ir.Subgraph) -> tuple[dict[int, np
     return constants, folded
 
 
+def consumable_constant(subgraph: ir.Subgraph, index: int, constants: Mapping[int, np.ndarray]) -> np.ndarray:
+    """A constant as an operator consumes it: quantized integer constants (int8 weights of
+    hybrid or integer models, int32 biases) are dequantized here, once, at load."""
+    value = constants[index]
+    tensor = subgraph.tensors[index]
+    if tensor.quantization is not None and tensor.dtype in ("int8", "uint8", "int16", "int32", "int4", "int64"):
+        return dequantize_array(np.asarray(value), tensor.quantization)
+    return value
+
+
 @dataclass(frozen=True)
 class SignatureInfo:
     key: str
@@ -236,7 +246,7 @@ class InvertedModule(tf.Module):
             for position, index in enumerate(op.inputs):
                 if index is None or index not in constants:
                     continue
-                value = constants[index]
+                value = consumable_constant(sg, index, constants)
                 layout = spec.weight_layouts.get(position) if spec else None
                 if layout is not None:
                     ctx = BuildContext(self._model, sg, op, constants)
@@ -272,7 +282,7 @@ class InvertedModule(tf.Module):
             key = (sg.index, index, id(layout) if layout else 0)
             if key in self._tables.weight_keys:
                 return self.weights[self._tables.weight_keys[key]]
-            value = constants[index]
+            value = consumable_constant(sg, index, constants)
             if layout is not None:
                 value = np.asarray(layout(value, ctx, np))
             return _constant(value, sg.tensors[index])

@@ -1,0 +1,69 @@
+"""Parity-test helpers: make a tiny model with the TFLite converter, invert it, compare.
+
+A test writes a ``tf.function`` body and its input specs; :func:`convert` turns it into a
+``.tflite`` with ``tf.lite.TFLiteConverter.from_concrete_functions`` (float32, float16 weights,
+dynamic range, or full integer), and :func:`assert_parity` inverts it and checks it against the
+reference interpreter, after checking that the converter really emitted the op under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+import tflite_inverter as ti
+
+MODES = ("float32", "float16", "dynamic_range", "int8")
+
+
+def convert(function: Callable, input_specs: Sequence[tf.TensorSpec], *, mode: str = "float32",
+            variables: Sequence[tf.Variable] = (), seed: int = 0, select_tf_ops: bool = False) -> bytes:
+    """The ``.tflite`` bytes of ``function`` traced with ``input_specs``."""
+    module = tf.Module()
+    module.variables_ = list(variables)
+    module.f = tf.function(function, input_signature=list(input_specs))
+    concrete = module.f.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic_range":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        rng = np.random.default_rng(seed)
+
+        def representative():
+            for _ in range(8):
+                yield [rng.uniform(-1, 1, [1 if d is None else d for d in s.shape]).astype(s.dtype.as_numpy_dtype)
+                       for s in input_specs]
+
+        converter.representative_dataset = representative
+    elif mode != "float32":
+        raise ValueError(mode)
+    if select_tf_ops:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    return converter.convert()
+
+
+def opcodes(tflite_bytes: bytes) -> set[str]:
+    return set(ti.load(tflite_bytes).op_histogram())
+
+
+def assert_parity(tflite_bytes: bytes, expect_ops: Sequence[str], *, draws: int = 2, rtol: float = 1e-4,
+                  inputs: Sequence[Sequence[np.ndarray]] | None = None, float_range=(-1.0, 1.0)) -> ti.VerifyReport:
+    """Invert ``tflite_bytes`` and assert it matches LiteRT; ``expect_ops`` must be in the model."""
+    present = opcodes(tflite_bytes)
+    missing = [op for op in expect_ops if op not in present]
+    assert not missing, f"the converter did not emit {missing}; the model has {sorted(present)}"
+    inverted = ti.invert(tflite_bytes)
+    report = ti.verify(tflite_bytes, inverted, draws=draws, rtol=rtol, inputs=inputs, float_range=float_range)
+    assert report.passed, report.table()
+    return report
+
+
+def weight(shape: Sequence[int], seed: int = 0, scale: float = 0.5) -> tf.Tensor:
+    """A seeded constant weight for test models."""
+    return tf.constant(np.random.default_rng(seed).normal(0, scale, size=shape).astype(np.float32))
