@@ -1,0 +1,88 @@
+"""The command line: the README's main job, and one clear line plus a non-zero exit on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flatbuffer_writer import edit
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tflite_inverter", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sample")
+    done = run_cli("sample", "sample.tflite", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder / "sample.tflite"
+
+
+def test_convert_sample_with_pb_and_verify(sample, tmp_path):
+    done = run_cli("convert", str(sample), "-o", "out", "--pb", "--verify", "--draws", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("PASSED") == 2
+    assert (tmp_path / "out/saved_model/saved_model.pb").exists()
+    assert (tmp_path / "out/model.pb").exists() and (tmp_path / "out/model.json").exists()
+    assert "Traceback" not in done.stderr
+    assert "building TensorFlow graph" in done.stderr  # progress lines
+
+    again = run_cli("convert", str(sample), "-o", "out", "--pb", cwd=tmp_path)
+    assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+    replaced = run_cli("convert", str(sample), "-o", "out", "--pb", "--overwrite", cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr
+
+
+def test_verify_command_and_inspect(sample, tmp_path):
+    assert run_cli("convert", str(sample), "-o", "out", cwd=tmp_path).returncode == 0
+    done = run_cli("verify", str(sample), "out/saved_model", "--json", "report.json", cwd=tmp_path)
+    assert done.returncode == 0 and "PASSED" in done.stdout
+    assert '"passed": true' in (tmp_path / "report.json").read_text()
+    strict = run_cli("verify", str(sample), "out/saved_model", "--rtol", "0", "--float-range", "-100", "100", cwd=tmp_path)
+    assert strict.returncode in (0, 1)  # exit code follows the report
+    assert ("PASSED" in strict.stdout) == (strict.returncode == 0)
+    inspect = run_cli("inspect", str(sample), cwd=tmp_path)
+    assert inspect.returncode == 0 and "CONV_2D" in inspect.stdout and "float32[1,64,64,3]" in inspect.stdout
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"hello", "too short"),
+        (b"\x00" * 64, "not a TFLite model"),
+        ("truncated", "corrupt or truncated"),
+        ("unsupported", "unsupported operator"),
+    ],
+)
+def test_bad_input_gives_one_line_and_leaves_nothing(sample, tmp_path, content, message):
+    data = sample.read_bytes()
+    if content == "truncated":
+        content = data[: len(data) // 3]
+    elif content == "unsupported":
+        def to_custom(model):
+            model.operatorCodes[0].deprecatedBuiltinCode = 32
+            model.operatorCodes[0].builtinCode = 32
+            model.operatorCodes[0].customCode = "NotAnOp"
+
+        content = edit(data, to_custom)
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(content)
+    done = run_cli("convert", str(bad), "-o", "out", "--pb", cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_file_and_help(tmp_path):
+    done = run_cli("convert", "nope.tflite", "-o", "out", cwd=tmp_path)
+    assert done.returncode == 2 and "no such file" in done.stderr and "Traceback" not in done.stderr
+    helped = run_cli("--help", cwd=tmp_path)
+    assert helped.returncode == 0
+    for command in ("convert", "verify", "inspect"):
+        assert command in helped.stdout

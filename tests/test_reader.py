@@ -1,0 +1,180 @@
+"""The reader: IR contents, opcode resolution, zero-copy weights, and errors on bad files."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tflite_inverter as ti
+from flatbuffer_writer import edit
+from parity import convert, weight
+from tflite_inverter.reader.opcodes import OPCODE_NAMES
+
+
+@pytest.fixture(scope="module")
+def conv_model() -> bytes:
+    w, b = weight([3, 3, 3, 4]), weight([4], seed=1)
+
+    def f(x):
+        return {"y": tf.nn.relu(tf.nn.conv2d(x, w, 1, "SAME") + b)}
+
+    return convert(f, [tf.TensorSpec([1, 8, 8, 3], tf.float32, name="image")])
+
+
+def test_model_contents(conv_model):
+    model = ti.load(conv_model)
+    sg = model.main
+    assert [op.opcode for op in sg.operators] == ["CONV_2D"]
+    conv = sg.operators[0]
+    assert conv.options["padding"] == "SAME" and conv.options["fused_activation_function"] == "RELU"
+    assert conv.options["stride_h"] == 1 and conv.options["dilation_w_factor"] == 1
+    weights = sg.tensors[conv.inputs[1]]
+    assert weights.shape == (4, 3, 3, 3) and weights.dtype == "float32"
+    assert weights.data is not None and not weights.data.flags.owndata  # a view, not a copy
+    assert sg.tensors[sg.inputs[0]].shape == (1, 8, 8, 3)
+    assert model.signatures[0].key == "serving_default" and list(model.signatures[0].inputs) == ["image"]
+    text = model.summary()
+    assert "CONV_2D" in text and "float32[1,8,8,3]" in text
+
+
+def test_weights_are_views_of_the_mapped_file(tmp_path, conv_model):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(conv_model)
+    model = ti.load(path)
+    conv = model.main.operators[0]
+    data = model.main.tensors[conv.inputs[1]].data
+    base = data
+    while getattr(base, "base", None) is not None:
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    assert type(base).__name__ == "mmap"
+
+
+def test_reader_does_not_import_tensorflow(tmp_path, conv_model):
+    import subprocess
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(conv_model)
+    code = f"import sys, tflite_inverter as ti; ti.load({str(path)!r}).summary(); print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_opcode_from_deprecated_byte_field_only(conv_model):
+    """Most real files set only deprecated_builtin_code; builtin_code stays 0 (ADD)."""
+
+    def old_style(model):
+        model.operatorCodes[0].builtinCode = 0
+        model.operatorCodes[0].deprecatedBuiltinCode = 3  # CONV_2D
+
+    model = ti.load(edit(conv_model, old_style))
+    assert model.main.operators[0].opcode == "CONV_2D"
+
+
+def test_opcode_above_127_uses_int_field(conv_model):
+    def gelu_code(model):
+        model.operatorCodes[0].deprecatedBuiltinCode = 127  # PLACEHOLDER_FOR_GREATER_OP_CODES
+        model.operatorCodes[0].builtinCode = 150
+
+    assert ti.load(edit(conv_model, gelu_code)).main.operators[0].opcode == "GELU"
+
+
+def test_newer_opcode_is_named(conv_model):
+    assert OPCODE_NAMES[209] == "STABLEHLO_CASE"
+
+    def newest(model):
+        model.operatorCodes[0].deprecatedBuiltinCode = 127
+        model.operatorCodes[0].builtinCode = 209
+
+    assert ti.load(edit(conv_model, newest)).main.operators[0].opcode == "STABLEHLO_CASE"
+
+
+def test_unknown_opcode_is_reported_with_all_others(conv_model):
+    def unknown(model):
+        model.operatorCodes[0].deprecatedBuiltinCode = 127
+        model.operatorCodes[0].builtinCode = 250
+
+    with pytest.raises(ti.UnsupportedOpsError) as error:
+        ti.invert(edit(conv_model, unknown))
+    assert "UNKNOWN_OPCODE_250" in str(error.value) and "operator 0" in str(error.value)
+
+
+def test_every_unsupported_op_listed_once_with_counts(conv_model):
+    def customs(model):
+        import copy
+
+        from tensorflow.lite.python import schema_py_generated as schema
+
+        code = schema.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = 32  # CUSTOM
+        code.customCode = "MyOp"
+        model.operatorCodes.append(code)
+        op = model.subgraphs[0].operators[0]
+        extra = copy.deepcopy(op)
+        extra.opcodeIndex = len(model.operatorCodes) - 1
+        extra.builtinOptionsType = 0
+        extra.builtinOptions = None
+        model.subgraphs[0].operators.extend([extra, copy.deepcopy(extra)])
+
+    with pytest.raises(ti.UnsupportedOpsError) as error:
+        ti.invert(edit(conv_model, customs))
+    problem = error.value.problems["CUSTOM:MyOp"]
+    assert problem.count == 2
+
+
+def test_tensor_bigger_than_its_buffer(conv_model):
+    def shrink(model):
+        sg = model.subgraphs[0]
+        conv = sg.operators[0]
+        buffer = model.buffers[sg.tensors[conv.inputs[1]].buffer]
+        buffer.data = buffer.data[:-4]
+
+    with pytest.raises(ti.InvalidModelError, match=r"tensor \d+ .*needs 432 bytes but its buffer holds 428"):
+        ti.load(edit(conv_model, shrink))
+
+
+def test_operator_input_out_of_range(conv_model):
+    def bad_index(model):
+        op = model.subgraphs[0].operators[0]
+        op.inputs = [op.inputs[0], 999, *op.inputs[2:]]
+
+    with pytest.raises(ti.InvalidModelError, match="operator 0: CONV_2D input refers to tensor 999"):
+        ti.load(edit(conv_model, bad_index))
+
+
+@pytest.mark.parametrize("cut", [8, 100, 0.5, 0.9])
+def test_truncated_file(tmp_path, conv_model, cut):
+    size = cut if isinstance(cut, int) else int(len(conv_model) * cut)
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(conv_model[:size])
+    with pytest.raises(ti.InvalidModelError, match=str(path)):
+        ti.load(path)
+
+
+def test_not_a_tflite_file(tmp_path):
+    path = tmp_path / "x.tflite"
+    path.write_bytes(b"PK\x03\x04" + bytes(100))
+    with pytest.raises(ti.InvalidModelError, match="not a TFLite model"):
+        ti.load(path)
+    path.write_bytes(b"")
+    with pytest.raises(ti.InvalidModelError, match="empty"):
+        ti.load(path)
+    with pytest.raises(ti.InvalidModelError, match="no such file"):
+        ti.load(tmp_path / "missing.tflite")
+
+
+def test_random_corruption_never_crashes(conv_model):
+    """Flipping bytes gives a clean InvalidModelError or a readable model, never another exception."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        data = bytearray(conv_model)
+        for position in rng.integers(8, len(data), size=4):
+            data[position] = int(rng.integers(0, 256))
+        try:
+            ti.load(bytes(data))
+        except ti.InvalidModelError:
+            pass

@@ -1,0 +1,222 @@
+"""The ``tflite-inverter`` command: a thin layer over the Python API.
+
+Errors the user can act on print as one line and exit 2; a failed verification exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .errors import TfliteInverterError
+
+EXIT_OK, EXIT_VERIFY_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow with its start-up chatter (C++ log lines on fd 2) hidden.
+
+    Only the import is silenced; a failing import still raises with its Python message.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _Progress:
+    """One line per step on stderr, with its duration."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
+    def step(self, message: str):
+        progress = self
+
+        class _Step:
+            def __enter__(self):
+                self.start = time.perf_counter()
+                if progress.enabled:
+                    print(f"{message} ...", file=sys.stderr, flush=True)
+                return self
+
+            def __exit__(self, kind, value, traceback):
+                if progress.enabled and kind is None:
+                    print(f"  done in {time.perf_counter() - self.start:.1f} s", file=sys.stderr, flush=True)
+                return False
+
+        return _Step()
+
+
+def _add_verify_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--draws", type=int, default=3, help="random input draws to compare (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    parser.add_argument("--rtol", type=float, default=1e-4,
+                        help="relative tolerance: max abs error <= max(rtol*max(1,|ref|), 2*noise floor) (default 1e-4)")
+    parser.add_argument("--float-range", type=float, nargs=2, default=(-1.0, 1.0), metavar=("LOW", "HIGH"),
+                        help="range of random float inputs (default -1 1)")
+    parser.add_argument("--signature", help="signature key to verify (default: serving_default or the first)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tflite-inverter",
+        description="Turn a .tflite model back into TensorFlow (SavedModel, frozen .pb) and check it against LiteRT.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    convert = commands.add_parser("convert", help="invert a .tflite into a SavedModel and/or a frozen .pb",
+                                  description="Invert MODEL into OUTDIR/saved_model (and OUTDIR/model.pb with --pb).")
+    convert.add_argument("model", help="the .tflite file")
+    convert.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
+    convert.add_argument("--saved-model", action=argparse.BooleanOptionalAction, default=True,
+                         help="write OUTDIR/saved_model (default: yes)")
+    convert.add_argument("--pb", action="store_true", help="also write OUTDIR/model.pb and its sidecar model.json")
+    convert.add_argument("--verify", action="store_true", help="verify what was written against the reference interpreter")
+    convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    convert.add_argument("--strict", action="store_true", help="fail on op versions above those the tests cover")
+    _add_verify_options(convert)
+
+    verify = commands.add_parser("verify", help="compare a .tflite with a SavedModel, frozen .pb or another .tflite",
+                                 description="Run MODEL in LiteRT and CANDIDATE on the same seeded inputs; exit 1 above tolerance.")
+    verify.add_argument("model", help="the original .tflite file")
+    verify.add_argument("candidate", help="SavedModel directory, frozen .pb (with its .json sidecar) or .tflite")
+    verify.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    _add_verify_options(verify)
+
+    inspect = commands.add_parser("inspect", help="summarise a .tflite: inputs, outputs, quantization, ops",
+                                  description="Print a summary of MODEL (no TensorFlow needed).")
+    inspect.add_argument("model", help="the .tflite file")
+    inspect.add_argument("--check", action="store_true", help="also report ops no builder supports (exit 2 if any)")
+
+    sample = commands.add_parser("sample", help="write the small sample model used in the README",
+                                 description="Write a small float CNN made with the TFLite converter to PATH.")
+    sample.add_argument("path", nargs="?", default="sample.tflite")
+    sample.add_argument("--overwrite", action="store_true")
+
+    commands.add_parser("ops", help="list the supported TFLite opcodes", description="List every registered builder.")
+    return parser
+
+
+def _verify_kwargs(args: argparse.Namespace) -> dict:
+    return dict(draws=args.draws, seed=args.seed, rtol=args.rtol, float_range=tuple(args.float_range),
+                signature=args.signature)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from . import load, verify
+    from .inverted import InvertedModel
+
+    if not args.saved_model and not args.pb:
+        raise TfliteInverterError("nothing to write: --no-saved-model without --pb")
+    out = Path(args.output)
+    saved_model_path, pb_path = out / "saved_model", out / "model.pb"
+    targets = ([saved_model_path] if args.saved_model else []) + ([pb_path, pb_path.with_suffix(".json")] if args.pb else [])
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not args.overwrite:
+        raise TfliteInverterError(f"{', '.join(existing)} exist(s); pass --overwrite to replace")
+    progress = _Progress()
+    with progress.step(f"reading {args.model}"):
+        model = load(args.model)
+    with progress.step(f"building TensorFlow graph ({sum(len(s.operators) for s in model.subgraphs)} operators)"):
+        inverted = InvertedModel(model, strict=args.strict)
+    written: list[Path] = []
+    try:
+        if args.saved_model:
+            with progress.step(f"writing {saved_model_path}"):
+                written.append(inverted.save_saved_model(saved_model_path, overwrite=args.overwrite))
+        if args.pb:
+            with progress.step(f"writing {pb_path}"):
+                written.append(inverted.save_frozen_pb(pb_path, overwrite=args.overwrite))
+                written.append(pb_path.with_suffix(".json"))
+    except BaseException:
+        for path in written:  # leave nothing half-done behind
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+    for path in written:
+        print(path)
+    status = EXIT_OK
+    if args.verify:
+        for candidate in [p for p in written if p.suffix != ".json"]:
+            with progress.step(f"verifying {candidate}"):
+                report = verify(args.model, candidate, **_verify_kwargs(args))
+            print(report.table())
+            if not report.passed:
+                status = EXIT_VERIFY_FAILED
+    return status
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import verify
+
+    with _Progress().step(f"verifying {args.candidate} against {args.model}"):
+        report = verify(args.model, args.candidate, **_verify_kwargs(args))
+    print(report.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return EXIT_OK if report.passed else EXIT_VERIFY_FAILED
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from . import load
+
+    model = load(args.model)
+    print(model.summary())
+    if args.check:
+        from .graph import check_supported
+
+        check_supported(model)
+        print("every operator has a builder")
+    return EXIT_OK
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .sample import write_sample_model
+
+    print(write_sample_model(args.path, overwrite=args.overwrite))
+    return EXIT_OK
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from . import supported_ops
+
+    for spec in supported_ops():
+        print(f"{spec.opcode:40} v{spec.max_version}")
+    return EXIT_OK
+
+
+COMMANDS = {"convert": cmd_convert, "verify": cmd_verify, "inspect": cmd_inspect, "sample": cmd_sample, "ops": cmd_ops}
+
+
+NEEDS_TENSORFLOW = {"convert", "verify", "sample"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in NEEDS_TENSORFLOW or getattr(args, "check", False) or args.command == "ops":
+        _quiet_tensorflow()
+    try:
+        return COMMANDS[args.command](args)
+    except TfliteInverterError as exc:
+        print(f"tflite-inverter {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("tflite-inverter: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
