@@ -240,6 +240,21 @@ def _frozen_pb_runner(path: Path) -> Callable[[list[np.ndarray]], list[np.ndarra
     return run_frozen
 
 
+def _tflite_io(model: ir.Model, key: str, n_inputs: int, n_outputs: int) -> dict:
+    """Inputs and outputs of another ``.tflite`` to compare: the same signature key if it has
+    one, otherwise its main subgraph's inputs and outputs in order."""
+    for sig in model.signatures:
+        if sig.key == key:
+            return dict(input_names=list(sig.inputs), input_tensors=list(sig.inputs.values()),
+                        output_names=list(sig.outputs), output_tensors=list(sig.outputs.values()), signature=key)
+    sg = model.main
+    if len(sg.inputs) != n_inputs or len(sg.outputs) != n_outputs:
+        raise VerificationError(f"{model.source}: has {len(sg.inputs)} inputs and {len(sg.outputs)} outputs, "
+                                f"the original {n_inputs} and {n_outputs}")
+    return dict(input_names=[sg.tensors[i].name for i in sg.inputs], input_tensors=list(sg.inputs),
+                output_names=[sg.tensors[i].name for i in sg.outputs], output_tensors=list(sg.outputs), signature=None)
+
+
 def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature: str | None = None, draws: int = 3,
            seed: int = 0, inputs: Sequence[Sequence[np.ndarray]] | None = None, rtol: float = DEFAULT_RTOL,
            noise_floor: bool = True, float_range: tuple[float, float] = (-1.0, 1.0), timeout: float = 900) -> VerifyReport:
@@ -284,7 +299,8 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
             candidate_outputs = [runner(values) for values in draw_inputs]
         else:
             label = f"TFLite model {candidate}"
-            other = run_reference(str(candidate), draw_inputs, resolvers=("default",), **ref_kwargs)
+            other = run_reference(str(candidate), draw_inputs, resolvers=("default",), timeout=timeout,
+                                  **_tflite_io(load(str(candidate)), key, len(input_tensors), len(output_tensors)))
             candidate_outputs = [[other[f"default/{d}/out/{i}"] for i in range(len(output_tensors))] for d in range(len(draw_inputs))]
 
     report = VerifyReport(model=str(tflite_model) if not isinstance(tflite_model, bytes) else "<bytes>",
