@@ -55,6 +55,7 @@ def opcodes(tflite_bytes: bytes) -> set[str]:
 def assert_parity(tflite_bytes: bytes, expect_ops: Sequence[str], *, draws: int = 2, rtol: float = 1e-4,
                   inputs: Sequence[Sequence[np.ndarray]] | None = None, float_range=(-1.0, 1.0)) -> ti.VerifyReport:
     """Invert ``tflite_bytes`` and assert it matches LiteRT; ``expect_ops`` must be in the model."""
+    _record_versions(tflite_bytes)
     present = opcodes(tflite_bytes)
     missing = [op for op in expect_ops if op not in present]
     assert not missing, f"the converter did not emit {missing}; the model has {sorted(present)}"
@@ -62,6 +63,18 @@ def assert_parity(tflite_bytes: bytes, expect_ops: Sequence[str], *, draws: int 
     report = ti.verify(tflite_bytes, inverted, draws=draws, rtol=rtol, inputs=inputs, float_range=float_range)
     assert report.passed, report.table()
     return report
+
+
+def _record_versions(tflite_bytes: bytes) -> None:
+    """With $TFLITE_INVERTER_RECORD_VERSIONS set, append the (opcode, version) pairs each parity
+    test covered to that file: how the registry's ``max_version`` values are chosen."""
+    import os
+
+    target = os.environ.get("TFLITE_INVERTER_RECORD_VERSIONS")
+    if target:
+        with open(target, "a") as handle:
+            for op in {(op.opcode, op.version) for sg in ti.load(tflite_bytes).subgraphs for op in sg.operators}:
+                handle.write(f"{op[0]} {op[1]}\n")
 
 
 def weight(shape: Sequence[int], seed: int = 0, scale: float = 0.5) -> tf.Tensor:

@@ -8,6 +8,7 @@ opcode. This module knows no single op's semantics.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -221,6 +222,8 @@ class _Tables:
     def __init__(self) -> None:
         self.folded: dict[int, tuple[dict[int, np.ndarray], set[int]]] = {}
         self.weight_keys: dict[tuple[int, int, int], str] = {}
+        self.weights_as_constants = False  # set while tracing the frozen graph
+        self.frozen_placeholders: dict[str, str] = {}  # placeholder node name -> weight name
 
 
 class InvertedModule(tf.Module):
@@ -281,13 +284,33 @@ class InvertedModule(tf.Module):
         if index in constants:
             key = (sg.index, index, id(layout) if layout else 0)
             if key in self._tables.weight_keys:
-                return self.weights[self._tables.weight_keys[key]]
+                weight = self.weights[self._tables.weight_keys[key]]
+                if not self._tables.weights_as_constants:
+                    return weight
+                # Frozen graph: a placeholder the pb emitter replaces with a Const node holding the
+                # variable's current value, streamed to the file one weight at a time.
+                placeholder = tf.raw_ops.Placeholder(
+                    dtype=weight.dtype, shape=weight.shape, name="frozen_weight_" + sanitize_name(weight.name.split(":")[0]).replace("/", "_")
+                )
+                self._tables.frozen_placeholders[placeholder.op.name] = self._tables.weight_keys[key]
+                return placeholder
             value = consumable_constant(sg, index, constants)
             if layout is not None:
                 value = np.asarray(layout(value, ctx, np))
             return _constant(value, sg.tensors[index])
         tensor = sg.tensors[index]
         raise ctx.fail(f"input {position} ({tensor.name!r}) is neither computed before the operator nor constant")
+
+    @contextlib.contextmanager
+    def frozen(self):
+        """While active, traced functions read each weight from a placeholder node; yields the map
+        placeholder node name -> weight name, which the frozen-pb emitter turns into Const nodes."""
+        self._tables.weights_as_constants = True
+        self._tables.frozen_placeholders = {}
+        try:
+            yield self._tables.frozen_placeholders
+        finally:
+            self._tables.weights_as_constants = False
 
     def constant_tensor(self, subgraph_index: int, index: int) -> tf.Tensor:
         """A subgraph output that no operator computes (a constant)."""

@@ -96,6 +96,15 @@ class InvertedModel:
         result = function(**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
         return {name: value.numpy() for name, value in result.items()}
 
+    def frozen_concrete_function(self, signature: str | None = None):
+        """The signature traced with a placeholder for each weight, and the map from those placeholder
+        node names to :attr:`module.weights` names (see :mod:`tflite_inverter.emit.frozen_pb`)."""
+        info = self._info(signature)
+        with self.module.frozen() as placeholders:
+            function = tf.function(self._signature_body(info), input_signature=self._input_specs(info))
+            concrete = function.get_concrete_function()
+            return concrete, dict(placeholders)
+
     # -- saving -----------------------------------------------------------------------------------
     def save_saved_model(self, path: str | Path, *, overwrite: bool = False) -> Path:
         from .emit.saved_model import save_saved_model

@@ -1,54 +1,82 @@
-"""Frozen GraphDef emitter: variables folded into constants, plus a JSON sidecar.
+"""Frozen GraphDef emitter: the weights as Const nodes, plus a JSON sidecar.
 
-The sidecar (``<name>.json`` next to the ``.pb``) names the input and output nodes with
-their shapes and dtypes, which is what ``tf.compat.v1.lite.TFLiteConverter.from_frozen_graph``
-needs.
+The signature is traced with a placeholder for each weight; the small GraphDef that results is
+written first, then each weight is appended as a Const ``NodeDef`` with the same name, one at a
+time. Protocol buffers merge concatenated messages (a repeated field's entries are appended), so
+the file is one valid GraphDef, and the weights are never all copied into one proto in memory.
+
+The sidecar (``<name>.json`` next to the ``.pb``) names the input and output nodes with their
+shapes and dtypes, which is what ``tf.compat.v1.lite.TFLiteConverter.from_frozen_graph`` needs.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from .atomic import atomic_path, refuse_existing
 
 if TYPE_CHECKING:
     from ..inverted import InvertedModel
 
+_GRAPH_DEF_NODE_FIELD = 1  # GraphDef.node
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _io_description(inverted: "InvertedModel", key: str, concrete) -> dict:
+    def entry(spec, tensor):
+        return {"name": spec.name, "node": tensor.name.split(":")[0], "tensor": tensor.name, "shape": spec.shape,
+                "dtype": spec.dtype, "tflite_tensor": spec.tensor.name}
+
+    inputs = [entry(spec, tensor) for spec, tensor in zip(inverted.inputs(key), concrete.inputs)]
+    outputs = [entry(spec, concrete.structured_outputs[spec.name]) for spec in inverted.outputs(key)]
+    return {"signature": key, "inputs": inputs, "outputs": outputs}
+
+
+def write_frozen_graph(inverted: "InvertedModel", handle: BinaryIO, signature: str | None = None) -> dict:
+    """Write the frozen GraphDef of one signature to ``handle``; return its I/O description."""
+    key = signature or inverted.default_signature
+    concrete, placeholders = inverted.frozen_concrete_function(key)
+    graph_def = concrete.graph.as_graph_def()
+    kept = [node for node in graph_def.node if node.name not in placeholders]
+    del graph_def.node[:]
+    graph_def.node.extend(kept)
+    handle.write(graph_def.SerializeToString())
+    del graph_def
+    for node_name, weight_name in placeholders.items():
+        value = inverted.module.weights[weight_name].numpy()
+        node = tf.compat.v1.NodeDef(name=node_name, op="Const")
+        node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+        del value
+        data = node.SerializeToString()
+        del node
+        handle.write(_varint(_GRAPH_DEF_NODE_FIELD << 3 | 2) + _varint(len(data)))
+        handle.write(data)
+    return _io_description(inverted, key, concrete)
+
 
 def frozen_graph(inverted: "InvertedModel", signature: str | None = None) -> tuple[tf.compat.v1.GraphDef, dict]:
-    """The frozen GraphDef of one signature and the description of its inputs and outputs."""
-    key = signature or inverted.default_signature
-    concrete = inverted.concrete_functions[key]
-    frozen = convert_variables_to_constants_v2(concrete)
-    graph_def = frozen.graph.as_graph_def()
-    inputs = []
-    for spec, tensor in zip(inverted.inputs(key), frozen.inputs):
-        inputs.append({
-            "name": spec.name,
-            "node": tensor.name.split(":")[0],
-            "tensor": tensor.name,
-            "shape": spec.shape,
-            "dtype": spec.dtype,
-            "tflite_tensor": spec.tensor.name,
-        })
-    outputs = []
-    position = {tensor.name: i for i, tensor in enumerate(concrete.outputs)}
-    for spec in inverted.outputs(key):
-        tensor = frozen.outputs[position[concrete.structured_outputs[spec.name].name]]
-        outputs.append({
-            "name": spec.name,
-            "node": tensor.name.split(":")[0],
-            "tensor": tensor.name,
-            "shape": spec.shape,
-            "dtype": spec.dtype,
-            "tflite_tensor": spec.tensor.name,
-        })
-    return graph_def, {"signature": key, "inputs": inputs, "outputs": outputs}
+    """The frozen GraphDef of one signature in memory, and the description of its inputs and outputs."""
+    import io
+
+    buffer = io.BytesIO()
+    description = write_frozen_graph(inverted, buffer, signature)
+    return tf.compat.v1.GraphDef.FromString(buffer.getvalue()), description
 
 
 def sidecar_path(pb_path: Path) -> Path:
@@ -56,11 +84,11 @@ def sidecar_path(pb_path: Path) -> Path:
 
 
 def save_frozen_pb(inverted: "InvertedModel", path: Path, *, overwrite: bool = False, signature: str | None = None) -> Path:
-    graph_def, description = frozen_graph(inverted, signature)
     sidecar = sidecar_path(path)
     refuse_existing(sidecar, overwrite)
     with atomic_path(path, overwrite=overwrite, directory=False) as temp_pb:
-        temp_pb.write_bytes(graph_def.SerializeToString())
+        with open(temp_pb, "wb") as handle:
+            description = write_frozen_graph(inverted, handle, signature)
         with atomic_path(sidecar, overwrite=overwrite, directory=False) as temp_json:
             temp_json.write_text(json.dumps(description, indent=2) + "\n")
     return path
