@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import tflite_inverter as ti
 
-MODES = ("float32", "float16", "dynamic_range", "int8")
+MODES = ("float32", "float16", "dynamic_range", "int8", "int8_per_tensor", "int8_io_int8", "int8_io_uint8", "int16x8")
 
 
 def convert(function: Callable, input_specs: Sequence[tf.TensorSpec], *, mode: str = "float32",
@@ -31,8 +31,20 @@ def convert(function: Callable, input_specs: Sequence[tf.TensorSpec], *, mode: s
         converter.target_spec.supported_types = [tf.float16]
     elif mode == "dynamic_range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif mode == "int8":
+    elif mode.startswith("int8") or mode == "int16x8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if mode == "int8_per_tensor":
+            converter._experimental_disable_per_channel = True
+        if mode == "int8_io_int8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = converter.inference_output_type = tf.int8
+        if mode == "int8_io_uint8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = converter.inference_output_type = tf.uint8
+        if mode == "int16x8":
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
         rng = np.random.default_rng(seed)
 
         def representative():
@@ -53,13 +65,15 @@ def opcodes(tflite_bytes: bytes) -> set[str]:
 
 
 def assert_parity(tflite_bytes: bytes, expect_ops: Sequence[str], *, draws: int = 2, rtol: float = 1e-4,
-                  inputs: Sequence[Sequence[np.ndarray]] | None = None, float_range=(-1.0, 1.0)) -> ti.VerifyReport:
-    """Invert ``tflite_bytes`` and assert it matches LiteRT; ``expect_ops`` must be in the model."""
+                  inputs: Sequence[Sequence[np.ndarray]] | None = None, float_range=(-1.0, 1.0),
+                  **invert_options) -> ti.VerifyReport:
+    """Invert ``tflite_bytes`` (with ``invert_options`` such as ``quantized=``, ``io=``) and assert it
+    matches LiteRT; ``expect_ops`` must be in the model."""
     _record_versions(tflite_bytes)
     present = opcodes(tflite_bytes)
     missing = [op for op in expect_ops if op not in present]
     assert not missing, f"the converter did not emit {missing}; the model has {sorted(present)}"
-    inverted = ti.invert(tflite_bytes)
+    inverted = ti.invert(tflite_bytes, **invert_options)
     report = ti.verify(tflite_bytes, inverted, draws=draws, rtol=rtol, inputs=inputs, float_range=float_range)
     assert report.passed, report.table()
     return report

@@ -22,7 +22,9 @@ from . import ir
 from .errors import BuildError, TfliteInverterError, UnsupportedOp, UnsupportedOpsError
 from . import ops  # noqa: F401  (registers the builders)
 from .ops import registry
-from .quantization import dequantize_array, is_quantized_activation
+from .quantization import dequantize_array, fake_quantize, is_quantized_activation
+
+QUANTIZED_MODES = ("fake_quant", "dequantize")
 
 TF_DTYPES: dict[str, tf.DType] = {
     "float32": tf.float32, "float16": tf.float16, "float64": tf.float64, "bfloat16": tf.bfloat16,
@@ -96,12 +98,18 @@ def check_supported(model: ir.Model, *, strict: bool = False) -> None:
                 continue
             problems.setdefault(key, UnsupportedOp(location, reason)).count += 1
         for tensor in sg.tensors:
-            if is_quantized_activation(tensor) and tensor.dtype != "int32":
-                key = f"quantized {tensor.dtype} activations"
-                reason = "integer-quantized activations are not supported yet (float models only)"
+            if is_quantized_activation(tensor) and tensor.quantization.per_channel:
+                key = "per-channel quantized activations"
+                reason = "an activation quantized per channel (TFLite kernels quantize activations per tensor)"
                 problems.setdefault(key, UnsupportedOp(f"subgraph {sg.index} tensor {tensor.name!r}", reason)).count += 1
     if problems:
         raise UnsupportedOpsError(model.source, problems)
+
+
+def graph_dtype(tensor: ir.Tensor) -> tf.DType:
+    """The dtype a tensor has in the inverted graph: quantized activations are carried as their
+    real (float32) values; everything else keeps its TFLite type."""
+    return tf.float32 if is_quantized_activation(tensor) else TF_DTYPES[tensor.dtype]
 
 
 def _output_name(sg: ir.Subgraph, op: ir.Operator) -> str:
@@ -136,7 +144,8 @@ class BuildContext:
         return self._constants.get(self.op.inputs[position])
 
     def output_dtype(self, position: int = 0) -> tf.DType:
-        return TF_DTYPES[self.output_tensor(position).dtype]
+        """The dtype output ``position`` has in the graph (float32 for a quantized activation)."""
+        return graph_dtype(self.output_tensor(position))
 
     def output_shape(self, position: int = 0) -> list[int | None]:
         """Static output shape from the file, ``None`` where the dimension is dynamic."""
@@ -229,9 +238,12 @@ class _Tables:
 class InvertedModule(tf.Module):
     """Weights as variables plus the machinery to trace a subgraph into TensorFlow ops."""
 
-    def __init__(self, model: ir.Model, name: str = "inverted"):
+    def __init__(self, model: ir.Model, name: str = "inverted", quantized: str = "fake_quant"):
         super().__init__(name=name)
+        if quantized not in QUANTIZED_MODES:
+            raise TfliteInverterError(f"quantized must be one of {QUANTIZED_MODES}, not {quantized!r}")
         self._model = model
+        self.quantized_mode = quantized
         self._tables = _Tables()  # plain Python state, invisible to TensorFlow's tracking
         self.weights: dict[str, tf.Variable] = {}
         for sg in model.subgraphs:
@@ -312,6 +324,13 @@ class InvertedModule(tf.Module):
         finally:
             self._tables.weights_as_constants = False
 
+    def on_grid(self, tensor: ir.Tensor, value: tf.Tensor) -> tf.Tensor:
+        """In ``fake_quant`` mode, snap a quantized activation to its integer grid (the one place)."""
+        if self.quantized_mode == "fake_quant" and is_quantized_activation(tensor):
+            with tf.name_scope("fake_quant"):
+                return fake_quantize(value, tensor.quantization, tensor.dtype)
+        return value
+
     def constant_tensor(self, subgraph_index: int, index: int) -> tf.Tensor:
         """A subgraph output that no operator computes (a constant)."""
         return _constant_or_fail(self, subgraph_index, index)
@@ -347,7 +366,7 @@ class InvertedModule(tf.Module):
                 if index is None:
                     continue
                 _check_output(ctx, position, value)
-                values[index] = value
+                values[index] = self.on_grid(sg.tensors[index], value)
         return values
 
 
@@ -368,7 +387,7 @@ def _constant(value: np.ndarray, tensor: ir.Tensor) -> tf.Tensor:
 def _check_output(ctx: BuildContext, position: int, value: tf.Tensor) -> None:
     """Every built tensor must have the dtype and the static shape the file records."""
     tensor = ctx.output_tensor(position)
-    expected_dtype = TF_DTYPES[tensor.dtype]
+    expected_dtype = graph_dtype(tensor)
     if value.dtype != expected_dtype:
         raise ctx.fail(f"output {position} is {value.dtype.name}, the file says {tensor.dtype}")
     if not tensor.has_rank or not tensor.shape_signature and not tensor.shape:

@@ -16,6 +16,7 @@ import tensorflow as tf
 from . import ir
 from .errors import TfliteInverterError
 from .graph import TF_DTYPES, InvertedModule, SignatureInfo, check_supported, model_signatures
+from .quantization import dequantize_tensor, is_quantized_activation, quantize_tensor
 
 
 def python_identifier(name: str) -> str:
@@ -25,20 +26,28 @@ def python_identifier(name: str) -> str:
     return ident
 
 
+IO_MODES = ("native", "float")
+
+
 @dataclass(frozen=True)
 class IOSpec:
-    """One input or output of a signature, with the tensor it comes from."""
+    """One input or output of a signature, with the tensor it comes from.
+
+    ``dtype`` is what the inverted model takes or returns: the TFLite type with ``io="native"``,
+    ``float32`` for a quantized input/output with ``io="float"``.
+    """
 
     name: str  # the key in the SavedModel signature
     tensor: ir.Tensor
+    dtype: str
 
     @property
     def shape(self) -> list[int | None]:
         return [None if d < 0 else d for d in self.tensor.shape_signature]
 
     @property
-    def dtype(self) -> str:
-        return self.tensor.dtype
+    def quantized(self) -> bool:
+        return is_quantized_activation(self.tensor)
 
 
 class InvertedModel:
@@ -49,10 +58,13 @@ class InvertedModel:
     :meth:`save_saved_model` and :meth:`save_frozen_pb`.
     """
 
-    def __init__(self, model: ir.Model, *, strict: bool = False):
+    def __init__(self, model: ir.Model, *, strict: bool = False, quantized: str = "fake_quant", io: str = "native"):
+        if io not in IO_MODES:
+            raise TfliteInverterError(f"io must be one of {IO_MODES}, not {io!r}")
         check_supported(model, strict=strict)
         self.model = model
-        self.module = InvertedModule(model)
+        self.io = io
+        self.module = InvertedModule(model, quantized=quantized)
         self.signatures: dict[str, SignatureInfo] = {s.key: s for s in model_signatures(model)}
         self.functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         for info in self.signatures.values():
@@ -66,12 +78,20 @@ class InvertedModel:
     def inputs(self, signature: str | None = None) -> list[IOSpec]:
         info = self._info(signature)
         sg = self.model.subgraphs[info.subgraph_index]
-        return [IOSpec(python_identifier(n), sg.tensors[i]) for n, i in zip(info.input_names, info.input_tensors)]
+        return [IOSpec(python_identifier(n), sg.tensors[i], self._io_dtype(sg.tensors[i]))
+                for n, i in zip(info.input_names, info.input_tensors)]
 
     def outputs(self, signature: str | None = None) -> list[IOSpec]:
         info = self._info(signature)
         sg = self.model.subgraphs[info.subgraph_index]
-        return [IOSpec(n, sg.tensors[i]) for n, i in zip(info.output_names, info.output_tensors)]
+        return [IOSpec(n, sg.tensors[i], self._io_dtype(sg.tensors[i])) for n, i in zip(info.output_names, info.output_tensors)]
+
+    @property
+    def quantized_mode(self) -> str:
+        return self.module.quantized_mode
+
+    def _io_dtype(self, tensor: ir.Tensor) -> str:
+        return "float32" if self.io == "float" and is_quantized_activation(tensor) else tensor.dtype
 
     @property
     def default_signature(self) -> str:
@@ -123,22 +143,38 @@ class InvertedModel:
         for name, index in zip(info.input_names, info.input_tensors):
             tensor = sg.tensors[index]
             shape = [None if d < 0 else d for d in tensor.shape_signature] if tensor.has_rank else None
-            specs.append(tf.TensorSpec(shape, TF_DTYPES[tensor.dtype], name=name))
+            specs.append(tf.TensorSpec(shape, TF_DTYPES[self._io_dtype(tensor)], name=name))
         return specs
 
     def _signature_body(self, info: SignatureInfo):
         module = self.module
+        sg = self.model.subgraphs[info.subgraph_index]
+        native_io = self.io == "native"
 
         parameter_names = [python_identifier(n) for n in info.input_names]
 
+        def graph_input(index: int, value: tf.Tensor) -> tf.Tensor:
+            """Quantized inputs enter the graph as real values (dequantized, or snapped to the grid)."""
+            tensor = sg.tensors[index]
+            if not is_quantized_activation(tensor):
+                return value
+            return dequantize_tensor(value, tensor.quantization) if native_io else module.on_grid(tensor, value)
+
+        def graph_output(index: int, value: tf.Tensor) -> tf.Tensor:
+            tensor = sg.tensors[index]
+            if native_io and is_quantized_activation(tensor):
+                return quantize_tensor(value, tensor.quantization, tensor.dtype)
+            return value
+
         def body(*args: tf.Tensor, **kwargs: tf.Tensor) -> dict[str, tf.Tensor]:
             args = args + tuple(kwargs[name] for name in parameter_names[len(args):])
-            values = module.run_subgraph(info.subgraph_index, dict(zip(info.input_tensors, args)))
+            feeds = {index: graph_input(index, value) for index, value in zip(info.input_tensors, args)}
+            values = module.run_subgraph(info.subgraph_index, feeds)
             outputs = {}
             for name, index in zip(info.output_names, info.output_tensors):
                 if index not in values:  # an output that is an input or a constant
                     values[index] = module.constant_tensor(info.subgraph_index, index)
-                outputs[name] = tf.identity(values[index], name=name.replace("/", "_"))
+                outputs[name] = tf.identity(graph_output(index, values[index]), name=name.replace("/", "_"))
             return outputs
 
         body.__name__ = python_identifier(info.key)
@@ -148,12 +184,21 @@ class InvertedModel:
         return body
 
 
-def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False) -> InvertedModel:
-    """Rebuild a TFLite model (IR, path or bytes) as TensorFlow."""
+def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quantized: str = "fake_quant",
+           io: str = "native") -> InvertedModel:
+    """Rebuild a TFLite model (IR, path or bytes) as TensorFlow.
+
+    ``quantized``: for integer-quantized models, ``"fake_quant"`` (default) snaps every quantized
+    activation to its grid with FakeQuant ops, so the float graph computes what the integer model
+    computes and re-converts without calibration; ``"dequantize"`` gives the plain float graph.
+    ``io``: ``"native"`` (default) takes and returns what the original does (uint8 in, uint8 out);
+    ``"float"`` takes and returns real values, the (de)quantization folded in.
+    ``strict``: fail on op versions above those the tests cover (default: warn).
+    """
     if not isinstance(model, ir.Model):
         from .reader import load
 
         model = load(model)
-    return InvertedModel(model, strict=strict)
+    return InvertedModel(model, strict=strict, quantized=quantized, io=io)
 
 

@@ -52,6 +52,7 @@ class OutputReport:
     tolerance: float
     passed: bool
     unit: str = "value"  # "value", or "LSB" for quantized integer outputs
+    within_one_step: float | None = None  # quantized outputs: fraction of elements within 1 LSB
 
 
 @dataclass
@@ -77,7 +78,7 @@ class VerifyReport:
         lines = [f"verify {self.candidate} against {self.model} (signature {self.signature!r}, {self.draws} draws)", header]
         for o in self.outputs:
             floor = "n/a" if o.noise_floor is None else f"{o.noise_floor:.3g}"
-            unit = " LSB" if o.unit == "LSB" else ""
+            unit = f" (LSB; {o.within_one_step:.2%} within 1 LSB)" if o.unit == "LSB" else ""
             lines.append(
                 f"{o.name[:40]:40} {o.max_abs_error:10.3g} {o.mean_abs_error:10.3g} {o.max_rel_error:10.3g} "
                 f"{o.magnitude:10.4g} {floor:>10} {o.tolerance:10.3g}  {'ok' if o.passed else 'FAIL'}{unit}"
@@ -151,14 +152,43 @@ def run_reference(model_path: str, draws: list[list[np.ndarray]], *, input_names
             return {key: data[key] for key in data.files}
 
 
+def quantization_step(subgraph: ir.Subgraph, index: int) -> float | None:
+    """The grid step of an output, in the units of its values: 1 for a quantized integer output
+    (compared in LSB), the input's scale for a float output made by DEQUANTIZE of a quantized tensor,
+    ``None`` for a float output."""
+    tensor = subgraph.tensors[index]
+    q = tensor.quantization
+    if q is not None and not q.per_channel and tensor.dtype in ("int8", "uint8", "int16", "int32"):
+        return 1.0
+    for op in subgraph.operators:
+        if index in op.outputs and op.opcode == "DEQUANTIZE" and op.inputs[0] is not None:
+            source = subgraph.tensors[op.inputs[0]]
+            if source.quantization is not None and not source.quantization.per_channel and source.data is None:
+                return float(source.quantization.scales[0])
+    return None
+
+
+def _to_grid(values: np.ndarray, tensor: ir.Tensor) -> np.ndarray:
+    """Real values to the integers of a quantized tensor (a float candidate against an integer model)."""
+    q = tensor.quantization
+    scaled = values.astype(np.float64) / float(q.scales[0])
+    info = np.iinfo(_NUMPY_DTYPES[tensor.dtype])
+    return np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + int(q.zero_points[0]), info.min, info.max)
+
+
 def compare_output(name: str, tensor: ir.Tensor, reference: list[np.ndarray], candidate: list[np.ndarray],
-                   floor_runs: list[np.ndarray] | None, rtol: float) -> OutputReport:
+                   floor_runs: list[np.ndarray] | None, rtol: float, step: float | None = None) -> OutputReport:
+    """Errors of one output over all draws. With a quantization ``step`` they are counted in steps
+    (LSB) and the output passes within one step (or twice the noise floor)."""
     ref = np.stack([np.asarray(r) for r in reference])
     got = np.stack([np.asarray(c) for c in candidate])
     if ref.shape != got.shape:
         return OutputReport(name, tensor.name, tuple(ref.shape[1:]), tensor.dtype, float("inf"), float("inf"),
                             float("inf"), 0.0, None, 0.0, False)
-    ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
+    if np.issubdtype(ref.dtype, np.integer) and np.issubdtype(got.dtype, np.floating) and tensor.quantization is not None:
+        got = _to_grid(got, tensor)
+    unit_scale = step or 1.0
+    ref64, got64 = ref.astype(np.float64) / unit_scale, got.astype(np.float64) / unit_scale
     both_nan = np.isnan(ref64) & np.isnan(got64)
     diff = np.where(both_nan, 0.0, np.abs(ref64 - got64))
     diff = np.where(np.isnan(diff), np.inf, diff)
@@ -166,24 +196,35 @@ def compare_output(name: str, tensor: ir.Tensor, reference: list[np.ndarray], ca
     magnitude = float(finite_ref.max()) if finite_ref.size else 0.0
     floor = None
     if floor_runs is not None:
-        other = np.stack([np.asarray(r) for r in floor_runs]).astype(np.float64)
+        other = np.stack([np.asarray(r) for r in floor_runs]).astype(np.float64) / unit_scale
         floor_diff = np.abs(ref64 - other)
         floor = float(np.nanmax(floor_diff)) if floor_diff.size else 0.0
-    quantized = tensor.quantization is not None and np.issubdtype(ref.dtype, np.integer) and not tensor.quantization.per_channel
-    if quantized:
-        tolerance = max(1.0, 2 * (floor or 0.0))
-        unit = "LSB"
+    if step is not None:
+        tolerance, unit = max(1.0, 2 * (floor or 0.0)), "LSB"
     else:
-        tolerance = max(rtol * max(1.0, magnitude), 2 * (floor or 0.0))
-        unit = "value"
+        tolerance, unit = max(rtol * max(1.0, magnitude), 2 * (floor or 0.0)), "value"
     max_abs = float(diff.max()) if diff.size else 0.0
+    within = float(np.mean(diff <= 1.0 + 1e-6)) if step is not None and diff.size else None
     rel = diff / np.maximum(finite_ref, 1e-6)
     return OutputReport(
         name=name, tflite_tensor=tensor.name, shape=tuple(ref.shape[1:]), dtype=tensor.dtype,
         max_abs_error=max_abs, max_rel_error=float(rel.max()) if rel.size else 0.0,
         mean_abs_error=float(diff.mean()) if diff.size else 0.0, magnitude=magnitude,
-        noise_floor=floor, tolerance=float(tolerance), passed=bool(max_abs <= tolerance), unit=unit,
+        noise_floor=floor, tolerance=float(tolerance), passed=bool(max_abs <= tolerance + 1e-6), unit=unit,
+        within_one_step=within,
     )
+
+
+def _adapt_inputs(values: list[np.ndarray], tensors: Sequence[ir.Tensor], dtypes: Sequence[str]) -> list[np.ndarray]:
+    """Dequantize integer inputs for a candidate that takes real values (``io="float"``)."""
+    from .quantization import dequantize_array
+
+    adapted = []
+    for value, tensor, dtype in zip(values, tensors, dtypes):
+        if np.issubdtype(value.dtype, np.integer) and dtype.startswith("float") and tensor.quantization is not None:
+            value = dequantize_array(value, tensor.quantization)
+        adapted.append(value)
+    return adapted
 
 
 def _candidate_runner(candidate: Any, model: ir.Model, info: Any) -> tuple[str, Callable[[list[np.ndarray]], list[np.ndarray]]]:
@@ -191,9 +232,13 @@ def _candidate_runner(candidate: Any, model: ir.Model, info: Any) -> tuple[str, 
     from .inverted import InvertedModel, python_identifier
 
     input_keys = [python_identifier(n) for n in info.input_names]
+    sg = model.subgraphs[info.subgraph_index]
+    tensors = [sg.tensors[i] for i in info.input_tensors]
     if isinstance(candidate, InvertedModel):
+        dtypes = [spec.dtype for spec in candidate.inputs(info.key)]
+
         def run_inverted(values):
-            out = candidate.run(dict(zip(input_keys, values)), signature=info.key)
+            out = candidate.run(dict(zip(input_keys, _adapt_inputs(values, tensors, dtypes))), signature=info.key)
             return [out[name] for name in info.output_names]
 
         return "inverted model (in memory)", run_inverted
@@ -205,18 +250,20 @@ def _candidate_runner(candidate: Any, model: ir.Model, info: Any) -> tuple[str, 
         if info.key not in loaded.signatures:
             raise VerificationError(f"{path}: SavedModel has no signature {info.key!r} (has {sorted(loaded.signatures)})")
         function = loaded.signatures[info.key]
+        specs = function.structured_input_signature[1]
+        dtypes = [specs[k].dtype.name for k in input_keys]
 
         def run_saved_model(values):
-            out = function(**{k: tf.constant(v) for k, v in zip(input_keys, values)})
+            out = function(**{k: tf.constant(v) for k, v in zip(input_keys, _adapt_inputs(values, tensors, dtypes))})
             return [out[name].numpy() for name in info.output_names]
 
         return f"SavedModel {path}", run_saved_model
     if path.suffix == ".pb":
-        return f"frozen graph {path}", _frozen_pb_runner(path)
+        return f"frozen graph {path}", _frozen_pb_runner(path, tensors)
     raise VerificationError(f"{path}: not a SavedModel directory, a .pb file or a .tflite file")
 
 
-def _frozen_pb_runner(path: Path) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+def _frozen_pb_runner(path: Path, tensors: Sequence[ir.Tensor]) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     import tensorflow as tf
 
     from .emit.frozen_pb import sidecar_path
@@ -234,8 +281,10 @@ def _frozen_pb_runner(path: Path) -> Callable[[list[np.ndarray]], list[np.ndarra
     feeds = [graph.get_tensor_by_name(i["tensor"]) for i in description["inputs"]]
     fetches = [graph.get_tensor_by_name(o["tensor"]) for o in description["outputs"]]
 
+    dtypes = [i["dtype"] for i in description["inputs"]]
+
     def run_frozen(values):
-        return session.run(fetches, dict(zip(feeds, values)))
+        return session.run(fetches, dict(zip(feeds, _adapt_inputs(values, tensors, dtypes))))
 
     return run_frozen
 
@@ -309,5 +358,6 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
         ref = [reference[f"default/{d}/out/{i}"] for d in range(len(draw_inputs))]
         floor = [reference[f"reference/{d}/out/{i}"] for d in range(len(draw_inputs))] if noise_floor else None
         got = [candidate_outputs[d][i] for d in range(len(draw_inputs))]
-        report.outputs.append(compare_output(name, tensor, ref, got, floor, rtol))
+        step = quantization_step(sg, info.output_tensors[i])
+        report.outputs.append(compare_output(name, tensor, ref, got, floor, rtol, step))
     return report
