@@ -86,3 +86,17 @@ def test_missing_file_and_help(tmp_path):
     assert helped.returncode == 0
     for command in ("convert", "verify", "inspect"):
         assert command in helped.stdout
+
+
+def test_requantize_and_compare_commands(sample, tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "calib.npy", np.random.default_rng(0).uniform(-1, 1, [4, 64, 64, 3]).astype(np.float32))
+    done = run_cli("requantize", str(sample), "-o", "int8.tflite", "--mode", "uint8", "--data", "calib.npy", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "uint8[1,64,64,3]" in done.stdout and "ops left in float: none" in done.stdout
+    compared = run_cli("compare", str(sample), "int8.tflite", "--draws", "2", "--json", "c.json", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    assert "scores" in compared.stdout and (tmp_path / "c.json").exists()
+    refused = run_cli("requantize", str(sample), "-o", "x.tflite", "--mode", "int8", cwd=tmp_path)
+    assert refused.returncode == 2 and "needs representative data" in refused.stderr and "Traceback" not in refused.stderr

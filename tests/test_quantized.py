@@ -101,3 +101,26 @@ def test_shared_quantized_models(name, quantized):
     report = ti.verify(path, ti.invert(path, quantized=quantized), draws=2)
     assert report.passed, report.table()
     assert report.outputs[0].within_one_step >= 0.99, report.table()
+
+
+@pytest.mark.parametrize("quantized", ["fake_quant", "dequantize"])
+def test_dynamic_range_models(quantized):
+    """Hybrid kernels quantize their float input on the fly; fake_quant mode does the same in float.
+    The dequantize mode computes in float and differs by that input quantization."""
+    w1, w2 = weight([3, 3, 16, 128], 0, 0.2), weight([128 * 8 * 8, 64], 3, 0.05)  # >= 1024 weights: quantized
+    w3 = weight([3, 3, 128, 1], 4)
+
+    def f(x):
+        y = tf.nn.relu(tf.nn.conv2d(x, w1, 1, "SAME"))
+        y = tf.nn.depthwise_conv2d(y, w3, [1, 1, 1, 1], "SAME")
+        return tf.matmul(tf.reshape(y, [1, -1]), w2)
+
+    model = convert(f, [tf.TensorSpec([1, 8, 8, 16], tf.float32)], mode="dynamic_range")
+    weights = [t for t in ti.load(model).main.tensors if t.dtype == "int8" and t.data is not None]
+    assert len(weights) == 3  # int8 weights consumed directly by hybrid kernels
+    if quantized == "fake_quant":
+        assert_parity(model, ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"], draws=3, quantized=quantized)
+    else:
+        report = ti.verify(model, ti.invert(model, quantized=quantized), draws=3)
+        assert not report.passed  # float math is not what the hybrid kernels compute ...
+        assert report.outputs[0].max_abs_error < 0.05 * report.outputs[0].magnitude  # ... but close to it

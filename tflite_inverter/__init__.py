@@ -40,6 +40,20 @@ def invert(model: Any, **kwargs: Any) -> "InvertedModel":
     return _invert(model, **kwargs)
 
 
+def requantize(source: Any, out_path: Any, **kwargs: Any):
+    """Re-quantize an inverted model, a SavedModel or a ``.tflite`` (see :func:`tflite_inverter.quantize.requantize`)."""
+    from .quantize import requantize as _requantize
+
+    return _requantize(source, out_path, **kwargs)
+
+
+def compare(a: Any, b: Any, **kwargs: Any):
+    """Compare two ``.tflite`` models on the same real-valued inputs (see :func:`tflite_inverter.comparison.compare`)."""
+    from .comparison import compare as _compare
+
+    return _compare(a, b, **kwargs)
+
+
 def register(*opcodes: str, **kwargs: Any):
     """Register a builder for builtin opcodes (see :mod:`tflite_inverter.ops.registry`)."""
     from .ops.registry import register as _register
@@ -64,5 +78,5 @@ def supported_ops() -> list:
 __all__ = [
     "BuildError", "InvalidModelError", "Model", "Operator", "OutputExistsError", "QuantParams", "Signature",
     "Subgraph", "Tensor", "TfliteInverterError", "UnsupportedOpsError", "VerificationError", "VerifyReport",
-    "invert", "load", "register", "register_custom", "supported_ops", "verify",
+    "compare", "invert", "load", "register", "register_custom", "requantize", "supported_ops", "verify",
 ]

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--verify", action="store_true", help="verify what was written against the reference interpreter")
     convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     convert.add_argument("--strict", action="store_true", help="fail on op versions above those the tests cover")
+    convert.add_argument("--quantized", choices=["fake_quant", "dequantize"], default="fake_quant",
+                         help="integer models: keep every activation's grid as FakeQuant ops (default) or plain float")
+    convert.add_argument("--io", choices=["native", "float"], default="native",
+                         help="quantized inputs/outputs: as the original (uint8 in, uint8 out; default) or real-valued float")
     _add_verify_options(convert)
 
     verify = commands.add_parser("verify", help="compare a .tflite with a SavedModel, frozen .pb or another .tflite",
@@ -106,6 +110,39 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Write a small float CNN made with the TFLite converter to PATH.")
     sample.add_argument("path", nargs="?", default="sample.tflite")
     sample.add_argument("--overwrite", action="store_true")
+
+    requantize = commands.add_parser(
+        "requantize", help="re-quantize a .tflite or SavedModel (float16, dynamic_range, int8, uint8, int16x8)",
+        description="Write a re-quantized .tflite from SOURCE (a .tflite, inverted first, or a SavedModel) and report "
+                    "its size, ops, ops left in float and its error against the original.")
+    requantize.add_argument("source", help=".tflite file or SavedModel directory")
+    requantize.add_argument("-o", "--output", required=True, help="the .tflite to write")
+    requantize.add_argument("--mode", choices=["float16", "dynamic_range", "int8", "uint8", "int16x8"], default="int8")
+    requantize.add_argument("--data", metavar="PATH",
+                            help="calibration data: a folder of images, a .npy ([N, ...]) or a .npz (arrays by input name)")
+    requantize.add_argument("--mean", type=float, nargs="+", default=[0.0], help="image normalisation: (pixel - mean) / std")
+    requantize.add_argument("--std", type=float, nargs="+", default=[1.0])
+    requantize.add_argument("--limit", type=int, help="use at most this many calibration samples")
+    requantize.add_argument("--io-dtype", choices=["float", "int8", "uint8", "int16"], help="input/output type (default by mode)")
+    requantize.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor (no per-channel)")
+    requantize.add_argument("--keep-float-op", action="append", default=[], metavar="OPCODE",
+                            help="leave every op of this type in float (repeatable)")
+    requantize.add_argument("--keep-float-node", action="append", default=[], metavar="TENSOR",
+                            help="leave the op producing this tensor in float (repeatable)")
+    requantize.add_argument("--quantized", choices=["fake_quant", "dequantize"], default="fake_quant",
+                            help="how a quantized .tflite source is inverted first (fake_quant: its own grids, no data needed)")
+    requantize.add_argument("--overwrite", action="store_true")
+
+    compare = commands.add_parser("compare", help="compare two .tflite models on the same inputs",
+                                  description="Run A and B on the same real-valued inputs; per output, the error in "
+                                              "real units and quantization steps, and top-1 agreement.")
+    compare.add_argument("a", help="the reference .tflite")
+    compare.add_argument("b", help="the .tflite to compare with it")
+    compare.add_argument("--data", metavar="PATH", help="inputs: image folder, .npy or .npz (default: random)")
+    compare.add_argument("--mean", type=float, nargs="+", default=[0.0])
+    compare.add_argument("--std", type=float, nargs="+", default=[1.0])
+    compare.add_argument("--draws", type=int, default=3, help="random inputs when --data is not given")
+    compare.add_argument("--json", metavar="FILE", help="also write the report as JSON")
 
     commands.add_parser("ops", help="list the supported TFLite opcodes", description="List every registered builder.")
     return parser
@@ -132,7 +169,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     with progress.step(f"reading {args.model}"):
         model = load(args.model)
     with progress.step(f"building TensorFlow graph ({sum(len(s.operators) for s in model.subgraphs)} operators)"):
-        inverted = InvertedModel(model, strict=args.strict)
+        inverted = InvertedModel(model, strict=args.strict, quantized=args.quantized, io=args.io)
     written: list[Path] = []
     try:
         if args.saved_model:
@@ -190,6 +227,46 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _scalar_or_list(values: list[float]) -> float | list[float]:
+    return values[0] if len(values) == 1 else values
+
+
+def cmd_requantize(args: argparse.Namespace) -> int:
+    from . import requantize
+    from .inverted import invert
+
+    source = args.source
+    if str(source).endswith(".tflite"):
+        with _Progress().step(f"inverting {source}"):
+            source = invert(source, quantized=args.quantized, io="float")
+    with _Progress().step(f"converting ({args.mode})"):
+        report = requantize(
+            source, args.output, mode=args.mode, representative=args.data, io_dtype=args.io_dtype,
+            per_tensor=args.per_tensor, keep_float_ops=args.keep_float_op, keep_float_nodes=args.keep_float_node,
+            mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std), limit=args.limit,
+            reference=args.source if str(args.source).endswith(".tflite") else None, overwrite=args.overwrite,
+        )
+    print(report.table())
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import compare, load
+    from .representative import make_samples
+
+    inputs = None
+    if args.data:
+        sg = load(args.a).main
+        specs = [(sg.tensors[i].name, [None if d < 0 else d for d in sg.tensors[i].shape_signature]) for i in sg.inputs]
+        inputs = make_samples(args.data, specs, mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std))
+    with _Progress().step(f"comparing {args.b} with {args.a}"):
+        report = compare(args.a, args.b, inputs=inputs, draws=args.draws)
+    print(report.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return EXIT_OK
+
+
 def cmd_ops(args: argparse.Namespace) -> int:
     from . import supported_ops
 
@@ -198,10 +275,11 @@ def cmd_ops(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"convert": cmd_convert, "verify": cmd_verify, "inspect": cmd_inspect, "sample": cmd_sample, "ops": cmd_ops}
+COMMANDS = {"convert": cmd_convert, "verify": cmd_verify, "inspect": cmd_inspect, "sample": cmd_sample, "ops": cmd_ops,
+            "requantize": cmd_requantize, "compare": cmd_compare}
 
 
-NEEDS_TENSORFLOW = {"convert", "verify", "sample"}
+NEEDS_TENSORFLOW = {"convert", "verify", "sample", "requantize", "compare"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,11 @@ from . import ir
 from .errors import BuildError, TfliteInverterError, UnsupportedOp, UnsupportedOpsError
 from . import ops  # noqa: F401  (registers the builders)
 from .ops import registry
-from .quantization import dequantize_array, fake_quantize, is_quantized_activation
+from .quantization import HYBRID_INPUTS, dequantize_array, fake_quantize, fake_quantize_dynamic, is_quantized_activation
+from .sparsity import densify
+
+_NUMPY_DTYPES = {name: np.dtype(name) for name in (
+    "float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool")}
 
 QUANTIZED_MODES = ("fake_quant", "dequantize")
 
@@ -97,7 +101,13 @@ def check_supported(model: ir.Model, *, strict: bool = False) -> None:
             else:
                 continue
             problems.setdefault(key, UnsupportedOp(location, reason)).count += 1
+        foldable = {
+            i for op in sg.operators if (spec := registry.lookup(op.opcode)) is not None and spec.folder is not None
+            and all(x is None or sg.tensors[x].data is not None for x in op.inputs) for i in op.outputs
+        }
         for tensor in sg.tensors:
+            if tensor.index in foldable:
+                continue
             if is_quantized_activation(tensor) and tensor.quantization.per_channel:
                 key = "per-channel quantized activations"
                 reason = "an activation quantized per channel (TFLite kernels quantize activations per tensor)"
@@ -160,18 +170,30 @@ class BuildContext:
 
 def fold_constants(model: ir.Model, subgraph: ir.Subgraph) -> tuple[dict[int, np.ndarray], set[int]]:
     """Constant values of a subgraph, including outputs of foldable ops (DEQUANTIZE, DENSIFY)."""
-    constants = {t.index: t.data for t in subgraph.tensors if t.data is not None and not t.is_variable and t.sparsity is None}
-    sparse = {t.index: t.data for t in subgraph.tensors if t.sparsity is not None and t.data is not None}
+    constants: dict[int, np.ndarray] = {}
+    produced = {i for op in subgraph.operators for i in op.outputs if i is not None} | set(subgraph.inputs)
+    for t in subgraph.tensors:
+        if t.is_variable:
+            continue
+        if t.data is not None and t.sparsity is not None:
+            # Sparse constants are densified once, here, whoever consumes them (DENSIFY, DEQUANTIZE,
+            # or a FULLY_CONNECTED that takes block-sparse weights directly).
+            where = f"{model.source}: subgraph {subgraph.index} tensor {t.name!r}"
+            constants[t.index] = densify(np.asarray(t.data), t.shape, t.sparsity, where)
+        elif t.data is not None:
+            constants[t.index] = t.data
+        elif t.index not in produced and t.shape and 0 in t.shape and t.dtype in _NUMPY_DTYPES:
+            constants[t.index] = np.zeros(t.shape, _NUMPY_DTYPES[t.dtype])  # an empty constant has no buffer
     folded: set[int] = set()
     for op in subgraph.operators:
         spec = registry.lookup(op.opcode)
         if spec is None or spec.folder is None:
             continue
         present = [i for i in op.inputs if i is not None]
-        if not present or not all(i in constants or i in sparse for i in present):
+        if not present or not all(i in constants for i in present):
             continue
         ctx = BuildContext(model, subgraph, op, constants)
-        values = [None if i is None else constants.get(i, sparse.get(i)) for i in op.inputs]
+        values = [None if i is None else constants[i] for i in op.inputs]
         try:
             outputs = spec.folder(ctx, op, values)
         except TfliteInverterError:
@@ -324,6 +346,26 @@ class InvertedModule(tf.Module):
         finally:
             self._tables.weights_as_constants = False
 
+    def _hybrid_inputs(self, sg: ir.Subgraph, op: ir.Operator, inputs: list) -> list:
+        """In ``fake_quant`` mode, a hybrid op (float input, int8 constant weights) sees its float input
+        quantized on the fly, as TFLite's hybrid kernel does; ``dequantize`` mode computes in float."""
+        if self.quantized_mode != "fake_quant" or op.opcode not in HYBRID_INPUTS:
+            return inputs
+        position, granularity, asymmetry = HYBRID_INPUTS[op.opcode]
+        data = sg.tensors[op.inputs[position]] if op.inputs[position] is not None else None
+        constants, _ = self._tables.folded[sg.index]
+        weights = [sg.tensors[i] for i in op.inputs
+                   if i is not None and sg.tensors[i].dtype == "int8" and sg.tensors[i].quantization is not None and i in constants]
+        if data is None or data.dtype != "float32" or not weights:
+            return inputs
+        if asymmetry == "option":
+            asymmetric = bool(op.options.get("asymmetric_quantize_inputs", False))
+        else:
+            asymmetric = weights[0].quantization.per_channel
+        with tf.name_scope("hybrid_input"):
+            quantized = fake_quantize_dynamic(inputs[position], granularity, asymmetric)
+        return [*inputs[:position], quantized, *inputs[position + 1:]]
+
     def on_grid(self, tensor: ir.Tensor, value: tf.Tensor) -> tf.Tensor:
         """In ``fake_quant`` mode, snap a quantized activation to its integer grid (the one place)."""
         if self.quantized_mode == "fake_quant" and is_quantized_activation(tensor):
@@ -349,6 +391,7 @@ class InvertedModule(tf.Module):
             if spec is None:
                 raise ctx.fail("no builder registered")
             inputs = [self._input_value(sg, op, p, values, ctx) for p in range(len(op.inputs))]
+            inputs = self._hybrid_inputs(sg, op, inputs)
             scope = sanitize_name(_output_name(sg, op))
             try:
                 with tf.name_scope(scope):

@@ -86,6 +86,47 @@ def fake_quantize(x, quant: QuantParams, dtype: str):
     )
 
 
+# Hybrid (dynamic-range) kernels: float activations, int8 constant weights. TFLite quantizes the
+# float input on the fly to int8, one scale per "row": per batch row of the flattened input for
+# FULLY_CONNECTED and BATCH_MATMUL, per batch element for convolutions. Asymmetric (with a zero
+# point) when the op's asymmetric_quantize_inputs option says so, and always for convolutions
+# with per-channel weights (their EvalHybridPerChannel kernels); symmetric otherwise.
+# opcode -> (data input, granularity, what decides asymmetry)
+HYBRID_INPUTS = {
+    "FULLY_CONNECTED": (0, "row", "option"),
+    "BATCH_MATMUL": (0, "row", "option"),
+    "CONV_2D": (0, "batch", "per_channel"),
+    "DEPTHWISE_CONV_2D": (0, "batch", "per_channel"),
+}
+
+
+def fake_quantize_dynamic(x, granularity: str, asymmetric: bool):
+    """What a hybrid kernel does to its float input, in float: quantize to int8 with a scale
+    computed from the values themselves (symmetric: max|x| / 127; asymmetric: (max - min) / 255 with
+    a zero point), then dequantize. The integer matmul that follows is exact in float."""
+    import tensorflow as tf
+
+    axes = [-1] if granularity == "row" else list(range(1, x.shape.rank))
+    if asymmetric:
+        low = tf.minimum(tf.reduce_min(x, axis=axes, keepdims=True), 0.0)
+        high = tf.maximum(tf.reduce_max(x, axis=axes, keepdims=True), 0.0)
+        scale = (high - low) / 255.0
+        safe = tf.where(scale > 0, scale, tf.ones_like(scale))
+        zero_point = tf.clip_by_value(_round_half_away(-128.0 - low / safe), -128.0, 127.0)
+        q = tf.clip_by_value(_round_half_away(x / safe) + zero_point, -128.0, 127.0)
+        return tf.where(scale > 0, (q - zero_point) * safe, tf.zeros_like(x))
+    scale = tf.reduce_max(tf.abs(x), axis=axes, keepdims=True) / 127.0
+    safe = tf.where(scale > 0, scale, tf.ones_like(scale))
+    q = tf.clip_by_value(_round_half_away(x / safe), -127.0, 127.0)
+    return tf.where(scale > 0, q * safe, tf.zeros_like(x))
+
+
+def _round_half_away(x):
+    import tensorflow as tf
+
+    return tf.sign(x) * tf.floor(tf.abs(x) + 0.5)
+
+
 def quantize_tensor(x, quant: QuantParams, dtype: str):
     """Real values to integers of ``dtype``: clamp(round(x / s) + zp), rounding half away from zero
     like TFLite's QUANTIZE."""
@@ -93,7 +134,6 @@ def quantize_tensor(x, quant: QuantParams, dtype: str):
 
     scale, zero_point = _per_tensor(quant, "quantize")
     qmin, qmax = integer_range(dtype)
-    scaled = x / scale
-    rounded = tf.sign(scaled) * tf.floor(tf.abs(scaled) + 0.5)
+    rounded = _round_half_away(x / scale)
     target = {"int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16, "int4": tf.int8}[dtype]
     return tf.cast(tf.clip_by_value(rounded + zero_point, qmin, qmax), target)

@@ -307,6 +307,33 @@ def _tflite_io(model: ir.Model, key: str, n_inputs: int, n_outputs: int) -> dict
                 output_names=[sg.tensors[i].name for i in sg.outputs], output_tensors=list(sg.outputs), signature=None)
 
 
+def _run_reference_with_fallbacks(model_path: str, draws: list, ref_kwargs: dict, noise_floor: bool,
+                                  notes: list[str]) -> tuple[dict, str, bool]:
+    """LiteRT's default kernels (with XNNPACK) are the reference; its reference kernels give the
+    noise floor. Some models defeat one of them: the reference resolver lacks kernels (CEIL, int32
+    ABS, STRIDED_SLICE v6/v8) and XNNPACK refuses some nodes (hybrid FULLY_CONNECTED). Then verify
+    goes on with what runs, and says so in the report's notes."""
+    last_error: VerificationError | None = None
+    for primary in ("default", "builtin_without_default_delegates"):
+        if noise_floor:
+            try:
+                return run_reference(model_path, draws, resolvers=(primary, "reference"), **ref_kwargs), primary, True
+            except VerificationError as error:
+                last_error = error
+        try:
+            results = run_reference(model_path, draws, resolvers=(primary,), **ref_kwargs)
+        except VerificationError as error:
+            last_error = error
+            continue
+        if primary != "default":
+            notes.append(f"note: the default kernels could not run the model ({last_error}); "
+                         "the reference is LiteRT's builtin kernels without delegates")
+        if noise_floor:
+            notes.append(f"note: no noise floor (LiteRT's reference kernels could not run the model: {last_error})")
+        return results, primary, False
+    raise last_error
+
+
 def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature: str | None = None, draws: int = 3,
            seed: int = 0, inputs: Sequence[Sequence[np.ndarray]] | None = None, rtol: float = DEFAULT_RTOL,
            noise_floor: bool = True, float_range: tuple[float, float] = (-1.0, 1.0), timeout: float = 900) -> VerifyReport:
@@ -343,17 +370,8 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
             signature=key if raw_signature else None,
             timeout=timeout,
         )
-        notes = []
-        if noise_floor:
-            try:
-                reference = run_reference(model_path, draw_inputs, resolvers=("default", "reference"), **ref_kwargs)
-            except VerificationError as error:
-                # Some kernels exist only in the optimized resolver (CEIL, int32 ABS v5, ...).
-                reference = run_reference(model_path, draw_inputs, resolvers=("default",), **ref_kwargs)
-                noise_floor = False
-                notes.append(f"note: no noise floor (LiteRT's reference kernels could not run the model: {error})")
-        else:
-            reference = run_reference(model_path, draw_inputs, resolvers=("default",), **ref_kwargs)
+        notes: list[str] = []
+        reference, primary, noise_floor = _run_reference_with_fallbacks(model_path, draw_inputs, ref_kwargs, noise_floor, notes)
 
         if not isinstance(candidate, (str, os.PathLike)) or not str(candidate).endswith(".tflite"):
             label, runner = _candidate_runner(candidate, model, info)
@@ -367,7 +385,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
     report = VerifyReport(model=str(tflite_model) if not isinstance(tflite_model, bytes) else "<bytes>",
                           candidate=label, signature=key, draws=len(draw_inputs), notes=notes)
     for i, (name, tensor) in enumerate(zip(info.output_names, output_tensors)):
-        ref = [reference[f"default/{d}/out/{i}"] for d in range(len(draw_inputs))]
+        ref = [reference[f"{primary}/{d}/out/{i}"] for d in range(len(draw_inputs))]
         floor = [reference[f"reference/{d}/out/{i}"] for d in range(len(draw_inputs))] if noise_floor else None
         got = [candidate_outputs[d][i] for d in range(len(draw_inputs))]
         step = quantization_step(sg, info.output_tensors[i])

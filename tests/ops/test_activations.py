@@ -116,3 +116,18 @@ def ti_load_beta(model):
 
     (op,) = ti.load(model).main.operators
     return op.options["beta"]
+
+
+def test_relu_0_to_1():
+    """The converter lowers clip(x, 0, 1) to RELU + MINIMUM; relabel a RELU as RELU_0_TO_1 (opcode 152)
+    and compare with LiteRT's kernel for it."""
+    from flatbuffer_writer import edit
+
+    def relabel(model):
+        for code in model.operatorCodes:
+            if max(code.builtinCode, code.deprecatedBuiltinCode) == 19:  # RELU
+                code.deprecatedBuiltinCode = 127
+                code.builtinCode = 152
+
+    model = edit(convert(tf.nn.relu, [tf.TensorSpec([3, 8], tf.float32)]), relabel)
+    assert_parity(model, ["RELU_0_TO_1"], float_range=(-3.0, 3.0))

@@ -7,12 +7,12 @@ import tensorflow as tf
 from .registry import register
 
 _ACTIVATION_OPS = {
-    "RELU": (tf.nn.relu, 3),
-    "RELU6": (tf.nn.relu6, 3),
-    "RELU_N1_TO_1": (lambda x: tf.clip_by_value(x, -1.0, 1.0), 2),
+    "RELU": (tf.nn.relu, 1),
+    "RELU6": (tf.nn.relu6, 1),
+    "RELU_N1_TO_1": (lambda x: tf.clip_by_value(x, -1.0, 1.0), 1),
     "RELU_0_TO_1": (lambda x: tf.clip_by_value(x, 0.0, 1.0), 1),
-    "LOGISTIC": (tf.math.sigmoid, 3),
-    "TANH": (tf.math.tanh, 3),
+    "LOGISTIC": (tf.math.sigmoid, 2),
+    "TANH": (tf.math.tanh, 1),
     # TFLite computes x * relu6(x + 3) / 6; tf.nn.relu6 keeps the same clamping.
     "HARD_SWISH": (lambda x: x * tf.nn.relu6(x + 3.0) / 6.0, 1),
 }
@@ -35,21 +35,21 @@ def build_prelu(ctx, op, inputs):
     return [tf.nn.relu(x) + alpha * tf.minimum(x, tf.zeros_like(x))]
 
 
-@register("LEAKY_RELU", max_version=2)
+@register("LEAKY_RELU", max_version=1)
 def build_leaky_relu(ctx, op, inputs):
     return [tf.nn.leaky_relu(inputs[0], alpha=op.options["alpha"])]
 
 
-@register("SOFTMAX", max_version=3)
+@register("SOFTMAX", max_version=2)
 def build_softmax(ctx, op, inputs):
     return [tf.nn.softmax(inputs[0] * op.options.get("beta", 1.0))]
 
 
-@register("LOG_SOFTMAX", max_version=2)
+@register("LOG_SOFTMAX", max_version=1)
 def build_log_softmax(ctx, op, inputs):
     return [tf.nn.log_softmax(inputs[0])]
 
 
-@register("GELU", max_version=2)
+@register("GELU", max_version=1)
 def build_gelu(ctx, op, inputs):
     return [tf.nn.gelu(inputs[0], approximate=bool(op.options.get("approximate", False)))]

@@ -36,7 +36,7 @@ def _add_bias(x, bias):
     return x if bias is None else x + tf.cast(bias, x.dtype)
 
 
-@register("CONV_2D", max_version=8, weight_layouts={1: _ohwi_to_hwio})
+@register("CONV_2D", max_version=5, weight_layouts={1: _ohwi_to_hwio})
 def build_conv_2d(ctx, op, inputs):
     x, w, bias = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
     o = op.options
@@ -55,7 +55,7 @@ def build_conv_2d(ctx, op, inputs):
     return [_add_bias(y, bias)]
 
 
-@register("DEPTHWISE_CONV_2D", max_version=7, weight_layouts={1: _depthwise_to_hwcm})
+@register("DEPTHWISE_CONV_2D", max_version=6, weight_layouts={1: _depthwise_to_hwcm})
 def build_depthwise_conv_2d(ctx, op, inputs):
     x, w, bias = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
     o = op.options
@@ -82,7 +82,7 @@ def _pad_same(x, kernel_h, kernel_w, stride_h, stride_w, dilations):
     return tf.pad(x, [[0, 0], pads[0], pads[1], [0, 0]])
 
 
-@register("TRANSPOSE_CONV", max_version=4, weight_layouts={1: _ohwi_to_hwoi})
+@register("TRANSPOSE_CONV", max_version=3, weight_layouts={1: _ohwi_to_hwoi})
 def build_transpose_conv(ctx, op, inputs):
     output_shape, w, x = inputs[0], inputs[1], inputs[2]
     bias = inputs[3] if len(inputs) > 3 else None
@@ -95,7 +95,7 @@ def build_transpose_conv(ctx, op, inputs):
     return [_add_bias(y, bias)]
 
 
-@register("FULLY_CONNECTED", max_version=9, weight_layouts={1: _out_in_to_in_out})
+@register("FULLY_CONNECTED", max_version=12, weight_layouts={1: _out_in_to_in_out})
 def build_fully_connected(ctx, op, inputs):
     x, w, bias = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
     o = op.options

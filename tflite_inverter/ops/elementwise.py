@@ -10,35 +10,35 @@ import tensorflow as tf
 from .registry import register
 
 _BINARY_OPS = {
-    "ADD": (tf.math.add, 4),
-    "SUB": (tf.math.subtract, 3),
-    "MUL": (tf.math.multiply, 5),
-    "MAXIMUM": (tf.math.maximum, 4),
-    "MINIMUM": (tf.math.minimum, 4),
-    "SQUARED_DIFFERENCE": (tf.math.squared_difference, 2),
+    "ADD": (tf.math.add, 2),
+    "SUB": (tf.math.subtract, 1),
+    "MUL": (tf.math.multiply, 1),
+    "MAXIMUM": (tf.math.maximum, 1),
+    "MINIMUM": (tf.math.minimum, 1),
+    "SQUARED_DIFFERENCE": (tf.math.squared_difference, 1),
     "POW": (tf.math.pow, 1),
-    "LESS": (tf.math.less, 2),
-    "LESS_EQUAL": (tf.math.less_equal, 2),
-    "GREATER": (tf.math.greater, 2),
-    "GREATER_EQUAL": (tf.math.greater_equal, 2),
-    "EQUAL": (tf.math.equal, 3),
-    "NOT_EQUAL": (tf.math.not_equal, 3),
+    "LESS": (tf.math.less, 1),
+    "LESS_EQUAL": (tf.math.less_equal, 1),
+    "GREATER": (tf.math.greater, 1),
+    "GREATER_EQUAL": (tf.math.greater_equal, 1),
+    "EQUAL": (tf.math.equal, 1),
+    "NOT_EQUAL": (tf.math.not_equal, 1),
     "LOGICAL_AND": (tf.math.logical_and, 1),
     "LOGICAL_OR": (tf.math.logical_or, 1),
 }
 
 _UNARY_OPS = {
     "ABS": (tf.math.abs, 5),
-    "EXP": (tf.math.exp, 2),
-    "LOG": (tf.math.log, 2),
-    "SQRT": (tf.math.sqrt, 2),
-    "RSQRT": (tf.math.rsqrt, 2),
+    "EXP": (tf.math.exp, 1),
+    "LOG": (tf.math.log, 1),
+    "SQRT": (tf.math.sqrt, 1),
+    "RSQRT": (tf.math.rsqrt, 1),
     "SQUARE": (tf.math.square, 1),
-    "NEG": (tf.math.negative, 2),
+    "NEG": (tf.math.negative, 1),
     "SIN": (tf.math.sin, 1),
     "COS": (tf.math.cos, 1),
-    "FLOOR": (tf.math.floor, 2),
-    "CEIL": (tf.math.ceil, 2),
+    "FLOOR": (tf.math.floor, 1),
+    "CEIL": (tf.math.ceil, 1),
     "LOGICAL_NOT": (tf.math.logical_not, 1),
 }
 
@@ -63,7 +63,7 @@ for _opcode, (_function, _version) in _UNARY_OPS.items():
     register(_opcode, max_version=_version)(_unary_builder(_function))
 
 
-@register("DIV", max_version=2)
+@register("DIV", max_version=1)
 def build_div(ctx, op, inputs):
     x, y = inputs
     if x.dtype.is_integer:  # TFLite's integer DIV truncates toward zero like C

@@ -15,13 +15,13 @@ def _window(op):
     return [1, o["filter_height"], o["filter_width"], 1], [1, o["stride_h"], o["stride_w"], 1], o["padding"]
 
 
-@register("AVERAGE_POOL_2D", max_version=3)
+@register("AVERAGE_POOL_2D", max_version=1)
 def build_average_pool_2d(ctx, op, inputs):
     ksize, strides, padding = _window(op)
     return [tf.nn.avg_pool2d(inputs[0], ksize, strides, padding)]
 
 
-@register("MAX_POOL_2D", max_version=3)
+@register("MAX_POOL_2D", max_version=2)
 def build_max_pool_2d(ctx, op, inputs):
     ksize, strides, padding = _window(op)
     return [tf.nn.max_pool2d(inputs[0], ksize, strides, padding)]

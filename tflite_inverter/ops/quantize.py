@@ -1,4 +1,4 @@
-"""DEQUANTIZE and DENSIFY.
+"""DEQUANTIZE, QUANTIZE and DENSIFY.
 
 Both fold at load time when their input is constant (float16 or int8 weights, sparse
 weights): ``graph.py`` runs the folder in numpy and the result becomes a weight. At run time
@@ -11,32 +11,27 @@ import numpy as np
 import tensorflow as tf
 
 from ..quantization import dequantize_array
-from ..sparsity import densify
 from .registry import register
 
 
 def _fold_dequantize(ctx, op, values):
-    # A sparse constant input (block-sparse float16 FULLY_CONNECTED weights) is densified by
-    # TFLite's DEQUANTIZE itself, with no DENSIFY before it.
-    value = _fold_densify(ctx, op, values)[0] if ctx.input_tensor(0).sparsity is not None else values[0]
-    return [dequantize_array(value, ctx.input_tensor(0).quantization)]
+    # Sparse inputs (block-sparse float16 FULLY_CONNECTED weights go straight into DEQUANTIZE)
+    # arrive densified: graph.py densifies every sparse constant at load.
+    return [dequantize_array(values[0], ctx.input_tensor(0).quantization)]
 
 
 def _fold_densify(ctx, op, values):
-    tensor = ctx.input_tensor(0)
-    where = f"{ctx.model.source}: subgraph {ctx.subgraph.index} tensor {tensor.name!r}"
-    if tensor.sparsity is None:
-        return [np.asarray(values[0])]
-    return [densify(np.asarray(values[0]), tensor.shape, tensor.sparsity, where)]
+    # graph.py has already densified the sparse constant; DENSIFY's output is that dense value.
+    return [np.asarray(values[0])]
 
 
-@register("DEQUANTIZE", max_version=5, folder=_fold_dequantize)
+@register("DEQUANTIZE", max_version=3, folder=_fold_dequantize)
 def build_dequantize(ctx, op, inputs):
     # Quantized activations already travel as real values (graph.py); float16 widens.
     return [tf.cast(inputs[0], tf.float32)]
 
 
-@register("QUANTIZE", max_version=3)
+@register("QUANTIZE", max_version=2)
 def build_quantize(ctx, op, inputs):
     # In the real-valued graph, QUANTIZE (float -> int, or int -> int requantization) keeps the value;
     # graph.py snaps the output to its grid in fake_quant mode, as for every quantized activation.

@@ -7,11 +7,11 @@ import tensorflow as tf
 from .registry import register
 
 _REDUCE_OPS = {
-    "MEAN": (tf.math.reduce_mean, 3),
-    "SUM": (tf.math.reduce_sum, 2),
-    "REDUCE_MAX": (tf.math.reduce_max, 3),
-    "REDUCE_MIN": (tf.math.reduce_min, 3),
-    "REDUCE_PROD": (tf.math.reduce_prod, 2),
+    "MEAN": (tf.math.reduce_mean, 2),
+    "SUM": (tf.math.reduce_sum, 1),
+    "REDUCE_MAX": (tf.math.reduce_max, 1),
+    "REDUCE_MIN": (tf.math.reduce_min, 1),
+    "REDUCE_PROD": (tf.math.reduce_prod, 1),
     "REDUCE_ANY": (tf.math.reduce_any, 1),
     "REDUCE_ALL": (tf.math.reduce_all, 1),
 }

@@ -12,7 +12,7 @@ def _flags(op):
     return bool(o.get("align_corners", False)), bool(o.get("half_pixel_centers", False))
 
 
-@register("RESIZE_BILINEAR", max_version=4)
+@register("RESIZE_BILINEAR", max_version=3)
 def build_resize_bilinear(ctx, op, inputs):
     align_corners, half_pixel = _flags(op)
     y = tf.raw_ops.ResizeBilinear(
@@ -21,7 +21,7 @@ def build_resize_bilinear(ctx, op, inputs):
     return [tf.cast(y, ctx.output_dtype(0))]
 
 
-@register("RESIZE_NEAREST_NEIGHBOR", max_version=4)
+@register("RESIZE_NEAREST_NEIGHBOR", max_version=3)
 def build_resize_nearest_neighbor(ctx, op, inputs):
     align_corners, half_pixel = _flags(op)
     y = tf.raw_ops.ResizeNearestNeighbor(

@@ -37,30 +37,30 @@ def build_transpose(ctx, op, inputs):
     return [tf.transpose(inputs[0], inputs[1])]
 
 
-@register("CONCATENATION", max_version=4)
+@register("CONCATENATION", max_version=2)
 def build_concatenation(ctx, op, inputs):
     return [tf.concat(list(inputs), axis=op.options["axis"])]
 
 
-@register("PACK", max_version=3)
+@register("PACK", max_version=1)
 def build_pack(ctx, op, inputs):
     return [tf.stack(list(inputs), axis=op.options["axis"])]
 
 
-@register("UNPACK", max_version=4)
+@register("UNPACK", max_version=1)
 def build_unpack(ctx, op, inputs):
     o = op.options
     return tf.unstack(inputs[0], num=o["num"], axis=o["axis"])
 
 
-@register("SPLIT", max_version=4)
+@register("SPLIT", max_version=1)
 def build_split(ctx, op, inputs):
     axis = ctx.constant(0)
     axis = int(axis.reshape(-1)[0]) if axis is not None else inputs[0]
     return tf.split(inputs[1], op.options["num_splits"], axis=axis)
 
 
-@register("SPLIT_V", max_version=2)
+@register("SPLIT_V", max_version=1)
 def build_split_v(ctx, op, inputs):
     axis = ctx.constant(2)
     axis = int(axis.reshape(-1)[0]) if axis is not None else inputs[2]
@@ -69,12 +69,12 @@ def build_split_v(ctx, op, inputs):
     return tf.split(inputs[0], sizes, axis=axis, num=op.options["num_splits"])
 
 
-@register("DEPTH_TO_SPACE", max_version=2)
+@register("DEPTH_TO_SPACE", max_version=1)
 def build_depth_to_space(ctx, op, inputs):
     return [tf.nn.depth_to_space(inputs[0], op.options["block_size"])]
 
 
-@register("SPACE_TO_DEPTH", max_version=2)
+@register("SPACE_TO_DEPTH", max_version=1)
 def build_space_to_depth(ctx, op, inputs):
     return [tf.nn.space_to_depth(inputs[0], op.options["block_size"])]
 
@@ -84,16 +84,16 @@ def build_shape(ctx, op, inputs):
     return [tf.shape(inputs[0], out_type=ctx.output_dtype(0))]
 
 
-@register("CAST", max_version=6)
+@register("CAST", max_version=5)
 def build_cast(ctx, op, inputs):
     return [tf.cast(inputs[0], ctx.output_dtype(0))]
 
 
-@register("TILE", max_version=3)
+@register("TILE", max_version=1)
 def build_tile(ctx, op, inputs):
     return [tf.tile(inputs[0], inputs[1])]
 
 
-@register("FILL", max_version=4)
+@register("FILL", max_version=1)
 def build_fill(ctx, op, inputs):
     return [tf.fill(inputs[0], inputs[1])]

@@ -1,0 +1,169 @@
+"""Comparing two ``.tflite`` models on the same real-valued inputs (float vs int8, before vs after
+re-quantization): per output, the error in real units and in quantization steps, and top-1
+agreement for classifier-shaped outputs.
+
+Each model runs in LiteRT in a subprocess; inputs are real values, quantized to each model's own
+input grid where its input is integer, and outputs are dequantized before they are compared.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import ir
+from .errors import TfliteInverterError
+from .quantization import dequantize_array, is_quantized_activation
+from .reader import load
+from .verify import _NUMPY_DTYPES, run_reference
+
+
+@dataclass
+class OutputComparison:
+    name: str
+    shape: tuple[int, ...]
+    max_abs_error: float  # real units
+    mean_abs_error: float
+    magnitude: float  # max |a|
+    step: float | None  # the coarser quantization step of the two outputs, if any
+    max_steps: float | None  # max_abs_error / step
+    within_one_step: float | None
+    top1_agreement: float | None  # classifier-shaped outputs [N, classes]
+
+
+@dataclass
+class CompareReport:
+    a: str
+    b: str
+    samples: int
+    outputs: list[OutputComparison] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        lines = [f"compare {self.b} against {self.a} ({self.samples} inputs)",
+                 f"{'output':36} {'max abs':>10} {'mean abs':>10} {'magnitude':>10} {'step':>10} {'max steps':>9} {'<=1 step':>8} {'top-1':>7}"]
+        for o in self.outputs:
+            def fmt(value, spec):
+                return format(value, spec) if value is not None else "-"
+
+            lines.append(f"{o.name[:36]:36} {o.max_abs_error:10.4g} {o.mean_abs_error:10.4g} {o.magnitude:10.4g} "
+                         f"{fmt(o.step, '10.4g'):>10} {fmt(o.max_steps, '9.2f'):>9} {fmt(o.within_one_step, '8.2%'):>8} "
+                         f"{fmt(o.top1_agreement, '7.0%'):>7}")
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+def _io(model: ir.Model) -> dict:
+    if model.signatures:
+        sig = model.signatures[0]
+        sg = model.subgraphs[sig.subgraph_index]
+        return dict(signature=sig.key, input_names=list(sig.inputs), input_tensors=list(sig.inputs.values()),
+                    output_names=list(sig.outputs), output_tensors=list(sig.outputs.values()), subgraph=sg)
+    sg = model.main
+    return dict(signature=None, input_names=[sg.tensors[i].name for i in sg.inputs], input_tensors=list(sg.inputs),
+                output_names=[sg.tensors[i].name for i in sg.outputs], output_tensors=list(sg.outputs), subgraph=sg)
+
+
+def _to_model_input(value: np.ndarray, tensor: ir.Tensor) -> np.ndarray:
+    """A real-valued input in the model's own input type (quantized to its grid if integer)."""
+    if is_quantized_activation(tensor):
+        q = tensor.quantization
+        scaled = np.asarray(value, np.float64) / float(q.scales[0])
+        info = np.iinfo(_NUMPY_DTYPES[tensor.dtype])
+        rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + int(q.zero_points[0])
+        return np.clip(rounded, info.min, info.max).astype(_NUMPY_DTYPES[tensor.dtype])
+    return np.asarray(value).astype(_NUMPY_DTYPES.get(tensor.dtype, np.float32))
+
+
+def _real(value: np.ndarray, tensor: ir.Tensor) -> np.ndarray:
+    if is_quantized_activation(tensor):
+        return dequantize_array(value, tensor.quantization).astype(np.float64)
+    return np.asarray(value, np.float64)
+
+
+def _step(tensor: ir.Tensor) -> float | None:
+    return float(tensor.quantization.scales[0]) if is_quantized_activation(tensor) else None
+
+
+def random_real_inputs(tensors: Sequence[ir.Tensor], count: int, seed: int = 0,
+                       float_range: tuple[float, float] = (-1.0, 1.0)) -> list[list[np.ndarray]]:
+    """Real-valued inputs: the representable range of quantized inputs, ``float_range`` otherwise."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(count):
+        sample = []
+        for tensor in tensors:
+            shape = tuple(1 if d < 0 else d for d in tensor.shape_signature)
+            low, high = float_range
+            if is_quantized_activation(tensor):
+                q = tensor.quantization
+                info = np.iinfo(_NUMPY_DTYPES[tensor.dtype])
+                low = (info.min - int(q.zero_points[0])) * float(q.scales[0])
+                high = (info.max - int(q.zero_points[0])) * float(q.scales[0])
+            sample.append(rng.uniform(low, high, size=shape).astype(np.float32))
+        samples.append(sample)
+    return samples
+
+
+def _run(path: str, model: ir.Model, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    io = _io(model)
+    sg = io.pop("subgraph")
+    tensors = [sg.tensors[i] for i in io["input_tensors"]]
+    draws = [[_to_model_input(v, t) for v, t in zip(sample, tensors)] for sample in samples]
+    results = run_reference(path, draws, **io)
+    outputs = [sg.tensors[i] for i in io["output_tensors"]]
+    return [[_real(results[f"default/{d}/out/{i}"], t) for i, t in enumerate(outputs)] for d in range(len(samples))]
+
+
+def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, inputs: Sequence[Sequence[np.ndarray]] | None = None,
+            draws: int = 3, seed: int = 0, float_range: tuple[float, float] = (-1.0, 1.0)) -> CompareReport:
+    """Run ``a`` and ``b`` (``.tflite`` paths or bytes) on the same real-valued inputs and compare outputs.
+
+    ``inputs`` is a list of samples (each a list of arrays in ``a``'s input order, real values);
+    without it, ``draws`` seeded random samples are used. Outputs correspond by position.
+    """
+    with tempfile.TemporaryDirectory(prefix="tflite_inverter_compare_") as work:
+        paths = []
+        for label, source in (("a", a), ("b", b)):
+            if isinstance(source, (bytes, bytearray)):
+                path = os.path.join(work, f"{label}.tflite")
+                Path(path).write_bytes(bytes(source))
+                paths.append(path)
+            else:
+                paths.append(str(source))
+        model_a, model_b = load(paths[0]), load(paths[1])
+        io_a, io_b = _io(model_a), _io(model_b)
+        if len(io_a["input_tensors"]) != len(io_b["input_tensors"]) or len(io_a["output_tensors"]) != len(io_b["output_tensors"]):
+            raise TfliteInverterError(f"{paths[0]} and {paths[1]} have different numbers of inputs or outputs")
+        input_tensors = [io_a["subgraph"].tensors[i] for i in io_a["input_tensors"]]
+        samples = [list(s) for s in inputs] if inputs is not None else random_real_inputs(input_tensors, draws, seed, float_range)
+        out_a, out_b = _run(paths[0], model_a, samples), _run(paths[1], model_b, samples)
+    report = CompareReport(a=str(paths[0]) if not isinstance(a, bytes) else "<bytes>",
+                           b=str(paths[1]) if not isinstance(b, bytes) else "<bytes>", samples=len(samples))
+    for i, (name, index_a, index_b) in enumerate(zip(io_a["output_names"], io_a["output_tensors"], io_b["output_tensors"])):
+        tensor_a, tensor_b = io_a["subgraph"].tensors[index_a], io_b["subgraph"].tensors[index_b]
+        values_a = np.stack([o[i] for o in out_a])
+        values_b = np.stack([o[i] for o in out_b])
+        if values_a.shape != values_b.shape:
+            raise TfliteInverterError(f"output {name}: shapes {values_a.shape[1:]} and {values_b.shape[1:]} differ")
+        diff = np.abs(values_a - values_b)
+        steps = [s for s in (_step(tensor_a), _step(tensor_b)) if s]
+        step = max(steps) if steps else None
+        top1 = None
+        if values_a.ndim == 3 and values_a.shape[-1] > 1:  # samples x batch x classes
+            top1 = float(np.mean(values_a.argmax(-1) == values_b.argmax(-1)))
+        report.outputs.append(OutputComparison(
+            name=name, shape=tuple(values_a.shape[1:]), max_abs_error=float(diff.max()), mean_abs_error=float(diff.mean()),
+            magnitude=float(np.abs(values_a).max()), step=step,
+            max_steps=float(diff.max() / step) if step else None,
+            within_one_step=float(np.mean(diff <= step * (1 + 1e-4))) if step else None, top1_agreement=top1,
+        ))
+    return report

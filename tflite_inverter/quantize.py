@@ -1,0 +1,190 @@
+"""Re-quantization with the TFLite converter: float16, dynamic range, int8, uint8 I/O, int16x8.
+
+The source is an inverted model, a SavedModel, or a ``.tflite`` (inverted here first, with float
+I/O, so that one call turns a ``.tflite`` into another). A ``fake_quant`` inversion carries every
+activation's scale and zero point as FakeQuant ranges, so ``mode="int8"``/``"uint8"`` needs no
+calibration data and reproduces the original's quantization parameters; other sources calibrate on
+``representative`` data (see :mod:`tflite_inverter.representative`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import ir
+from .emit.atomic import write_bytes_atomic
+from .errors import TfliteInverterError
+from .reader import load
+from .representative import as_generator, make_samples
+
+MODES = ("float16", "dynamic_range", "int8", "uint8", "int16x8")
+DEFAULT_IO = {"float16": "float", "dynamic_range": "float", "int8": "int8", "uint8": "uint8", "int16x8": "float"}
+_INTEGER_ACTIVATIONS = {"int8", "uint8", "int16"}
+
+
+@dataclass
+class RequantizeReport:
+    path: str
+    mode: str
+    size_bytes: int
+    op_histogram: dict[str, int]
+    float_ops: dict[str, int]  # ops computing in float in the new model (no integer accelerator for them)
+    inputs: list[str]
+    outputs: list[str]
+    comparison: Any = None  # CompareReport against the reference .tflite, when there is one
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        lines = [f"wrote {self.path} ({self.mode}, {self.size_bytes / 1e6:.2f} MB)",
+                 "inputs:  " + "; ".join(self.inputs), "outputs: " + "; ".join(self.outputs),
+                 "ops: " + ", ".join(f"{name} x{count}" for name, count in sorted(self.op_histogram.items()))]
+        if self.mode not in ("float16", "dynamic_range"):
+            lines.append("ops left in float: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.float_ops.items())) or "none"))
+        if self.comparison is not None:
+            lines.append(self.comparison.table())
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+def float_ops(model: ir.Model) -> Counter:
+    """Operators that read or write float tensors computed at run time (QUANTIZE/DEQUANTIZE at the
+    edges excluded): these will not run on an integer-only accelerator."""
+    counts: Counter = Counter()
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if op.opcode in ("QUANTIZE", "DEQUANTIZE"):
+                continue
+            tensors = [sg.tensors[i] for i in (*op.inputs, *op.outputs) if i is not None]
+            if any(t.dtype in ("float32", "float16") and t.data is None for t in tensors):
+                counts[op.opcode] += 1
+    return counts
+
+
+def _describe_io(model: ir.Model) -> tuple[list[str], list[str]]:
+    sg = model.main
+    return [sg.tensors[i].describe() for i in sg.inputs], [sg.tensors[i].describe() for i in sg.outputs]
+
+
+def _converter_for(source: Any, work: str):
+    """(converter, reference .tflite path or None, has FakeQuant ranges, float input specs)."""
+    import tensorflow as tf
+
+    from .inverted import InvertedModel, invert
+
+    reference = None
+    if isinstance(source, (bytes, bytearray)) or (isinstance(source, (str, os.PathLike)) and str(source).endswith(".tflite")):
+        if isinstance(source, (bytes, bytearray)):
+            reference = os.path.join(work, "reference.tflite")
+            Path(reference).write_bytes(bytes(source))
+        else:
+            reference = str(source)
+        source = invert(reference, io="float")
+    if isinstance(source, InvertedModel):
+        if source.io != "float" and any(s.quantized for s in source.inputs() + source.outputs()):
+            source = InvertedModel(source.model, quantized=source.quantized_mode, io="float")
+        key = source.default_signature
+        concrete = source.concrete_functions[key]
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], source.module)
+        fake_quant = source.quantized_mode == "fake_quant" and any(
+            t.quantization is not None and t.data is None for sg in source.model.subgraphs for t in sg.tensors)
+        specs = [(spec.name, spec.shape) for spec in source.inputs(key)]
+        return converter, reference, fake_quant, specs
+    path = Path(source)
+    if not (path / "saved_model.pb").exists():
+        raise TfliteInverterError(f"{path}: not a SavedModel, an inverted model or a .tflite")
+    fake_quant = b"FakeQuantWithMinMax" in (path / "saved_model.pb").read_bytes()
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures["serving_default" if "serving_default" in loaded.signatures else next(iter(loaded.signatures))]
+    arguments = signature.structured_input_signature[1]
+    integer_inputs = [k for k, s in arguments.items() if not s.dtype.is_floating]
+    if integer_inputs:
+        raise TfliteInverterError(f"{path}: inputs {integer_inputs} are integers; invert with io='float' to re-quantize")
+    specs = [(name, spec.shape.as_list()) for name, spec in arguments.items()]
+    return tf.lite.TFLiteConverter.from_saved_model(str(path)), reference, fake_quant, specs
+
+
+def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", representative: Any = None,
+               io_dtype: str | None = None, per_tensor: bool = False, keep_float_ops: Sequence[str] = (),
+               keep_float_nodes: Sequence[str] = (), mean: float | Sequence[float] = 0.0,
+               std: float | Sequence[float] = 1.0, limit: int | None = None, reference: str | None = None,
+               overwrite: bool = False, progress: bool = True) -> RequantizeReport:
+    """Write a re-quantized ``.tflite`` and report on it.
+
+    ``mode``: ``float16``, ``dynamic_range``, ``int8`` (full integer), ``uint8`` (int8 inside, uint8
+    I/O as EdgeTPU tools expect) or ``int16x8``. ``representative``: calibration data (array, ``.npy``,
+    mapping by input name, image folder normalised with ``mean``/``std``, or a callable); not needed
+    for int8/uint8 from a ``fake_quant`` inversion. ``io_dtype``: ``float``, ``int8``, ``uint8``
+    or ``int16`` inputs/outputs (default by mode). ``per_tensor``: one scale per weight tensor
+    (for accelerators without per-channel support). ``keep_float_ops`` / ``keep_float_nodes``: op
+    types (``"SOFTMAX"``) or tensor names left in float (selective quantization).
+    ``reference``: a ``.tflite`` to compare against (default: the source, when it is one).
+    """
+    import tensorflow as tf
+
+    if mode not in MODES:
+        raise TfliteInverterError(f"mode must be one of {MODES}, not {mode!r}")
+    io_dtype = io_dtype or DEFAULT_IO[mode]
+    io_types = {"float": tf.float32, "int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16}
+    if io_dtype not in io_types:
+        raise TfliteInverterError(f"io_dtype must be one of {sorted(io_types)}, not {io_dtype!r}")
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="tflite_inverter_requantize_") as work:
+        converter, source_reference, fake_quant, specs = _converter_for(source, work)
+        reference = reference or source_reference
+        samples = make_samples(representative, specs, mean=mean, std=std, limit=limit) if representative is not None else None
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if mode == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        elif mode in ("int8", "uint8", "int16x8"):
+            if samples is None and not (fake_quant and mode != "int16x8"):
+                raise TfliteInverterError(
+                    f"mode {mode!r} needs representative data (this model carries no FakeQuant ranges)")
+            if samples is not None:
+                converter.representative_dataset = as_generator(samples, progress)
+            elif fake_quant:
+                notes.append("quantization parameters taken from the FakeQuant ranges (no calibration data)")
+            if mode == "int16x8":
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            elif samples is not None and not (keep_float_ops or keep_float_nodes):
+                # Full integer: fail rather than fall back to float. (From FakeQuant ranges alone the
+                # converter refuses this option, and quantizes fully anyway; float_ops reports any rest.)
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if io_dtype != "float":
+                converter.inference_input_type = converter.inference_output_type = io_types[io_dtype]
+        if per_tensor:
+            converter._experimental_disable_per_channel = True
+        if keep_float_ops or keep_float_nodes:
+            if samples is None:
+                raise TfliteInverterError("selective quantization (keep_float_ops/keep_float_nodes) needs representative data")
+            debug_options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_ops=list(keep_float_ops), denylisted_nodes=list(keep_float_nodes),
+                fully_quantize=io_dtype != "float")
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=as_generator(samples, False), debug_options=debug_options)
+            data = debugger.get_nondebug_quantized_model()
+            notes.append(f"kept in float: ops {list(keep_float_ops)} nodes {list(keep_float_nodes)}")
+        else:
+            try:
+                data = converter.convert()
+            except (ValueError, RuntimeError) as error:
+                message = str(error).strip().splitlines()
+                raise TfliteInverterError(f"the TFLite converter failed ({mode}): {message[-1] if message else error}") from None
+        path = write_bytes_atomic(Path(out_path), data, overwrite=overwrite)
+        model = load(data)
+        inputs, outputs = _describe_io(model)
+        comparison = None
+        if reference is not None:
+            from .comparison import compare
+
+            comparison = compare(reference, str(path), inputs=samples, draws=3)
+    return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
+                            float_ops=dict(float_ops(model)), inputs=inputs, outputs=outputs, comparison=comparison,
+                            notes=notes)
