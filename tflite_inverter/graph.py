@@ -174,6 +174,12 @@ def fold_constants(model: ir.Model, subgraph: ir.Subgraph) -> tuple[dict[int, np
     produced = {i for op in subgraph.operators for i in op.outputs if i is not None} | set(subgraph.inputs)
     for t in subgraph.tensors:
         if t.is_variable:
+            # A variable tensor (an RNN/LSTM state) starts every invocation from its buffer, or zeros:
+            # the inverted function is stateless, like an interpreter whose variables are reset.
+            if t.data is None and t.dtype in _NUMPY_DTYPES and all(d >= 0 for d in t.shape):
+                constants[t.index] = np.zeros(t.shape, _NUMPY_DTYPES[t.dtype])
+            elif t.data is not None:
+                constants[t.index] = t.data
             continue
         if t.data is not None and t.sparsity is not None:
             # Sparse constants are densified once, here, whoever consumes them (DENSIFY, DEQUANTIZE,
@@ -288,7 +294,7 @@ class InvertedModule(tf.Module):
                 if layout is not None:
                     ctx = BuildContext(self._model, sg, op, constants)
                     value = np.asarray(layout(value, ctx, np))
-                if value.dtype.kind != "f" or value.size <= 1:
+                if value.dtype.kind != "f" or value.size <= 1 or sg.tensors[index].is_variable:
                     continue
                 key = (sg.index, index, id(layout) if layout else 0)
                 if key in self._tables.weight_keys:

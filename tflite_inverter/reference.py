@@ -45,6 +45,7 @@ def run(request: dict) -> None:
         if signature is not None:
             runner = interpreter.get_signature_runner(signature)
             for d in range(draws):
+                interpreter.reset_all_variables()
                 feeds = {name: inputs[f"{d}/{i}"] for i, name in enumerate(request["input_names"])}
                 out = runner(**feeds)
                 for i, name in enumerate(request["output_names"]):
@@ -57,6 +58,7 @@ def run(request: dict) -> None:
                 if tuple(details[index]["shape"]) != value.shape:
                     interpreter.resize_tensor_input(index, value.shape, strict=False)
             interpreter.allocate_tensors()
+            interpreter.reset_all_variables()  # every draw starts from the file's initial state
             for i, index in enumerate(input_tensors):
                 interpreter.set_tensor(index, inputs[f"{d}/{i}"])
             interpreter.invoke()

@@ -1,6 +1,13 @@
-"""Op builders, one module per family. Importing this package registers them all."""
+"""Op builders, one module per family. Importing this package registers them all: every module
+in this folder is imported (a new family needs no edit here)."""
 
-from . import activations, conv, elementwise, mediapipe, pooling, quantize, reduce, resize, shape, slicing  # noqa: F401
+import importlib
+import pkgutil
+
 from .registry import OpSpec, lookup, register, register_custom, supported_ops, unregister
+
+for _module in sorted(info.name for info in pkgutil.iter_modules(__path__)):
+    if _module != "registry":
+        importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = ["OpSpec", "lookup", "register", "register_custom", "supported_ops", "unregister"]
