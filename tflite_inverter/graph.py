@@ -129,11 +129,13 @@ def _output_name(sg: ir.Subgraph, op: ir.Operator) -> str:
 class BuildContext:
     """What a builder (or folder) may know about its operator, without touching files."""
 
-    def __init__(self, model: ir.Model, subgraph: ir.Subgraph, op: ir.Operator, constants: Mapping[int, np.ndarray]):
+    def __init__(self, model: ir.Model, subgraph: ir.Subgraph, op: ir.Operator, constants: Mapping[int, np.ndarray],
+                 runtime: "InvertedModule | None" = None):
         self.model = model
         self.subgraph = subgraph
         self.op = op
         self._constants = constants
+        self._runtime = runtime
 
     @property
     def options(self) -> Mapping[str, Any]:
@@ -160,6 +162,23 @@ class BuildContext:
     def output_shape(self, position: int = 0) -> list[int | None]:
         """Static output shape from the file, ``None`` where the dimension is dynamic."""
         return [None if d < 0 else d for d in self.output_tensor(position).shape_signature]
+
+    def run_subgraph(self, index: int, inputs: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """Trace subgraph ``index`` on ``inputs`` (in its input order); its outputs in order.
+        For control flow (WHILE, IF, CALL_ONCE): the builder decides where the trace happens."""
+        if self._runtime is None or not 0 <= index < len(self.model.subgraphs):
+            raise self.fail(f"cannot run subgraph {index}")
+        sg = self.model.subgraphs[index]
+        if len(inputs) != len(sg.inputs):
+            raise self.fail(f"subgraph {index} takes {len(sg.inputs)} inputs, got {len(inputs)}")
+        values = self._runtime.run_subgraph(index, dict(zip(sg.inputs, inputs)))
+        return [values[i] if i in values else self._runtime.constant_tensor(index, i) for i in sg.outputs]
+
+    def resource(self, key: str):
+        """The module-level state object (tf.Variable, hash table) for a TFLite resource key."""
+        if self._runtime is None or key not in self._runtime.resources:
+            raise self.fail(f"no resource {key!r}")
+        return self._runtime.resources[key]
 
     def fail(self, message: str) -> BuildError:
         return BuildError(
@@ -274,9 +293,17 @@ class InvertedModule(tf.Module):
         self.quantized_mode = quantized
         self._tables = _Tables()  # plain Python state, invisible to TensorFlow's tracking
         self.weights: dict[str, tf.Variable] = {}
+        self.resources: dict[str, Any] = {}  # TFLite resource variables and hash tables, by key
         for sg in model.subgraphs:
             self._tables.folded[sg.index] = fold_constants(model, sg)
             self._create_weights(sg)
+        for sg in model.subgraphs:
+            for op in sg.operators:
+                spec = registry.lookup(op.opcode)
+                if spec is not None and spec.resource_factory is not None:
+                    key, make = spec.resource_factory(BuildContext(model, sg, op, self._tables.folded[sg.index][0]))
+                    if key not in self.resources:
+                        self.resources[key] = make()
 
     # -- constants and weights -------------------------------------------------------------
     def _create_weights(self, sg: ir.Subgraph) -> None:
@@ -393,7 +420,7 @@ class InvertedModule(tf.Module):
             if op.index in folded:
                 continue
             spec = registry.lookup(op.opcode)
-            ctx = BuildContext(self._model, sg, op, constants)
+            ctx = BuildContext(self._model, sg, op, constants, runtime=self)
             if spec is None:
                 raise ctx.fail("no builder registered")
             inputs = [self._input_value(sg, op, p, values, ctx) for p in range(len(op.inputs))]
@@ -414,7 +441,7 @@ class InvertedModule(tf.Module):
             for position, (index, value) in enumerate(zip(op.outputs, outputs)):
                 if index is None:
                     continue
-                _check_output(ctx, position, value)
+                _check_output(ctx, position, value, spec.check_shape)
                 values[index] = self.on_grid(sg.tensors[index], value)
         return values
 
@@ -433,14 +460,14 @@ def _constant(value: np.ndarray, tensor: ir.Tensor) -> tf.Tensor:
     return tf.constant(np.array(value))  # a copy: never let TensorFlow alias the mapped file
 
 
-def _check_output(ctx: BuildContext, position: int, value: tf.Tensor) -> None:
+def _check_output(ctx: BuildContext, position: int, value: tf.Tensor, check_shape: bool = True) -> None:
     """Every built tensor must have the dtype and the static shape the file records."""
     tensor = ctx.output_tensor(position)
     expected_dtype = graph_dtype(tensor)
     if value.dtype != expected_dtype:
         raise ctx.fail(f"output {position} is {value.dtype.name}, the file says {tensor.dtype}")
-    if not tensor.has_rank or not tensor.shape_signature and not tensor.shape:
-        return
+    if not check_shape or not tensor.has_rank or not tensor.shape_signature and not tensor.shape or tensor.dtype in ("resource", "variant"):
+        return  # TFLite gives resource handles shape [1]; TensorFlow's are scalars
     static = value.shape
     if static.rank is not None and static.rank != len(tensor.shape_signature) and tensor.shape:
         raise ctx.fail(f"output {position} has rank {static.rank}, the file says shape {list(tensor.shape_signature)}")

@@ -71,6 +71,8 @@ def run(request: dict) -> None:
                     except ValueError:
                         continue
                     results[f"{resolver}/{d}/tensor/{detail['index']}"] = value
+    # String tensors come back as object arrays of bytes; store them as fixed-width bytes (no pickle).
+    results = {key: value.astype(bytes) if value.dtype == object else value for key, value in results.items()}
     np.savez(request["outputs"], **results)
 
 

@@ -185,6 +185,10 @@ def compare_output(name: str, tensor: ir.Tensor, reference: list[np.ndarray], ca
     if ref.shape != got.shape:
         return OutputReport(name, tensor.name, tuple(ref.shape[1:]), tensor.dtype, float("inf"), float("inf"),
                             float("inf"), 0.0, None, 0.0, False)
+    if ref.dtype.kind in "SUO" or got.dtype.kind in "SUO":  # strings: equal or not
+        mismatched = float(np.mean(ref.astype(bytes) != got.astype(bytes))) if ref.size else 0.0
+        return OutputReport(name, tensor.name, tuple(ref.shape[1:]), tensor.dtype, mismatched, mismatched, mismatched,
+                            0.0, None, 0.0, mismatched == 0.0, unit="fraction of strings that differ")
     if np.issubdtype(ref.dtype, np.integer) and np.issubdtype(got.dtype, np.floating) and tensor.quantization is not None:
         got = _to_grid(got, tensor)
     unit_scale = step or 1.0
@@ -292,6 +296,25 @@ def _frozen_pb_runner(path: Path, tensors: Sequence[ir.Tensor]) -> Callable[[lis
     return run_frozen
 
 
+def _ordered_draw(draw: Any, info: Any, raw_signature: ir.Signature | None) -> list[np.ndarray]:
+    """One draw of inputs as a list in the signature's order; a mapping may use the signature's
+    input names (``x``), their Python-identifier form, or the input tensors' names."""
+    if not isinstance(draw, Mapping):
+        return [np.asarray(v) for v in draw]
+    from .inverted import python_identifier
+
+    raw_names = list(raw_signature.inputs) if raw_signature else [None] * len(info.input_names)
+    ordered = []
+    for raw, name in zip(raw_names, info.input_names):
+        for candidate in (raw, name, python_identifier(name)):
+            if candidate is not None and candidate in draw:
+                ordered.append(np.asarray(draw[candidate]))
+                break
+        else:
+            raise VerificationError(f"inputs lack {raw or name!r} (given {sorted(draw)})")
+    return ordered
+
+
 def _tflite_io(model: ir.Model, key: str, n_inputs: int, n_outputs: int) -> dict:
     """Inputs and outputs of another ``.tflite`` to compare: the same signature key if it has
     one, otherwise its main subgraph's inputs and outputs in order."""
@@ -340,8 +363,9 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
     """Run ``tflite_model`` in LiteRT and ``candidate`` on the same inputs; report per-output errors.
 
     ``candidate`` is an :class:`InvertedModel`, a SavedModel directory, a frozen ``.pb`` (with its
-    ``.json`` sidecar) or another ``.tflite`` file. ``inputs`` (a list of draws, each a list of arrays
-    in signature order) replaces the seeded random inputs.
+    ``.json`` sidecar) or another ``.tflite`` file. ``inputs`` (a list of draws, each a mapping from
+    input name to array, or a list of arrays in the signature's order, which for converter-made
+    models is alphabetical) replaces the seeded random inputs.
     """
     from .graph import model_signatures
 
@@ -359,9 +383,12 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
         info = infos[key]
         sg = model.subgraphs[info.subgraph_index]
         input_tensors = [sg.tensors[i] for i in info.input_tensors]
-        output_tensors = [sg.tensors[i] for i in info.output_tensors]
-        draw_inputs = [list(d) for d in inputs] if inputs is not None else make_inputs(input_tensors, draws, seed, float_range)
         raw_signature = model.signatures[[s.key for s in model.signatures].index(key)] if model.signatures else None
+        output_tensors = [sg.tensors[i] for i in info.output_tensors]
+        if inputs is not None:
+            draw_inputs = [_ordered_draw(draw, info, raw_signature) for draw in inputs]
+        else:
+            draw_inputs = make_inputs(input_tensors, draws, seed, float_range)
         ref_kwargs = dict(
             input_names=list(raw_signature.inputs) if raw_signature else [t.name for t in input_tensors],
             input_tensors=info.input_tensors,

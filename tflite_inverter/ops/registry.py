@@ -20,6 +20,10 @@ Builder = Callable[..., list]
 WeightLayout = Callable[[Any, Any, Any], Any]
 # A folder computes an operator's outputs from constant inputs in numpy, at load time.
 Folder = Callable[..., list]
+# A resource factory names the state an operator creates (a resource variable, a hash table) and
+# says how to make it: factory(ctx) -> (key, make). graph.py makes each key once, at module creation,
+# so the state lives in the tf.Module (saved with the SavedModel), not inside a traced function.
+ResourceFactory = Callable[[Any], tuple]
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,10 @@ class OpSpec:
     weight_layouts: Mapping[int, WeightLayout] = field(default_factory=dict)
     folder: Folder | None = None
     note: str = ""
+    resource_factory: ResourceFactory | None = None
+    # False where LiteRT's kernel gives another static shape than the file records (the builder then
+    # follows the kernel, and says why in ``note``).
+    check_shape: bool = True
 
     @property
     def name(self) -> str:
@@ -45,6 +53,8 @@ def register(
     weight_layouts: Mapping[int, WeightLayout] | None = None,
     folder: Folder | None = None,
     note: str = "",
+    resource_factory: ResourceFactory | None = None,
+    check_shape: bool = True,
 ) -> Callable[[Builder], Builder]:
     """Register ``builder`` for each TFLite spelling in ``opcodes`` (``"CONV_2D"``, ``"CUSTOM:Foo"``).
 
@@ -63,6 +73,8 @@ def register(
                 weight_layouts=MappingProxyType(dict(weight_layouts or {})),
                 folder=folder,
                 note=note,
+                resource_factory=resource_factory,
+                check_shape=check_shape,
             )
         return builder
 
