@@ -46,6 +46,8 @@ def test_verify_command_and_inspect(sample, tmp_path):
     strict = run_cli("verify", str(sample), "out/saved_model", "--rtol", "0", "--float-range", "-100", "100", cwd=tmp_path)
     assert strict.returncode in (0, 1)  # exit code follows the report
     assert ("PASSED" in strict.stdout) == (strict.returncode == 0)
+    per_tensor = run_cli("verify", str(sample), "out/saved_model", "--per-tensor", "--draws", "1", cwd=tmp_path)
+    assert per_tensor.returncode == 0 and "intermediate tensors compared, 0 beyond tolerance" in per_tensor.stdout
     inspect = run_cli("inspect", str(sample), cwd=tmp_path)
     assert inspect.returncode == 0 and "CONV_2D" in inspect.stdout and "float32[1,64,64,3]" in inspect.stdout
 

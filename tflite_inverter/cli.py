@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("model", help="the original .tflite file")
     verify.add_argument("candidate", help="SavedModel directory, frozen .pb (with its .json sidecar) or .tflite")
     verify.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    verify.add_argument("--per-tensor", action="store_true",
+                        help="also compare every intermediate tensor and name the first operator that diverges")
     _add_verify_options(verify)
 
     inspect = commands.add_parser("inspect", help="summarise a .tflite: inputs, outputs, quantization, ops",
@@ -200,7 +202,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from . import verify
 
     with _Progress().step(f"verifying {args.candidate} against {args.model}"):
-        report = verify(args.model, args.candidate, **_verify_kwargs(args))
+        report = verify(args.model, args.candidate, per_tensor=args.per_tensor, **_verify_kwargs(args))
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")

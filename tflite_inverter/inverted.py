@@ -67,6 +67,7 @@ class InvertedModel:
         self.module = InvertedModule(model, quantized=quantized)
         self.signatures: dict[str, SignatureInfo] = {s.key: s for s in model_signatures(model)}
         self.functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
+        self._debug_functions: dict[str, Any] = {}
         for info in self.signatures.values():
             function = tf.function(self._signature_body(info), input_signature=self._input_specs(info))
             setattr(self.module, f"signature_{python_identifier(info.key)}", function)
@@ -116,6 +117,19 @@ class InvertedModel:
         result = function(**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
         return {name: value.numpy() for name, value in result.items()}
 
+    def tensor_values(self, inputs: Mapping[str, np.ndarray] | list[np.ndarray], signature: str | None = None) -> dict[int, np.ndarray]:
+        """Every tensor the signature's subgraph computes, by TFLite tensor index (for per-tensor
+        verification). Quantized activations come back as real values."""
+        info = self._info(signature)
+        specs = self.inputs(info.key)
+        if not isinstance(inputs, Mapping):
+            inputs = {spec.name: value for spec, value in zip(specs, inputs)}
+        if info.key not in self._debug_functions:
+            body = self._signature_body(info, every_tensor=True)
+            self._debug_functions[info.key] = tf.function(body, input_signature=self._input_specs(info))
+        result = self._debug_functions[info.key](**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
+        return {int(key): value.numpy() for key, value in result.items()}
+
     def frozen_concrete_function(self, signature: str | None = None):
         """The signature traced with a placeholder for each weight, and the map from those placeholder
         node names to :attr:`module.weights` names (see :mod:`tflite_inverter.emit.frozen_pb`)."""
@@ -146,7 +160,7 @@ class InvertedModel:
             specs.append(tf.TensorSpec(shape, TF_DTYPES[self._io_dtype(tensor)], name=name))
         return specs
 
-    def _signature_body(self, info: SignatureInfo):
+    def _signature_body(self, info: SignatureInfo, every_tensor: bool = False):
         module = self.module
         sg = self.model.subgraphs[info.subgraph_index]
         native_io = self.io == "native"
@@ -170,6 +184,8 @@ class InvertedModel:
             args = args + tuple(kwargs[name] for name in parameter_names[len(args):])
             feeds = {index: graph_input(index, value) for index, value in zip(info.input_tensors, args)}
             values = module.run_subgraph(info.subgraph_index, feeds)
+            if every_tensor:
+                return {str(i): v for i, v in values.items() if isinstance(v, tf.Tensor) and v.dtype not in (tf.resource, tf.variant)}
             outputs = {}
             for name, index in zip(info.output_names, info.output_tensors):
                 if index not in values:  # an output that is an input or a constant

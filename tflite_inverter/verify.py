@@ -56,6 +56,20 @@ class OutputReport:
 
 
 @dataclass
+class TensorReport:
+    """One intermediate tensor of a per-tensor verification."""
+
+    operator: int
+    opcode: str
+    tensor: str
+    max_abs_error: float
+    magnitude: float
+    tolerance: float
+    passed: bool
+    unit: str = "value"
+
+
+@dataclass
 class VerifyReport:
     model: str
     candidate: str
@@ -63,10 +77,16 @@ class VerifyReport:
     draws: int
     outputs: list[OutputReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tensors: list[TensorReport] = field(default_factory=list)  # with per_tensor=True, in operator order
 
     @property
     def passed(self) -> bool:
         return bool(self.outputs) and all(o.passed for o in self.outputs)
+
+    @property
+    def first_divergence(self) -> TensorReport | None:
+        """The first operator (in execution order) whose output diverges beyond tolerance."""
+        return next((t for t in self.tensors if not t.passed), None)
 
     def to_dict(self) -> dict:
         result = asdict(self)
@@ -83,6 +103,13 @@ class VerifyReport:
                 f"{o.name[:40]:40} {o.max_abs_error:10.3g} {o.mean_abs_error:10.3g} {o.max_rel_error:10.3g} "
                 f"{o.magnitude:10.4g} {floor:>10} {o.tolerance:10.3g}  {'ok' if o.passed else 'FAIL'}{unit}"
             )
+        if self.tensors:
+            failing = [t for t in self.tensors if not t.passed]
+            lines.append(f"per tensor: {len(self.tensors)} intermediate tensors compared, {len(failing)} beyond tolerance")
+            first = self.first_divergence
+            if first is not None:
+                lines.append(f"first divergence: operator {first.operator} {first.opcode} -> {first.tensor!r}: max abs error "
+                             f"{first.max_abs_error:.4g} {first.unit} (tolerance {first.tolerance:.3g}, magnitude {first.magnitude:.4g})")
         lines.extend(self.notes)
         lines.append("PASSED" if self.passed else "FAILED")
         return "\n".join(lines)
@@ -217,7 +244,7 @@ def compare_output(name: str, tensor: ir.Tensor, reference: list[np.ndarray], ca
         name=name, tflite_tensor=tensor.name, shape=tuple(ref.shape[1:]), dtype=tensor.dtype,
         max_abs_error=max_abs, max_rel_error=float(rel.max()) if rel.size else 0.0,
         mean_abs_error=float(diff.mean()) if diff.size else 0.0, magnitude=magnitude,
-        noise_floor=floor, tolerance=float(tolerance), passed=bool(max_abs <= tolerance + 1e-6), unit=unit,
+        noise_floor=floor, tolerance=float(tolerance), passed=bool(max_abs <= tolerance * (1 + 1e-4)), unit=unit,
         within_one_step=within,
     )
 
@@ -359,13 +386,18 @@ def _run_reference_with_fallbacks(model_path: str, draws: list, ref_kwargs: dict
 
 def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature: str | None = None, draws: int = 3,
            seed: int = 0, inputs: Sequence[Sequence[np.ndarray]] | None = None, rtol: float = DEFAULT_RTOL,
-           noise_floor: bool = True, float_range: tuple[float, float] = (-1.0, 1.0), timeout: float = 900) -> VerifyReport:
+           noise_floor: bool = True, float_range: tuple[float, float] = (-1.0, 1.0), timeout: float = 900,
+           per_tensor: bool = False) -> VerifyReport:
     """Run ``tflite_model`` in LiteRT and ``candidate`` on the same inputs; report per-output errors.
 
     ``candidate`` is an :class:`InvertedModel`, a SavedModel directory, a frozen ``.pb`` (with its
     ``.json`` sidecar) or another ``.tflite`` file. ``inputs`` (a list of draws, each a mapping from
     input name to array, or a list of arrays in the signature's order, which for converter-made
     models is alphabetical) replaces the seeded random inputs.
+
+    ``per_tensor=True`` also compares every intermediate tensor with LiteRT's (all tensors preserved,
+    builtin kernels without delegates) and names the first operator whose output diverges
+    (``report.first_divergence``); the candidate is then inverted in process if it is not already.
     """
     from .graph import model_signatures
 
@@ -409,12 +441,67 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
                                   **_tflite_io(load(str(candidate)), key, len(input_tensors), len(output_tensors)))
             candidate_outputs = [[other[f"default/{d}/out/{i}"] for i in range(len(output_tensors))] for d in range(len(draw_inputs))]
 
-    report = VerifyReport(model=str(tflite_model) if not isinstance(tflite_model, bytes) else "<bytes>",
-                          candidate=label, signature=key, draws=len(draw_inputs), notes=notes)
-    for i, (name, tensor) in enumerate(zip(info.output_names, output_tensors)):
-        ref = [reference[f"{primary}/{d}/out/{i}"] for d in range(len(draw_inputs))]
-        floor = [reference[f"reference/{d}/out/{i}"] for d in range(len(draw_inputs))] if noise_floor else None
-        got = [candidate_outputs[d][i] for d in range(len(draw_inputs))]
-        step = quantization_step(sg, info.output_tensors[i])
-        report.outputs.append(compare_output(name, tensor, ref, got, floor, rtol, step))
+        report = VerifyReport(model=str(tflite_model) if not isinstance(tflite_model, bytes) else "<bytes>",
+                              candidate=label, signature=key, draws=len(draw_inputs), notes=notes)
+        for i, (name, tensor) in enumerate(zip(info.output_names, output_tensors)):
+            ref = [reference[f"{primary}/{d}/out/{i}"] for d in range(len(draw_inputs))]
+            floor = [reference[f"reference/{d}/out/{i}"] for d in range(len(draw_inputs))] if noise_floor else None
+            got = [candidate_outputs[d][i] for d in range(len(draw_inputs))]
+            step = quantization_step(sg, info.output_tensors[i])
+            report.outputs.append(compare_output(name, tensor, ref, got, floor, rtol, step))
+        if per_tensor:
+            report.tensors = _verify_tensors(model_path, model, info, candidate, draw_inputs, ref_kwargs, rtol, notes)
     return report
+
+
+def _verify_tensors(model_path: str, model: ir.Model, info: Any, candidate: Any, draws: list, ref_kwargs: dict,
+                    rtol: float, notes: list[str]) -> list[TensorReport]:
+    from .inverted import InvertedModel, invert
+    from .quantization import dequantize_array, is_quantized_activation
+
+    if info.subgraph_index != 0:
+        raise VerificationError("per-tensor verification covers signatures of subgraph 0")
+    inverted = candidate if isinstance(candidate, InvertedModel) else invert(model)
+    sg = model.subgraphs[0]
+    kwargs = dict(ref_kwargs, signature=None, all_tensors=True,
+                  input_names=[sg.tensors[i].name for i in info.input_tensors])
+    # XNNPACK fuses operators, so intermediate tensors are read from the builtin kernels.
+    try:
+        reference = run_reference(model_path, draws, resolvers=("builtin_without_default_delegates", "reference"), **kwargs)
+        floors = True
+    except VerificationError:
+        reference = run_reference(model_path, draws, resolvers=("builtin_without_default_delegates",), **kwargs)
+        floors = False
+        notes.append("note: per-tensor comparison without noise floors (no reference kernels for this model)")
+    keys = [python_identifier_of(n) for n in info.input_names]
+    ours = [inverted.tensor_values(dict(zip(keys, values)), signature=info.key) for values in draws]
+    reports = []
+    for op in sg.operators:
+        for index in op.outputs:
+            if index is None or any(index not in o for o in ours):
+                continue
+            name = f"builtin_without_default_delegates/{{d}}/tensor/{index}"
+            if any(name.format(d=d) not in reference for d in range(len(draws))):
+                continue
+            tensor = sg.tensors[index]
+            ref = [reference[name.format(d=d)] for d in range(len(draws))]
+            floor = [reference[f"reference/{d}/tensor/{index}"] for d in range(len(draws))] if floors else None
+            step = None
+            if is_quantized_activation(tensor):
+                ref = [dequantize_array(r, tensor.quantization) for r in ref]
+                floor = [dequantize_array(f, tensor.quantization) for f in floor] if floor else None
+                step = float(tensor.quantization.scales[0])
+            got = [o[index] for o in ours]
+            if any(np.shape(r) != np.shape(g) for r, g in zip(ref, got)):
+                reports.append(TensorReport(op.index, op.opcode, tensor.name, float("inf"), 0.0, 0.0, False, "shape"))
+                continue
+            result = compare_output(tensor.name, tensor, ref, got, floor, rtol, step)
+            reports.append(TensorReport(op.index, op.opcode, tensor.name, result.max_abs_error, result.magnitude,
+                                        result.tolerance, result.passed, result.unit))
+    return reports
+
+
+def python_identifier_of(name: str) -> str:
+    from .inverted import python_identifier
+
+    return python_identifier(name)
