@@ -81,6 +81,13 @@ def test_bad_input_gives_one_line_and_leaves_nothing(sample, tmp_path, content, 
     assert not (tmp_path / "out").exists()
 
 
+def test_input_shape_option(sample, tmp_path):
+    done = run_cli("convert", str(sample), "-o", "out", "--input-shape", "image:?,64,64,3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    bad = run_cli("convert", str(sample), "-o", "out2", "--input-shape", "image:1,x", cwd=tmp_path)
+    assert bad.returncode == 2 and "dimensions must be integers" in bad.stderr and not (tmp_path / "out2").exists()
+
+
 def test_missing_file_and_help(tmp_path):
     done = run_cli("convert", "nope.tflite", "-o", "out", cwd=tmp_path)
     assert done.returncode == 2 and "no such file" in done.stderr and "Traceback" not in done.stderr

@@ -117,3 +117,35 @@ def test_dynamic_batch_model_keeps_dimension():
         assert y.shape == (batch, 3)
     report = ti.verify(model, inverted, inputs=[[np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)]])
     assert report.passed, report.table()
+
+
+def _conv_model(flatten: bool) -> bytes:
+    w = tf.constant(np.random.default_rng(0).normal(size=(3, 3, 3, 4)).astype(np.float32))
+
+    def f(x):
+        y = tf.nn.max_pool2d(tf.nn.relu(tf.nn.conv2d(x, w, 1, "SAME")), 2, 2, "VALID")
+        return tf.reshape(y, [1, 16 * 16 * 4]) if flatten else y
+
+    return convert(f, [tf.TensorSpec([1, 32, 32, 3], tf.float32, name="image")])
+
+
+def test_input_shapes_change_resolution_and_batch():
+    model = _conv_model(flatten=False)
+    bigger = ti.invert(model, input_shapes={"image": [None, 64, 48, 3]})
+    assert bigger.concrete_functions["serving_default"].inputs[0].shape.as_list() == [None, 64, 48, 3]
+    (y,) = bigger.run([np.ones((4, 64, 48, 3), np.float32)]).values()
+    assert y.shape == (4, 32, 24, 4)
+    # Same numbers as the original model on each 32x32 tile-free input: check against LiteRT at 32x32.
+    fixed = ti.invert(model, input_shapes={"image": [1, 32, 32, 3]})
+    report = ti.verify(model, fixed)
+    assert report.passed, report.table()
+
+
+def test_input_shapes_error_names_the_op_that_hard_codes_a_shape():
+    model = _conv_model(flatten=True)
+    with pytest.raises(ti.BuildError, match=r"operator \d+ RESHAPE"):
+        ti.invert(model, input_shapes={"image": [1, 64, 64, 3]})
+    with pytest.raises(ti.TfliteInverterError, match="unknown inputs"):
+        ti.invert(model, input_shapes={"nope": [1, 2]})
+    with pytest.raises(ti.TfliteInverterError, match="rank 4"):
+        ti.invert(model, input_shapes={"image": [1, 2]})

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--strict", action="store_true", help="fail on op versions above those the tests cover")
     convert.add_argument("--quantized", choices=["fake_quant", "dequantize"], default="fake_quant",
                          help="integer models: keep every activation's grid as FakeQuant ops (default) or plain float")
+    convert.add_argument("--input-shape", action="append", default=[], metavar="NAME:D0,D1,...",
+                         help="fix or change an input's shape, e.g. image:1,256,256,3 (? or -1 for a dynamic dimension)")
     convert.add_argument("--io", choices=["native", "float"], default="native",
                          help="quantized inputs/outputs: as the original (uint8 in, uint8 out; default) or real-valued float")
     _add_verify_options(convert)
@@ -155,6 +157,19 @@ def _verify_kwargs(args: argparse.Namespace) -> dict:
                 signature=args.signature)
 
 
+def parse_input_shapes(values: list[str]) -> dict[str, list[int | None]]:
+    shapes = {}
+    for value in values:
+        name, sep, dims = value.rpartition(":")
+        if not sep or not name:
+            raise TfliteInverterError(f"--input-shape {value!r}: expected NAME:D0,D1,... such as image:1,224,224,3")
+        try:
+            shapes[name] = [None if d.strip() in ("?", "-1", "") else int(d) for d in dims.split(",")]
+        except ValueError:
+            raise TfliteInverterError(f"--input-shape {value!r}: dimensions must be integers, ? or -1") from None
+    return shapes
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from . import load, verify
     from .inverted import InvertedModel
@@ -171,7 +186,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     with progress.step(f"reading {args.model}"):
         model = load(args.model)
     with progress.step(f"building TensorFlow graph ({sum(len(s.operators) for s in model.subgraphs)} operators)"):
-        inverted = InvertedModel(model, strict=args.strict, quantized=args.quantized, io=args.io)
+        inverted = InvertedModel(model, strict=args.strict, quantized=args.quantized, io=args.io,
+                                 input_shapes=parse_input_shapes(args.input_shape))
     written: list[Path] = []
     try:
         if args.saved_model:

@@ -285,12 +285,14 @@ class _Tables:
 class InvertedModule(tf.Module):
     """Weights as variables plus the machinery to trace a subgraph into TensorFlow ops."""
 
-    def __init__(self, model: ir.Model, name: str = "inverted", quantized: str = "fake_quant"):
+    def __init__(self, model: ir.Model, name: str = "inverted", quantized: str = "fake_quant",
+                 check_static_shapes: bool = True):
         super().__init__(name=name)
         if quantized not in QUANTIZED_MODES:
             raise TfliteInverterError(f"quantized must be one of {QUANTIZED_MODES}, not {quantized!r}")
         self._model = model
         self.quantized_mode = quantized
+        self.check_static_shapes = check_static_shapes
         self._tables = _Tables()  # plain Python state, invisible to TensorFlow's tracking
         self.weights: dict[str, tf.Variable] = {}
         self.resources: dict[str, Any] = {}  # TFLite resource variables and hash tables, by key
@@ -441,7 +443,7 @@ class InvertedModule(tf.Module):
             for position, (index, value) in enumerate(zip(op.outputs, outputs)):
                 if index is None:
                     continue
-                _check_output(ctx, position, value, spec.check_shape)
+                _check_output(ctx, position, value, spec.check_shape, self.check_static_shapes)
                 values[index] = self.on_grid(sg.tensors[index], value)
         return values
 
@@ -460,7 +462,8 @@ def _constant(value: np.ndarray, tensor: ir.Tensor) -> tf.Tensor:
     return tf.constant(np.array(value))  # a copy: never let TensorFlow alias the mapped file
 
 
-def _check_output(ctx: BuildContext, position: int, value: tf.Tensor, check_shape: bool = True) -> None:
+def _check_output(ctx: BuildContext, position: int, value: tf.Tensor, check_shape: bool = True,
+                  static_dims: bool = True) -> None:
     """Every built tensor must have the dtype and the static shape the file records."""
     tensor = ctx.output_tensor(position)
     expected_dtype = graph_dtype(tensor)
@@ -471,7 +474,7 @@ def _check_output(ctx: BuildContext, position: int, value: tf.Tensor, check_shap
     static = value.shape
     if static.rank is not None and static.rank != len(tensor.shape_signature) and tensor.shape:
         raise ctx.fail(f"output {position} has rank {static.rank}, the file says shape {list(tensor.shape_signature)}")
-    if static.rank is not None and tensor.shape:
+    if static.rank is not None and tensor.shape and static_dims:
         for built, recorded in zip(static.as_list(), tensor.shape_signature):
             if built is not None and recorded >= 0 and built != recorded:
                 raise ctx.fail(f"output {position} has shape {static.as_list()}, the file says {list(tensor.shape_signature)}")

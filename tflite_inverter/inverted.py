@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,18 +58,22 @@ class InvertedModel:
     :meth:`save_saved_model` and :meth:`save_frozen_pb`.
     """
 
-    def __init__(self, model: ir.Model, *, strict: bool = False, quantized: str = "fake_quant", io: str = "native"):
+    def __init__(self, model: ir.Model, *, strict: bool = False, quantized: str = "fake_quant", io: str = "native",
+                 input_shapes: Mapping[str, Sequence[int | None]] | None = None):
         if io not in IO_MODES:
             raise TfliteInverterError(f"io must be one of {IO_MODES}, not {io!r}")
         check_supported(model, strict=strict)
         self.model = model
         self.io = io
-        self.module = InvertedModule(model, quantized=quantized)
         self.signatures: dict[str, SignatureInfo] = {s.key: s for s in model_signatures(model)}
+        self.input_shapes = self._resolve_input_shapes(input_shapes or {})
+        # With new input shapes, the file's static shapes of later tensors no longer hold: builders
+        # follow the inputs, and an op that hard-codes a shape fails, named, when it is traced.
+        self.module = InvertedModule(model, quantized=quantized, check_static_shapes=not self.input_shapes)
         self.functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._debug_functions: dict[str, Any] = {}
         for info in self.signatures.values():
-            function = tf.function(self._signature_body(info), input_signature=self._input_specs(info))
+            function = tf.function(self._signature_body(info), input_signature=self._input_specs(info), autograph=False)
             setattr(self.module, f"signature_{python_identifier(info.key)}", function)
             self.functions[info.key] = function
         # Trace now so that an op that cannot be built fails here, not at save time.
@@ -126,7 +130,7 @@ class InvertedModel:
             inputs = {spec.name: value for spec, value in zip(specs, inputs)}
         if info.key not in self._debug_functions:
             body = self._signature_body(info, every_tensor=True)
-            self._debug_functions[info.key] = tf.function(body, input_signature=self._input_specs(info))
+            self._debug_functions[info.key] = tf.function(body, input_signature=self._input_specs(info), autograph=False)
         result = self._debug_functions[info.key](**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
         return {int(key): value.numpy() for key, value in result.items()}
 
@@ -135,7 +139,7 @@ class InvertedModel:
         node names to :attr:`module.weights` names (see :mod:`tflite_inverter.emit.frozen_pb`)."""
         info = self._info(signature)
         with self.module.frozen() as placeholders:
-            function = tf.function(self._signature_body(info), input_signature=self._input_specs(info))
+            function = tf.function(self._signature_body(info), input_signature=self._input_specs(info), autograph=False)
             concrete = function.get_concrete_function()
             return concrete, dict(placeholders)
 
@@ -151,12 +155,34 @@ class InvertedModel:
         return save_frozen_pb(self, Path(path), overwrite=overwrite, signature=signature)
 
     # -- internals --------------------------------------------------------------------------------
+    def _resolve_input_shapes(self, requested: Mapping[str, Sequence[int | None]]) -> dict[tuple[str, int], list[int | None]]:
+        """Map user names (signature input names, their identifier form, or tensor names) to inputs."""
+        resolved: dict[tuple[str, int], list[int | None]] = {}
+        unknown = set(requested)
+        for info in self.signatures.values():
+            sg = self.model.subgraphs[info.subgraph_index]
+            for name, index in zip(info.input_names, info.input_tensors):
+                tensor = sg.tensors[index]
+                for candidate in (name, python_identifier(name), tensor.name):
+                    if candidate in requested:
+                        shape = [None if d is None or d < 0 else int(d) for d in requested[candidate]]
+                        if tensor.has_rank and len(shape) != len(tensor.shape_signature):
+                            raise TfliteInverterError(f"input {name!r} has rank {len(tensor.shape_signature)}; "
+                                                      f"the shape given has rank {len(shape)}")
+                        resolved[(info.key, index)] = shape
+                        unknown.discard(candidate)
+        if unknown:
+            names = sorted({n for info in self.signatures.values() for n in info.input_names})
+            raise TfliteInverterError(f"input_shapes names unknown inputs {sorted(unknown)}; the inputs are {names}")
+        return resolved
+
     def _input_specs(self, info: SignatureInfo) -> list[tf.TensorSpec]:
         sg = self.model.subgraphs[info.subgraph_index]
         specs = []
         for name, index in zip(info.input_names, info.input_tensors):
             tensor = sg.tensors[index]
             shape = [None if d < 0 else d for d in tensor.shape_signature] if tensor.has_rank else None
+            shape = self.input_shapes.get((info.key, index), shape)
             specs.append(tf.TensorSpec(shape, TF_DTYPES[self._io_dtype(tensor)], name=name))
         return specs
 
@@ -201,7 +227,7 @@ class InvertedModel:
 
 
 def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quantized: str = "fake_quant",
-           io: str = "native") -> InvertedModel:
+           io: str = "native", input_shapes: Mapping[str, Sequence[int | None]] | None = None) -> InvertedModel:
     """Rebuild a TFLite model (IR, path or bytes) as TensorFlow.
 
     ``quantized``: for integer-quantized models, ``"fake_quant"`` (default) snaps every quantized
@@ -210,11 +236,14 @@ def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quanti
     ``io``: ``"native"`` (default) takes and returns what the original does (uint8 in, uint8 out);
     ``"float"`` takes and returns real values, the (de)quantization folded in.
     ``strict``: fail on op versions above those the tests cover (default: warn).
+    ``input_shapes``: ``{input name: shape}`` fixes dynamic dimensions or changes static ones (batch,
+    resolution; ``None`` for dynamic) where the graph allows; an op that hard-codes a shape fails
+    with an error naming it.
     """
     if not isinstance(model, ir.Model):
         from .reader import load
 
         model = load(model)
-    return InvertedModel(model, strict=strict, quantized=quantized, io=io)
+    return InvertedModel(model, strict=strict, quantized=quantized, io=io, input_shapes=input_shapes)
 
 
