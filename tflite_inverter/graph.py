@@ -92,6 +92,8 @@ def check_supported(model: ir.Model, *, strict: bool = False) -> None:
                 key, reason = op.opcode, "no builder registered"
                 if op.is_custom:
                     reason = "custom operator with no registered builder (see tflite_inverter.register_custom)"
+            elif spec.validator is not None and (refusal := spec.validator(op)) is not None:
+                key, reason = op.opcode, refusal
             elif op.version > spec.max_version:
                 key = f"{op.opcode} v{op.version}"
                 reason = f"op version {op.version} is above the highest tested version {spec.max_version}"

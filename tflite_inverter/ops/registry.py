@@ -38,6 +38,8 @@ class OpSpec:
     # False where LiteRT's kernel gives another static shape than the file records (the builder then
     # follows the kernel, and says why in ``note``).
     check_shape: bool = True
+    # validator(op) -> None, or the reason the operator cannot be built (for the pre-build report).
+    validator: Callable[[Any], str | None] | None = None
 
     @property
     def name(self) -> str:
@@ -55,6 +57,7 @@ def register(
     note: str = "",
     resource_factory: ResourceFactory | None = None,
     check_shape: bool = True,
+    validator: Callable[[Any], str | None] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register ``builder`` for each TFLite spelling in ``opcodes`` (``"CONV_2D"``, ``"CUSTOM:Foo"``).
 
@@ -75,6 +78,7 @@ def register(
                 note=note,
                 resource_factory=resource_factory,
                 check_shape=check_shape,
+                validator=validator,
             )
         return builder
 
@@ -92,7 +96,13 @@ def unregister(opcode: str) -> None:
 
 
 def lookup(opcode: str) -> OpSpec | None:
-    return _REGISTRY.get(opcode)
+    """The spec for an opcode; a key ending in ``*`` (``"CUSTOM:Flex*"``) covers a whole family."""
+    spec = _REGISTRY.get(opcode)
+    if spec is None:
+        for key, candidate in _REGISTRY.items():
+            if key.endswith("*") and opcode.startswith(key[:-1]):
+                return candidate
+    return spec
 
 
 def supported_ops() -> list[OpSpec]:

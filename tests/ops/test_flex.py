@@ -1,0 +1,83 @@
+"""Flex ops (tflite_inverter/ops/flex.py): rebuilt generically from their NodeDef.
+
+LiteRT's Python package has no Flex delegate (nor does TensorFlow 2.21's bundled interpreter), so
+no interpreter here runs a Flex model: the builtin part is verified in LiteRT by segments, and the
+Flex op against TensorFlow computing the very function the model was converted from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tflite_inverter as ti
+from flatbuffer_writer import edit
+from parity import convert
+from tflite_inverter.ops import flex
+
+
+def determinant_plus(x):
+    return tf.linalg.det(x) * 2.0 + tf.reduce_sum(x, axis=[1, 2])
+
+
+@pytest.fixture(scope="module")
+def flex_model() -> bytes:
+    return convert(determinant_plus, [tf.TensorSpec([2, 3, 3], tf.float32)], select_tf_ops=True)
+
+
+def test_flex_op_matches_tensorflow_and_segments_match_litert(flex_model):
+    assert "CUSTOM:FlexMatrixDeterminant" in ti.load(flex_model).op_histogram()
+    inverted = ti.invert(flex_model)
+    x = np.random.default_rng(0).normal(size=(2, 3, 3)).astype(np.float32)
+    (y,) = inverted.run([x]).values()
+    np.testing.assert_allclose(y, determinant_plus(tf.constant(x)).numpy(), rtol=1e-5, atol=1e-5)
+    report = ti.verify(flex_model, inverted)
+    assert report.passed, report.table()
+    assert any("verified in segments" in note for note in report.notes)
+
+
+def _read_file_model() -> bytes:
+    def read(path):
+        return tf.strings.length(tf.io.read_file(path[0]))
+
+    return convert(read, [tf.TensorSpec([1], tf.string)], select_tf_ops=True)
+
+
+def test_read_file_is_refused_unless_allowed(tmp_path):
+    model = _read_file_model()
+    assert "CUSTOM:FlexReadFile" in ti.load(model).op_histogram()
+    with pytest.raises(ti.UnsupportedOpsError, match="ReadFile.*touches files"):
+        ti.invert(model)
+    secret = tmp_path / "data.txt"
+    secret.write_bytes(b"twelve bytes")
+    flex.allow_flex_ops("ReadFile")
+    try:
+        inverted = ti.invert(model)
+        (length,) = inverted.run([np.array([str(secret).encode()])]).values()
+        assert int(np.asarray(length).reshape(-1)[0]) == 12
+    finally:
+        flex.disallow_flex_ops("ReadFile")
+
+
+def test_op_unknown_to_tensorflow_names_its_package(flex_model):
+    """A Flex op from tensorflow-text, unknown to core TensorFlow, is reported with the package to install."""
+    from flatbuffers import flexbuffers
+
+    node_def = tf.compat.v1.NodeDef(name="CaseFold", op="CaseFoldUTF8")
+    builder = flexbuffers.Builder()
+    with builder.Vector():
+        builder.String("CaseFoldUTF8")
+        builder.String(node_def.SerializeToString().decode("latin-1"))
+    options = builder.Finish()
+
+    def rename(model):
+        for code in model.operatorCodes:
+            if code.customCode and code.customCode.startswith(b"Flex" if isinstance(code.customCode, bytes) else "Flex"):
+                code.customCode = "FlexCaseFoldUTF8"
+        for op in model.subgraphs[0].operators:
+            if op.customOptions is not None and len(op.customOptions):
+                op.customOptions = list(bytes(options))
+
+    with pytest.raises(ti.UnsupportedOpsError, match="CaseFoldUTF8.*tensorflow-text"):
+        ti.invert(edit(flex_model, rename))
