@@ -88,6 +88,17 @@ def test_input_shape_option(sample, tmp_path):
     assert bad.returncode == 2 and "dimensions must be integers" in bad.stderr and not (tmp_path / "out2").exists()
 
 
+def test_cut_option(sample, tmp_path):
+    import tflite_inverter as ti
+
+    sg = ti.load(sample).main
+    pad = next(op for op in sg.operators if op.opcode == "PAD")
+    done = run_cli("convert", str(sample), "-o", "out", "--outputs", sg.tensors[pad.outputs[0]].name, "--verify",
+                   "--draws", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "cut:" in done.stdout and "PASSED" in done.stdout
+
+
 def test_missing_file_and_help(tmp_path):
     done = run_cli("convert", "nope.tflite", "-o", "out", cwd=tmp_path)
     assert done.returncode == 2 and "no such file" in done.stderr and "Traceback" not in done.stderr

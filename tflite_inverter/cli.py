@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="integer models: keep every activation's grid as FakeQuant ops (default) or plain float")
     convert.add_argument("--input-shape", action="append", default=[], metavar="NAME:D0,D1,...",
                          help="fix or change an input's shape, e.g. image:1,256,256,3 (? or -1 for a dynamic dimension)")
+    convert.add_argument("--outputs", nargs="+", metavar="TENSOR",
+                         help="cut the model: these tensors become the outputs (drop post-processing)")
+    convert.add_argument("--inputs", nargs="+", metavar="TENSOR", help="cut the model: start at these tensors")
     convert.add_argument("--io", choices=["native", "float"], default="native",
                          help="quantized inputs/outputs: as the original (uint8 in, uint8 out; default) or real-valued float")
     _add_verify_options(convert)
@@ -187,7 +190,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         model = load(args.model)
     with progress.step(f"building TensorFlow graph ({sum(len(s.operators) for s in model.subgraphs)} operators)"):
         inverted = InvertedModel(model, strict=args.strict, quantized=args.quantized, io=args.io,
-                                 input_shapes=parse_input_shapes(args.input_shape))
+                                 input_shapes=parse_input_shapes(args.input_shape), inputs=args.inputs,
+                                 outputs=args.outputs)
     written: list[Path] = []
     try:
         if args.saved_model:
@@ -207,7 +211,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.verify:
         for candidate in [p for p in written if p.suffix != ".json"]:
             with progress.step(f"verifying {candidate}"):
-                report = verify(args.model, candidate, **_verify_kwargs(args))
+                # A cut model is verified in memory against the same cut of the .tflite.
+                report = verify(args.model, inverted if inverted.cut else candidate, **_verify_kwargs(args))
             print(report.table())
             if not report.passed:
                 status = EXIT_VERIFY_FAILED

@@ -81,11 +81,14 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
-def check_supported(model: ir.Model, *, strict: bool = False) -> None:
-    """Raise one :class:`UnsupportedOpsError` listing every unsupported op, before building."""
+def check_supported(model: ir.Model, *, strict: bool = False, main_operators: frozenset[int] | None = None) -> None:
+    """Raise one :class:`UnsupportedOpsError` listing every unsupported op, before building
+    (in the main subgraph, only ``main_operators`` when the model is cut)."""
     problems: dict[str, UnsupportedOp] = {}
     for sg in model.subgraphs:
         for op in sg.operators:
+            if sg.index == 0 and main_operators is not None and op.index not in main_operators:
+                continue
             spec = registry.lookup(op.opcode)
             location = f"subgraph {sg.index} operator {op.index}, output {_output_name(sg, op)!r}"
             if spec is None:
@@ -251,6 +254,53 @@ class SignatureInfo:
     input_tensors: tuple[int, ...]
     output_names: tuple[str, ...]
     output_tensors: tuple[int, ...]
+    operators: frozenset[int] | None = None  # a cut model builds only these operators of its subgraph
+
+
+def needed_operators(subgraph: ir.Subgraph, outputs: Sequence[int], inputs: Sequence[int]) -> frozenset[int]:
+    """The operators that compute ``outputs`` from ``inputs`` (and the constants): walking back
+    from the outputs, stopping at the given inputs."""
+    producer = {out: op for op in subgraph.operators for out in op.outputs if out is not None}
+    needed: set[int] = set()
+    stack, seen, stop = list(outputs), set(), set(inputs)
+    while stack:
+        tensor = stack.pop()
+        if tensor in seen or tensor in stop:
+            continue
+        seen.add(tensor)
+        op = producer.get(tensor)
+        if op is not None and op.index not in needed:
+            needed.add(op.index)
+            stack.extend(i for i in op.inputs if i is not None)
+    return frozenset(needed)
+
+
+def cut_signature(model: ir.Model, inputs: Sequence[str] | None, outputs: Sequence[str] | None) -> SignatureInfo:
+    """A ``serving_default`` over the main subgraph that starts at ``inputs`` and ends at ``outputs``
+    (tensor names; default: the model's own)."""
+    sg = model.main
+    by_name = {t.name: t.index for t in sg.tensors}
+    for name in [*(inputs or []), *(outputs or [])]:
+        if name not in by_name:
+            close = [n for n in by_name if name.lower() in n.lower()][:5]
+            raise TfliteInverterError(f"{model.source}: no tensor named {name!r} in the main subgraph"
+                                      + (f" (similar: {close})" if close else ""))
+    input_tensors = tuple(by_name[n] for n in inputs) if inputs else tuple(sg.inputs)
+    output_tensors = tuple(by_name[n] for n in outputs) if outputs else tuple(sg.outputs)
+    operators = needed_operators(sg, output_tensors, input_tensors)
+    produced = {out for i in operators for out in sg.operators[i].outputs}
+    constants = {t.index for t in sg.tensors if t.data is not None}
+    missing = {i for op in operators for i in sg.operators[op].inputs
+               if i is not None and i not in produced and i not in input_tensors and i not in constants}
+    if missing:
+        raise TfliteInverterError(f"{model.source}: the outputs need tensors the inputs do not give: "
+                                  f"{sorted(sg.tensors[i].name for i in missing)[:5]}")
+    return SignatureInfo(
+        "serving_default", 0,
+        tuple(_unique([sanitize_name(sg.tensors[i].name) for i in input_tensors])), input_tensors,
+        tuple(_unique([sanitize_name(sg.tensors[i].name) for i in output_tensors])), output_tensors,
+        operators,
+    )
 
 
 def model_signatures(model: ir.Model) -> list[SignatureInfo]:
@@ -415,13 +465,14 @@ class InvertedModule(tf.Module):
         return _constant_or_fail(self, subgraph_index, index)
 
     # -- tracing -----------------------------------------------------------------------------
-    def run_subgraph(self, subgraph_index: int, feeds: Mapping[int, tf.Tensor], keep_all: bool = False) -> dict[int, tf.Tensor]:
-        """Trace the operators of a subgraph; returns the tensor map (index -> tf.Tensor)."""
+    def run_subgraph(self, subgraph_index: int, feeds: Mapping[int, tf.Tensor],
+                     operators: frozenset[int] | None = None) -> dict[int, tf.Tensor]:
+        """Trace the operators of a subgraph (only ``operators`` when given); returns the tensor map."""
         sg = self._model.subgraphs[subgraph_index]
         constants, folded = self._tables.folded[subgraph_index]
         values: dict[int, tf.Tensor] = dict(feeds)
         for op in sg.operators:
-            if op.index in folded:
+            if op.index in folded or (operators is not None and op.index not in operators):
                 continue
             spec = registry.lookup(op.opcode)
             ctx = BuildContext(self._model, sg, op, constants, runtime=self)

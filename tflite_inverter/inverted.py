@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from . import ir
 from .errors import TfliteInverterError
-from .graph import TF_DTYPES, InvertedModule, SignatureInfo, check_supported, model_signatures
+from .graph import TF_DTYPES, InvertedModule, SignatureInfo, check_supported, cut_signature, model_signatures
 from .quantization import dequantize_tensor, is_quantized_activation, quantize_tensor
 
 
@@ -59,13 +59,20 @@ class InvertedModel:
     """
 
     def __init__(self, model: ir.Model, *, strict: bool = False, quantized: str = "fake_quant", io: str = "native",
-                 input_shapes: Mapping[str, Sequence[int | None]] | None = None):
+                 input_shapes: Mapping[str, Sequence[int | None]] | None = None,
+                 inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None):
         if io not in IO_MODES:
             raise TfliteInverterError(f"io must be one of {IO_MODES}, not {io!r}")
-        check_supported(model, strict=strict)
+        self.cut = (tuple(inputs or ()), tuple(outputs or ())) if inputs or outputs else None
+        if self.cut:
+            signatures = [cut_signature(model, inputs, outputs)]
+            check_supported(model, strict=strict, main_operators=signatures[0].operators)
+        else:
+            check_supported(model, strict=strict)
+            signatures = model_signatures(model)
         self.model = model
         self.io = io
-        self.signatures: dict[str, SignatureInfo] = {s.key: s for s in model_signatures(model)}
+        self.signatures: dict[str, SignatureInfo] = {s.key: s for s in signatures}
         self.input_shapes = self._resolve_input_shapes(input_shapes or {})
         # With new input shapes, the file's static shapes of later tensors no longer hold: builders
         # follow the inputs, and an op that hard-codes a shape fails, named, when it is traced.
@@ -209,7 +216,7 @@ class InvertedModel:
         def body(*args: tf.Tensor, **kwargs: tf.Tensor) -> dict[str, tf.Tensor]:
             args = args + tuple(kwargs[name] for name in parameter_names[len(args):])
             feeds = {index: graph_input(index, value) for index, value in zip(info.input_tensors, args)}
-            values = module.run_subgraph(info.subgraph_index, feeds)
+            values = module.run_subgraph(info.subgraph_index, feeds, info.operators)
             if every_tensor:
                 return {str(i): v for i, v in values.items() if isinstance(v, tf.Tensor) and v.dtype not in (tf.resource, tf.variant)}
             outputs = {}
@@ -227,7 +234,8 @@ class InvertedModel:
 
 
 def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quantized: str = "fake_quant",
-           io: str = "native", input_shapes: Mapping[str, Sequence[int | None]] | None = None) -> InvertedModel:
+           io: str = "native", input_shapes: Mapping[str, Sequence[int | None]] | None = None,
+           inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None) -> InvertedModel:
     """Rebuild a TFLite model (IR, path or bytes) as TensorFlow.
 
     ``quantized``: for integer-quantized models, ``"fake_quant"`` (default) snaps every quantized
@@ -239,11 +247,14 @@ def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quanti
     ``input_shapes``: ``{input name: shape}`` fixes dynamic dimensions or changes static ones (batch,
     resolution; ``None`` for dynamic) where the graph allows; an op that hard-codes a shape fails
     with an error naming it.
+    ``outputs`` / ``inputs``: tensor names at which to cut the main subgraph (drop post-processing
+    for an accelerator, or start after pre-processing); only the operators between are built.
     """
     if not isinstance(model, ir.Model):
         from .reader import load
 
         model = load(model)
-    return InvertedModel(model, strict=strict, quantized=quantized, io=io, input_shapes=input_shapes)
+    return InvertedModel(model, strict=strict, quantized=quantized, io=io, input_shapes=input_shapes,
+                         inputs=inputs, outputs=outputs)
 
 

@@ -52,3 +52,21 @@ def builtin_segment(model_bytes: bytes, remove: Iterable[int], subgraph: int = 0
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return Segment(bytes(builder.Output()), tuple(inputs), tuple(outputs), tuple(removed))
+
+
+def cut_model(model_bytes: bytes, inputs: Iterable[int], outputs: Iterable[int], operators: Iterable[int],
+              subgraph: int = 0) -> bytes:
+    """The model restricted to ``operators``, taking ``inputs`` and giving ``outputs`` (tensor
+    indices): the truncated ``.tflite`` a cut inversion is verified against."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model_bytes, 0))
+    sg = model.subgraphs[subgraph]
+    keep = set(operators)
+    sg.operators = [op for i, op in enumerate(sg.operators) if i in keep]
+    sg.inputs = list(inputs)
+    sg.outputs = list(outputs)
+    model.signatureDefs = []
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -387,7 +387,7 @@ def _run_reference_with_fallbacks(model_path: str, draws: list, ref_kwargs: dict
 def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature: str | None = None, draws: int = 3,
            seed: int = 0, inputs: Sequence[Sequence[np.ndarray]] | None = None, rtol: float = DEFAULT_RTOL,
            noise_floor: bool = True, float_range: tuple[float, float] = (-1.0, 1.0), timeout: float = 900,
-           per_tensor: bool = False, segments: bool | None = None) -> VerifyReport:
+           per_tensor: bool = False, segments: bool | None = None, _cut_applied: bool = False) -> VerifyReport:
     """Run ``tflite_model`` in LiteRT and ``candidate`` on the same inputs; report per-output errors.
 
     ``candidate`` is an :class:`InvertedModel`, a SavedModel directory, a frozen ``.pb`` (with its
@@ -413,6 +413,18 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
         else:
             model_path = str(tflite_model)
         model = load(model_path)
+        cut = getattr(candidate, "cut", None)
+        if cut and not _cut_applied:
+            # A cut inversion is verified against the same cut of the .tflite.
+            from .segments import cut_model
+
+            (info,) = candidate.signatures.values()
+            data = cut_model(Path(model_path).read_bytes(), info.input_tensors, info.output_tensors, info.operators)
+            report = verify(data, candidate, signature=signature, draws=draws, seed=seed, inputs=inputs, rtol=rtol,
+                            noise_floor=noise_floor, float_range=float_range, timeout=timeout, per_tensor=per_tensor,
+                            segments=segments, _cut_applied=True)
+            report.model = f"{tflite_model if not isinstance(tflite_model, bytes) else '<bytes>'} (cut: {len(info.operators)} operators)"
+            return report
         infos = {s.key: s for s in model_signatures(model)}
         key = signature or ("serving_default" if "serving_default" in infos else next(iter(infos)))
         if key not in infos:
