@@ -34,6 +34,7 @@ def main() -> int:
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     unsupported = []
+    notes: list[str] = []
     for path in models:
         model = ti.load(path)
         n_ops = sum(len(s.operators) for s in model.subgraphs)
@@ -45,16 +46,21 @@ def main() -> int:
                 f"{key} ×{p.count}" for key, p in sorted(error.problems.items())) + " |")
             continue
         seconds = time.perf_counter() - start
-        report = ti.verify(path, inverted, draws=args.draws)
+        report = ti.verify(path, inverted, draws=args.draws, float_range=(0.0, 1.0))
         for i, o in enumerate(report.outputs):
             first = i == 0
             rows.append(
                 f"| {path.stem if first else ''} | {n_ops if first else ''} | {f'{seconds:.2f}' if first else ''} | "
                 f"{o.name} {list(o.shape)} | {o.max_abs_error:.3g} | {o.mean_abs_error:.3g} | {o.magnitude:.4g} | "
-                f"{o.noise_floor:.3g} | {o.tolerance:.3g} | {'ok' if o.passed else 'FAIL'} |"
+                f"{'n/a' if o.noise_floor is None else format(o.noise_floor, '.3g')} | {o.tolerance:.3g} | "
+                f"{'ok' if o.passed else 'FAIL'} |"
             )
+        for note in report.notes:
+            notes.append(f"- {path.stem}: {note.removeprefix('note: ')[:300]}")
         print(f"{path.stem}: {'PASSED' if report.passed else 'FAILED'}", file=sys.stderr, flush=True)
     text = "\n".join(rows)
+    if notes:
+        text += "\n\nNotes from verify:\n\n" + "\n".join(notes)
     if unsupported:
         text += "\n\nNot inverted yet (custom ops without builders):\n\n| model | ops | needs |\n|---|---:|---|\n" + "\n".join(unsupported)
     print(text)
@@ -62,7 +68,7 @@ def main() -> int:
         args.markdown.write_text(
             "# MediaPipe 0.10.14 models\n\nMade by `python benchmarks/mediapipe_report.py --markdown docs/mediapipe.md` "
             f"on {time.strftime('%Y-%m-%d')}: each model inverted in memory and verified against LiteRT on "
-            f"{args.draws} seeded draws of inputs uniform in [-1, 1]. *convert s* is `ti.invert` (graph build and "
+            f"{args.draws} seeded draws of inputs uniform in [0, 1] (the range the models take). *convert s* is `ti.invert` (graph build and "
             "tracing). An output passes when max abs error <= max(1e-4 × max(1, max|ref|), 2 × noise floor), the "
             "noise floor being LiteRT's default kernels against its reference kernels on the same input.\n\n" + text + "\n"
         )
