@@ -117,3 +117,26 @@ def test_stateful_saved_model_reconverts_to_tflite(tmp_path):
     assert {s.key for s in ti.load(again).signatures} == {"add", "read"}
     report = ti.verify(model, again, signature="add", draws=3)
     assert report.passed, report.table()
+
+
+def test_control_flow_saved_model_reconverts_to_tflite(tmp_path):
+    def f(x, p):
+        def cond(i, y):
+            return i < 3
+
+        def body(i, y):
+            return i + 1, tf.cond(p[0] > 0, lambda: y * 1.5, lambda: y - 0.5)
+
+        return tf.while_loop(cond, body, [tf.constant(0), x])[1]
+
+    model = convert(f, [tf.TensorSpec([2, 2], tf.float32), tf.TensorSpec([1], tf.float32)])
+    assert {"WHILE", "IF"} <= set(ti.load(model).op_histogram())
+    path = ti.invert(model).save_saved_model(tmp_path / "sm")
+    again = tmp_path / "again.tflite"
+    again.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(path)).convert())
+    assert "WHILE" in ti.load(again).op_histogram()
+    rng = np.random.default_rng(0)
+    for sign in (1.0, -1.0):
+        inputs = [{"x": rng.normal(size=(2, 2)).astype(np.float32), "p": np.array([sign], np.float32)}]
+        report = ti.verify(model, again, inputs=inputs)
+        assert report.passed, report.table()
