@@ -554,7 +554,9 @@ def _verify_tensors(model_path: str, model: ir.Model, info: Any, candidate: Any,
 
     if info.subgraph_index != 0:
         raise VerificationError("per-tensor verification covers signatures of subgraph 0")
-    inverted = candidate if isinstance(candidate, InvertedModel) else invert(model)
+    # A fresh inversion: state (variables, random-op counters) must start where the fresh interpreter's does.
+    mode = candidate.quantized_mode if isinstance(candidate, InvertedModel) else "fake_quant"
+    inverted = InvertedModel(model, quantized=mode)
     sg = model.subgraphs[0]
     kwargs = dict(ref_kwargs, signature=None, all_tensors=True,
                   input_names=[sg.tensors[i].name for i in info.input_tensors])

@@ -8,6 +8,8 @@ What the converter does to the TF code here, and so what the tests can and canno
 * SOFTMAX always has beta 1: ``softmax(x * beta)`` keeps a separate MUL, so beta != 1 is not
   covered here. A softmax over another axis than the last becomes TRANSPOSE, SOFTMAX, TRANSPOSE.
 * RELU_0_TO_1 is never emitted: ``clip_by_value(x, 0, 1)`` becomes RELU and MINIMUM.
+* ELU stays float even in int8 models (DEQUANTIZE, ELU, QUANTIZE); the int8 kernel is reached by
+  folding those three into one op.
 """
 
 import numpy as np
@@ -131,3 +133,30 @@ def test_relu_0_to_1():
 
     model = edit(convert(tf.nn.relu, [tf.TensorSpec([3, 8], tf.float32)]), relabel)
     assert_parity(model, ["RELU_0_TO_1"], float_range=(-3.0, 3.0))
+
+
+def test_elu():
+    """x < 0 ? expm1(x) : x, in both runtimes; wide range so that the negative tail saturates at -1."""
+    model = convert(tf.nn.elu, [spec(2, 5, 6, 4)])
+    assert_parity(model, ["ELU"], float_range=(-20.0, 8.0))
+
+
+def test_elu_int8():
+    """The converter keeps ELU in float between DEQUANTIZE and QUANTIZE even in an int8 model; fold
+    those into one int8 ELU (TFLite's lookup-table kernel). The op keeps version 1: the schema's
+    version for int8 is 2, but this LiteRT registers no ELU v2 and runs int8 under v1."""
+    import tflite_inverter as ti
+    from flatbuffer_writer import edit
+
+    def fold_into_elu(model):
+        sg = model.subgraphs[0]
+        kinds = {i: max(c.builtinCode, c.deprecatedBuiltinCode) for i, c in enumerate(model.operatorCodes)}
+        dequantize, elu, quantize = sg.operators
+        assert [kinds[o.opcodeIndex] for o in sg.operators] == [6, 111, 114]  # DEQUANTIZE, ELU, QUANTIZE
+        elu.inputs, elu.outputs = dequantize.inputs, quantize.outputs
+        sg.operators = [elu]
+
+    model = edit(convert(tf.nn.elu, [spec(2, 5, 6, 4)], mode="int8_io_int8"), fold_into_elu)
+    (op,) = ti.load(model).main.operators
+    assert (op.opcode, ti.load(model).main.tensors[op.inputs[0]].dtype) == ("ELU", "int8")
+    assert_parity(model, ["ELU"])

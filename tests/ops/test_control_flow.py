@@ -140,3 +140,10 @@ def test_control_flow_saved_model_reconverts_to_tflite(tmp_path):
         inputs = [{"x": rng.normal(size=(2, 2)).astype(np.float32), "p": np.array([sign], np.float32)}]
         report = ti.verify(model, again, inputs=inputs)
         assert report.passed, report.table()
+
+
+def test_frozen_pb_of_a_stateful_model_is_refused_clearly(tmp_path):
+    inverted = ti.invert(counter_model())
+    with pytest.raises(ti.TfliteInverterError, match="keeps state between calls.*use the SavedModel"):
+        inverted.save_frozen_pb(tmp_path / "m.pb", signature="add")
+    assert not (tmp_path / "m.pb").exists()

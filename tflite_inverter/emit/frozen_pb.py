@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import tensorflow as tf
 
+from ..errors import TfliteInverterError
 from .atomic import atomic_path, refuse_existing
 
 if TYPE_CHECKING:
@@ -50,6 +51,10 @@ def _io_description(inverted: "InvertedModel", key: str, concrete) -> dict:
 def write_frozen_graph(inverted: "InvertedModel", handle: BinaryIO, signature: str | None = None) -> dict:
     """Write the frozen GraphDef of one signature to ``handle``; return its I/O description."""
     key = signature or inverted.default_signature
+    if inverted.module.resources:
+        raise TfliteInverterError(
+            f"{inverted.model.source}: the model keeps state between calls ({', '.join(sorted(inverted.module.resources))}); "
+            "a frozen GraphDef has no variables: use the SavedModel")
     concrete, placeholders = inverted.frozen_concrete_function(key)
     graph_def = concrete.graph.as_graph_def()
     kept = [node for node in graph_def.node if node.name not in placeholders]

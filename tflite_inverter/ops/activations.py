@@ -1,4 +1,4 @@
-"""Activation ops: RELU family, PRELU, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, SOFTMAX, GELU."""
+"""Activation ops: RELU family, PRELU, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, ELU, SOFTMAX, GELU."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ _ACTIVATION_OPS = {
     "TANH": (tf.math.tanh, 1),
     # TFLite computes x * relu6(x + 3) / 6; tf.nn.relu6 keeps the same clamping.
     "HARD_SWISH": (lambda x: x * tf.nn.relu6(x + 3.0) / 6.0, 1),
+    # x < 0 ? expm1(x) : x in both runtimes.
+    "ELU": (tf.nn.elu, 1),
 }
 
 
