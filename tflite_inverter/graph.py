@@ -179,6 +179,11 @@ class BuildContext:
         values = self._runtime.run_subgraph(index, dict(zip(sg.inputs, inputs)))
         return [values[i] if i in values else self._runtime.constant_tensor(index, i) for i in sg.outputs]
 
+    @property
+    def quantized_mode(self) -> str:
+        """``fake_quant`` or ``dequantize``: how the inversion treats quantized models."""
+        return self._runtime.quantized_mode if self._runtime is not None else "fake_quant"
+
     def resource(self, key: str):
         """The module-level state object (tf.Variable, hash table) for a TFLite resource key."""
         if self._runtime is None or key not in self._runtime.resources:
@@ -439,6 +444,8 @@ class InvertedModule(tf.Module):
         if self.quantized_mode != "fake_quant" or op.opcode not in HYBRID_INPUTS:
             return inputs
         position, granularity, asymmetry = HYBRID_INPUTS[op.opcode]
+        if callable(granularity):
+            granularity = granularity(op.options)
         data = sg.tensors[op.inputs[position]] if op.inputs[position] is not None else None
         constants, _ = self._tables.folded[sg.index]
         weights = [sg.tensors[i] for i in op.inputs
@@ -485,7 +492,7 @@ class InvertedModule(tf.Module):
                 with tf.name_scope(scope):
                     outputs = spec.builder(ctx, op, inputs)
                     activation = op.options.get("fused_activation_function")
-                    if activation is not None:
+                    if activation is not None and spec.fused_activation:
                         outputs = [apply_fused_activation(outputs[0], activation), *outputs[1:]]
             except TfliteInverterError:
                 raise

@@ -91,34 +91,41 @@ def fake_quantize(x, quant: QuantParams, dtype: str):
 # FULLY_CONNECTED and BATCH_MATMUL, per batch element for convolutions. Asymmetric (with a zero
 # point) when the op's asymmetric_quantize_inputs option says so, and always for convolutions
 # with per-channel weights (their EvalHybridPerChannel kernels); symmetric otherwise.
-# opcode -> (data input, granularity, what decides asymmetry)
+# opcode -> (data input, granularity (or a function of the options giving it), what decides asymmetry)
 HYBRID_INPUTS = {
     "FULLY_CONNECTED": (0, "row", "option"),
-    "BATCH_MATMUL": (0, "row", "option"),
+    # with adj_x the kernel transposes the left operand first: rows of the transposed operand
+    "BATCH_MATMUL": (0, lambda options: "column" if options.get("adj_x") else "row", "option"),
     "CONV_2D": (0, "batch", "per_channel"),
     "DEPTHWISE_CONV_2D": (0, "batch", "per_channel"),
 }
 
 
 def fake_quantize_dynamic(x, granularity: str, asymmetric: bool):
-    """What a hybrid kernel does to its float input, in float: quantize to int8 with a scale
-    computed from the values themselves (symmetric: max|x| / 127; asymmetric: (max - min) / 255 with
-    a zero point), then dequantize. The integer matmul that follows is exact in float."""
+    """What a hybrid kernel does to its float input (tensor_utils' SymmetricQuantizeFloats /
+    AsymmetricQuantizeFloats, step for step), then dequantized."""
     import tensorflow as tf
 
-    axes = [-1] if granularity == "row" else list(range(1, x.shape.rank))
+    axes = {"row": [-1], "column": [-2]}.get(granularity) or list(range(1, x.shape.rank))
     if asymmetric:
-        low = tf.minimum(tf.reduce_min(x, axis=axes, keepdims=True), 0.0)
-        high = tf.maximum(tf.reduce_max(x, axis=axes, keepdims=True), 0.0)
-        scale = (high - low) / 255.0
-        safe = tf.where(scale > 0, scale, tf.ones_like(scale))
-        zero_point = tf.clip_by_value(_round_half_away(-128.0 - low / safe), -128.0, 127.0)
-        q = tf.clip_by_value(_round_half_away(x / safe) + zero_point, -128.0, 127.0)
-        return tf.where(scale > 0, (q - zero_point) * safe, tf.zeros_like(x))
-    scale = tf.reduce_max(tf.abs(x), axis=axes, keepdims=True) / 127.0
-    safe = tf.where(scale > 0, scale, tf.ones_like(scale))
-    q = tf.clip_by_value(_round_half_away(x / safe), -127.0, 127.0)
-    return tf.where(scale > 0, q * safe, tf.zeros_like(x))
+        rmin = tf.cast(tf.minimum(tf.reduce_min(x, axis=axes, keepdims=True), 0.0), tf.float64)
+        rmax = tf.cast(tf.maximum(tf.reduce_max(x, axis=axes, keepdims=True), 0.0), tf.float64)
+        empty = tf.equal(rmin, rmax)
+        scale = tf.where(empty, tf.ones_like(rmin), (rmax - rmin) / 255.0)
+        from_min, from_max = -128.0 - rmin / scale, 127.0 - rmax / scale
+        use_min = (128.0 + tf.abs(rmin / scale)) < (127.0 + tf.abs(rmax / scale))
+        zero_point = tf.where(use_min, from_min, from_max)
+        offset = tf.clip_by_value(_round_half_away(zero_point), -128.0, 127.0)
+        offset = tf.where(empty, tf.zeros_like(offset), offset)
+        scale32 = tf.cast(scale, tf.float32)
+        offset32 = tf.cast(offset, tf.float32)
+        q = tf.clip_by_value(_round_half_away(offset32 + x * (1.0 / scale32)), -128.0, 127.0)
+        q = tf.where(tf.broadcast_to(empty, tf.shape(x)), tf.zeros_like(x), q)
+        return (q - offset32) * scale32
+    value_range = tf.reduce_max(tf.abs(x), axis=axes, keepdims=True)
+    safe = tf.where(value_range > 0, value_range, tf.ones_like(value_range))
+    q = tf.clip_by_value(_round_half_away(x * (127.0 / safe)), -127.0, 127.0)
+    return tf.where(value_range > 0, q * (safe / 127.0), tf.zeros_like(x))
 
 
 def _round_half_away(x):

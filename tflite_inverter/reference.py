@@ -43,6 +43,7 @@ def run(request: dict) -> None:
             num_threads=1,
         )
         if signature is not None:
+            interpreter.allocate_tensors()  # reset_all_variables needs allocated variable tensors
             runner = interpreter.get_signature_runner(signature)
             for d in range(draws):
                 interpreter.reset_all_variables()

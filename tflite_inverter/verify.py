@@ -232,7 +232,11 @@ def compare_output(name: str, tensor: ir.Tensor, reference: list[np.ndarray], ca
         # Only where both kernels give finite values: an infinity in one (float division by zero
         # saturates in the reference kernels) must not make the floor, and so the tolerance, infinite.
         finite = np.isfinite(ref64) & np.isfinite(other)
-        floor = float(np.abs(ref64 - other)[finite].max()) if finite.any() else 0.0
+        with np.errstate(invalid="ignore"):
+            floor = float(np.abs(ref64 - other)[finite].max()) if finite.any() else 0.0
+    # Counting in steps, a float32 output far from zero carries rounding of its own (at 26,669 steps
+    # one step reads as 1.0018): allow the float32 spacing of the magnitude.
+    slack = magnitude * 2.0 ** -22 if step is not None else 0.0
     if step is not None:
         tolerance, unit = max(1.0, 2 * (floor or 0.0)), "LSB"
     else:
@@ -244,7 +248,7 @@ def compare_output(name: str, tensor: ir.Tensor, reference: list[np.ndarray], ca
         name=name, tflite_tensor=tensor.name, shape=tuple(ref.shape[1:]), dtype=tensor.dtype,
         max_abs_error=max_abs, max_rel_error=float(rel.max()) if rel.size else 0.0,
         mean_abs_error=float(diff.mean()) if diff.size else 0.0, magnitude=magnitude,
-        noise_floor=floor, tolerance=float(tolerance), passed=bool(max_abs <= tolerance * (1 + 1e-4)), unit=unit,
+        noise_floor=floor, tolerance=float(tolerance), passed=bool(max_abs <= tolerance * (1 + 1e-4) + slack), unit=unit,
         within_one_step=within,
     )
 

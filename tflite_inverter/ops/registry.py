@@ -38,6 +38,9 @@ class OpSpec:
     # False where LiteRT's kernel gives another static shape than the file records (the builder then
     # follows the kernel, and says why in ``note``).
     check_shape: bool = True
+    # False where the options' fused_activation_function is the op's internal activation (the
+    # LSTM/RNN cell activation, applied inside the recurrence by the builder), not one on output 0.
+    fused_activation: bool = True
     # validator(op) -> None, or the reason the operator cannot be built (for the pre-build report).
     validator: Callable[[Any], str | None] | None = None
 
@@ -57,6 +60,7 @@ def register(
     note: str = "",
     resource_factory: ResourceFactory | None = None,
     check_shape: bool = True,
+    fused_activation: bool = True,
     validator: Callable[[Any], str | None] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register ``builder`` for each TFLite spelling in ``opcodes`` (``"CONV_2D"``, ``"CUSTOM:Foo"``).
@@ -78,6 +82,7 @@ def register(
                 note=note,
                 resource_factory=resource_factory,
                 check_shape=check_shape,
+                fused_activation=fused_activation,
                 validator=validator,
             )
         return builder
