@@ -63,3 +63,35 @@ def test_mean_dynamic_batch():
     model = convert(lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True), [tf.TensorSpec([None, 6, 7, 3], tf.float32)])
     rng = np.random.default_rng(0)
     assert_parity(model, ["MEAN"], inputs=[[rng.uniform(-1, 1, [4, 6, 7, 3]).astype(np.float32)] for _ in range(2)])
+
+
+@pytest.mark.parametrize("function,dtype,init", [("ADD", "float32", 0.0), ("MAXIMUM", "float32", -1e30),
+                                                  ("MINIMUM", "int32", 1000), ("MUL", "float32", 1.0)])
+@pytest.mark.parametrize("window,strides,dilations", [([2, 2], [1, 1], [1, 1]), ([3, 2], [2, 1], [1, 2])])
+def test_reduce_window(function, dtype, init, window, strides, dilations):
+    """The converter does not emit REDUCE_WINDOW; the model is written with the schema's object API."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    from flatbuffer_writer import edit
+    from test_embedding import const, single_op_model
+
+    options = schema.ReduceWindowOptionsT()
+    options.reduceFunction = getattr(schema.ReduceWindowFunction, function)
+    in_shape = [7, 6]
+    out = [(d - (w - 1) * r - 1) // s + 1 for d, w, s, r in zip(in_shape, window, strides, dilations)]
+    model = single_op_model(
+        "REDUCE_WINDOW", {"x": (in_shape, dtype)},
+        ["x", const(np.array(init, dtype)), const(np.array(window, np.int64)), const(np.array(strides, np.int64)),
+         const(np.array(dilations, np.int64))],
+        [(out, dtype)],
+    )
+
+    def set_options(m):  # ReduceWindowOptions lives in the second options union (builtin_options_2)
+        (op,) = m.subgraphs[0].operators
+        op.builtinOptions2Type, op.builtinOptions2 = schema.BuiltinOptions2.ReduceWindowOptions, options
+
+    model = edit(model, set_options)
+    rng = np.random.default_rng(0)
+    draw = (lambda: rng.uniform(0.5, 1.5, in_shape).astype(np.float32)) if dtype == "float32" else (
+        lambda: rng.integers(-50, 50, in_shape).astype(np.int32))
+    assert_parity(model, ["REDUCE_WINDOW"], inputs=[{"x": draw()} for _ in range(2)])
