@@ -499,6 +499,9 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
     if info.subgraph_index != 0:
         raise VerificationError("segment verification covers signatures of subgraph 0")
     inverted = candidate if isinstance(candidate, InvertedModel) else invert(model)
+    if not isinstance(candidate, InvertedModel):
+        notes.append(f"note: {candidate} itself was not run: segment verification compares a fresh in-memory "
+                     "inversion of the .tflite (the same builders) with LiteRT")
     sg = model.subgraphs[0]
     customs = [op for op in sg.operators if op.is_custom]
     segment = builtin_segment(Path(model_path).read_bytes(), [op.index for op in customs])
