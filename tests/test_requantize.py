@@ -184,3 +184,24 @@ def test_compare_reports_steps_and_top1(tmp_path):
     assert output.top1_agreement is not None
     same = ti.compare(model, model, draws=2)
     assert same.outputs[0].max_abs_error == 0.0
+
+
+def test_compare_per_tensor_names_the_layers_with_the_largest_error():
+    """A float model against its int8 conversion: every shared layer is reported, largest relative
+    error first."""
+    w1, w2, w3 = weight([3, 3, 3, 8]), weight([8, 8], 1), weight([8, 4], 2)
+
+    def f(x):
+        y = tf.nn.relu(tf.nn.conv2d(x, w1, 1, "SAME"))
+        y = tf.reduce_mean(y, [1, 2])
+        y = tf.nn.relu(tf.matmul(y, w2))
+        return tf.matmul(y, w3)
+
+    spec = [tf.TensorSpec([1, 16, 16, 3], tf.float32)]
+    float_model, int8_model = convert(f, spec), convert(f, spec, mode="int8")
+    report = ti.compare(float_model, int8_model, draws=3, per_tensor=True)
+    assert len(report.tensors) >= 4
+    relative = [t.max_abs_error / t.magnitude for t in report.tensors]
+    assert relative == sorted(relative, reverse=True) and relative[0] > 0
+    assert {t.opcode_a for t in report.tensors} >= {"CONV_2D", "MEAN", "FULLY_CONNECTED"}
+    assert "per tensor:" in report.table()

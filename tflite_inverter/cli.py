@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--std", type=float, nargs="+", default=[1.0])
     compare.add_argument("--draws", type=int, default=3, help="random inputs when --data is not given")
     compare.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    compare.add_argument("--per-tensor", action="store_true",
+                         help="also compare the intermediate tensors both models share by name, largest error first")
 
     commands.add_parser("ops", help="list the supported TFLite opcodes", description="List every registered builder.")
     return parser
@@ -283,7 +285,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         specs = [(sg.tensors[i].name, [None if d < 0 else d for d in sg.tensors[i].shape_signature]) for i in sg.inputs]
         inputs = make_samples(args.data, specs, mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std))
     with _Progress().step(f"comparing {args.b} with {args.a}"):
-        report = compare(args.a, args.b, inputs=inputs, draws=args.draws)
+        report = compare(args.a, args.b, inputs=inputs, draws=args.draws, per_tensor=args.per_tensor)
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")

@@ -37,11 +37,26 @@ class OutputComparison:
 
 
 @dataclass
+class TensorComparison:
+    """One intermediate tensor present in both models (matched by name), in real units."""
+
+    name: str
+    opcode_a: str
+    opcode_b: str
+    max_abs_error: float
+    mean_abs_error: float
+    magnitude: float
+    step: float | None
+    max_steps: float | None
+
+
+@dataclass
 class CompareReport:
     a: str
     b: str
     samples: int
     outputs: list[OutputComparison] = field(default_factory=list)
+    tensors: list[TensorComparison] = field(default_factory=list)  # per_tensor=True: largest error first
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +71,13 @@ class CompareReport:
             lines.append(f"{o.name[:36]:36} {o.max_abs_error:10.4g} {o.mean_abs_error:10.4g} {o.magnitude:10.4g} "
                          f"{fmt(o.step, '10.4g'):>10} {fmt(o.max_steps, '9.2f'):>9} {fmt(o.within_one_step, '8.2%'):>8} "
                          f"{fmt(o.top1_agreement, '7.0%'):>7}")
+        if self.tensors:
+            lines.append(f"per tensor: {len(self.tensors)} tensors matched by name; largest errors first "
+                         "(relative = max abs error / max |a|):")
+            for t in self.tensors[:15]:
+                steps = f"{t.max_steps:8.1f} steps" if t.max_steps is not None else ""
+                lines.append(f"  {t.opcode_a:22} {t.name[:48]:48} max abs {t.max_abs_error:10.4g} "
+                             f"({t.max_abs_error / max(t.magnitude, 1e-12):7.2%}) {steps}")
         return "\n".join(lines)
 
     __str__ = table
@@ -113,22 +135,42 @@ def random_real_inputs(tensors: Sequence[ir.Tensor], count: int, seed: int = 0,
     return samples
 
 
-def _run(path: str, model: ir.Model, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+def _run(path: str, model: ir.Model, samples: list[list[np.ndarray]], all_tensors: bool = False):
+    """Outputs per sample (real values); with ``all_tensors``, also {tensor name: [real value per sample]}
+    of every tensor an operator computes (read from the builtin kernels, which keep them all)."""
     io = _io(model)
     sg = io.pop("subgraph")
     tensors = [sg.tensors[i] for i in io["input_tensors"]]
     draws = [[_to_model_input(v, t) for v, t in zip(sample, tensors)] for sample in samples]
-    results = run_reference(path, draws, **io)
+    if all_tensors and io["signature"] is not None and model.signatures[0].subgraph_index != 0:
+        raise TfliteInverterError(f"{path}: per-tensor comparison covers models whose signature is subgraph 0")
+    if all_tensors:
+        io = dict(io, signature=None, input_names=[sg.tensors[i].name for i in io["input_tensors"]])
+    resolver = "builtin_without_default_delegates" if all_tensors else "default"
+    results = run_reference(path, draws, resolvers=(resolver,), all_tensors=all_tensors, **io)
     outputs = [sg.tensors[i] for i in io["output_tensors"]]
-    return [[_real(results[f"default/{d}/out/{i}"], t) for i, t in enumerate(outputs)] for d in range(len(samples))]
+    per_sample = [[_real(results[f"{resolver}/{d}/out/{i}"], t) for i, t in enumerate(outputs)] for d in range(len(samples))]
+    if not all_tensors:
+        return per_sample
+    producers = {out: op.opcode for op in sg.operators for out in op.outputs if out is not None}
+    by_name = {}
+    for index, opcode in producers.items():
+        keys = [f"{resolver}/{d}/tensor/{index}" for d in range(len(samples))]
+        if all(k in results for k in keys):
+            by_name[sg.tensors[index].name] = (opcode, sg.tensors[index], [_real(results[k], sg.tensors[index]) for k in keys])
+    return per_sample, by_name
 
 
 def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, inputs: Sequence[Sequence[np.ndarray]] | None = None,
-            draws: int = 3, seed: int = 0, float_range: tuple[float, float] = (-1.0, 1.0)) -> CompareReport:
+            draws: int = 3, seed: int = 0, float_range: tuple[float, float] = (-1.0, 1.0),
+            per_tensor: bool = False) -> CompareReport:
     """Run ``a`` and ``b`` (``.tflite`` paths or bytes) on the same real-valued inputs and compare outputs.
 
     ``inputs`` is a list of samples (each a list of arrays in ``a``'s input order, real values);
     without it, ``draws`` seeded random samples are used. Outputs correspond by position.
+    ``per_tensor=True`` also compares every intermediate tensor the two models share by name (a float
+    model and its int8 conversion keep the converter's names), largest error first: the per-layer
+    report that shows where accuracy is lost.
     """
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_compare_") as work:
         paths = []
@@ -145,7 +187,9 @@ def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, input
             raise TfliteInverterError(f"{paths[0]} and {paths[1]} have different numbers of inputs or outputs")
         input_tensors = [io_a["subgraph"].tensors[i] for i in io_a["input_tensors"]]
         samples = [list(s) for s in inputs] if inputs is not None else random_real_inputs(input_tensors, draws, seed, float_range)
-        out_a, out_b = _run(paths[0], model_a, samples), _run(paths[1], model_b, samples)
+        out_a, out_b = _run(paths[0], model_a, samples, per_tensor), _run(paths[1], model_b, samples, per_tensor)
+        if per_tensor:
+            (out_a, tensors_a), (out_b, tensors_b) = out_a, out_b
     report = CompareReport(a=str(paths[0]) if not isinstance(a, bytes) else "<bytes>",
                            b=str(paths[1]) if not isinstance(b, bytes) else "<bytes>", samples=len(samples))
     for i, (name, index_a, index_b) in enumerate(zip(io_a["output_names"], io_a["output_tensors"], io_b["output_tensors"])):
@@ -166,4 +210,18 @@ def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, input
             max_steps=float(diff.max() / step) if step else None,
             within_one_step=float(np.mean(diff <= step * (1 + 1e-4))) if step else None, top1_agreement=top1,
         ))
+    if per_tensor:
+        for name in sorted(set(tensors_a) & set(tensors_b)):
+            opcode_a, tensor_a, values_a = tensors_a[name]
+            opcode_b, tensor_b, values_b = tensors_b[name]
+            if any(np.shape(x) != np.shape(y) for x, y in zip(values_a, values_b)):
+                continue
+            diff = np.abs(np.stack(values_a) - np.stack(values_b))
+            steps = [s for s in (_step(tensor_a), _step(tensor_b)) if s]
+            step = max(steps) if steps else None
+            report.tensors.append(TensorComparison(
+                name=name, opcode_a=opcode_a, opcode_b=opcode_b, max_abs_error=float(diff.max()),
+                mean_abs_error=float(diff.mean()), magnitude=float(np.abs(np.stack(values_a)).max()), step=step,
+                max_steps=float(diff.max() / step) if step else None))
+        report.tensors.sort(key=lambda t: t.max_abs_error / max(t.magnitude, 1e-12), reverse=True)
     return report
