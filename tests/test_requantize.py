@@ -205,3 +205,23 @@ def test_compare_per_tensor_names_the_layers_with_the_largest_error():
     assert relative == sorted(relative, reverse=True) and relative[0] > 0
     assert {t.opcode_a for t in report.tensors} >= {"CONV_2D", "MEAN", "FULLY_CONNECTED"}
     assert "per tensor:" in report.table()
+
+
+@pytest.mark.real_model
+def test_uint8_throughout(tmp_path):
+    """uint8 activations everywhere, for NPUs that take only uint8: the TF1 converter from the
+    fake_quant frozen graph, ranges from the FakeQuant nodes, no calibration data. The TF1 model
+    (per-tensor uint8 weights) comes back within one step; the TF2 model's per-channel weights get a
+    warning, since uint8 kernels take one scale per weight tensor."""
+    path = shared_model("mobilenet_v2_1.0_224_quant.tflite")
+    out = tmp_path / "u8.tflite"
+    real = (photos().astype(np.float32) - 128.0) / 128.0
+    report = ti.requantize(path, out, mode="uint8_throughout", representative=real, progress=False)
+    model = ti.load(out)
+    assert {t.dtype for t in model.main.tensors if t.data is None} == {"uint8"}
+    assert report.comparison.outputs[0].within_one_step >= 0.99, report.table()
+    assert report.comparison.outputs[0].top1_agreement == 1.0, report.table()
+    assert not any(note.startswith("warning") for note in report.notes)
+    per_channel = ti.requantize(shared_model("tf2_mobilenet_v2_1.0_224_ptq.tflite"), tmp_path / "u8b.tflite",
+                                mode="uint8_throughout", progress=False)
+    assert any("per-channel weight tensors" in note for note in per_channel.notes)

@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "its size, ops, ops left in float and its error against the original.")
     requantize.add_argument("source", help=".tflite file or SavedModel directory")
     requantize.add_argument("-o", "--output", required=True, help="the .tflite to write")
-    requantize.add_argument("--mode", choices=["float16", "dynamic_range", "int8", "uint8", "int16x8"], default="int8")
+    requantize.add_argument("--mode", choices=["float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout"],
+                            default="int8", help="uint8_throughout: uint8 activations everywhere, for NPUs that take only "
+                                                 "uint8 (from a quantized .tflite, through the TF1 converter)")
     requantize.add_argument("--data", metavar="PATH",
                             help="calibration data: a folder of images, a .npy ([N, ...]) or a .npz (arrays by input name)")
     requantize.add_argument("--mean", type=float, nargs="+", default=[0.0], help="image normalisation: (pixel - mean) / std")

@@ -23,8 +23,9 @@ from .errors import TfliteInverterError
 from .reader import load
 from .representative import as_generator, make_samples
 
-MODES = ("float16", "dynamic_range", "int8", "uint8", "int16x8")
-DEFAULT_IO = {"float16": "float", "dynamic_range": "float", "int8": "int8", "uint8": "uint8", "int16x8": "float"}
+MODES = ("float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout")
+DEFAULT_IO = {"float16": "float", "dynamic_range": "float", "int8": "int8", "uint8": "uint8", "int16x8": "float",
+              "uint8_throughout": "uint8"}
 _INTEGER_ACTIVATIONS = {"int8", "uint8", "int16"}
 
 
@@ -136,6 +137,9 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     if io_dtype not in io_types:
         raise TfliteInverterError(f"io_dtype must be one of {sorted(io_types)}, not {io_dtype!r}")
     notes: list[str] = []
+    if mode == "uint8_throughout":
+        return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite, representative=representative,
+                                 mean=mean, std=std, limit=limit)
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_requantize_") as work:
         converter, source_reference, fake_quant, specs = _converter_for(source, work)
         reference = reference or source_reference
@@ -188,3 +192,78 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
                             float_ops=dict(float_ops(model)), inputs=inputs, outputs=outputs, comparison=comparison,
                             notes=notes)
+
+
+def _input_grid(model: ir.Model, index: int) -> tuple[float, int]:
+    """(scale, uint8 zero point) of a model input: its own quantization, or that of the QUANTIZE
+    that consumes a float input."""
+    sg = model.main
+    tensor = sg.tensors[index]
+    if tensor.quantization is None:
+        for op in sg.operators:
+            if op.opcode == "QUANTIZE" and op.inputs and op.inputs[0] == index:
+                tensor = sg.tensors[op.outputs[0]]
+                break
+    if tensor.quantization is None or tensor.quantization.per_channel:
+        raise TfliteInverterError(f"{model.source}: input {sg.tensors[index].name!r} has no per-tensor quantization")
+    zero_point = int(tensor.quantization.zero_points[0]) + (128 if tensor.dtype == "int8" else 0)
+    return float(tensor.quantization.scales[0]), zero_point
+
+
+def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, overwrite: bool, representative: Any,
+                      mean: Any, std: Any, limit: int | None) -> RequantizeReport:
+    """uint8 activations everywhere (NPUs that take only uint8): the fake-quant inversion's frozen
+    GraphDef through the TF1 converter with ``inference_type=tf.uint8``, which reads every
+    activation's range from the FakeQuant nodes."""
+    import json
+
+    import tensorflow as tf
+
+    from .inverted import InvertedModel, invert
+
+    if isinstance(source, (bytes, bytearray)) or (isinstance(source, (str, os.PathLike)) and str(source).endswith(".tflite")):
+        reference = reference or (str(source) if not isinstance(source, (bytes, bytearray)) else None)
+        source = invert(source, io="float")
+    if not isinstance(source, InvertedModel) or source.quantized_mode != "fake_quant" or not any(
+            t.quantization is not None and t.data is None for t in source.model.main.tensors):
+        raise TfliteInverterError("uint8_throughout needs a quantized .tflite or its fake_quant inversion: the TF1 "
+                                  "converter takes every activation range from the FakeQuant nodes")
+    if source.io != "float":
+        source = InvertedModel(source.model, quantized="fake_quant", io="float")
+    with tempfile.TemporaryDirectory(prefix="tflite_inverter_uint8_") as work:
+        pb = source.save_frozen_pb(Path(work) / "model.pb")
+        description = json.loads(pb.with_suffix(".json").read_text())
+        converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
+            str(pb), [i["node"] for i in description["inputs"]], [o["node"] for o in description["outputs"]],
+            input_shapes={i["node"]: [1 if d is None else d for d in i["shape"]] for i in description["inputs"]})
+        converter.inference_type = tf.uint8
+        stats = {}
+        for entry, spec in zip(description["inputs"], source.inputs()):
+            scale, zero_point = _input_grid(source.model, spec.tensor.index)
+            stats[entry["node"]] = (float(zero_point), 1.0 / scale)  # real = (q - mean) / std
+        converter.quantized_input_stats = stats
+        try:
+            data = converter.convert()
+        except Exception as error:  # the TF1 converter raises several kinds
+            raise TfliteInverterError(f"the TF1 converter could not make a uint8 model: {str(error).strip().splitlines()[-1]}") from None
+    path = write_bytes_atomic(out_path, data, overwrite=overwrite)
+    model = load(data)
+    inputs, outputs = _describe_io(model)
+    comparison = None
+    if reference is not None:
+        from .comparison import compare
+
+        samples = None
+        if representative is not None:
+            samples = make_samples(representative, [(s.name, s.shape) for s in source.inputs()], mean=mean, std=std, limit=limit)
+        comparison = compare(reference, str(path), inputs=samples, draws=3)
+    kinds = sorted({t.dtype for t in model.main.tensors if t.data is None})
+    notes = [f"activation types: {', '.join(kinds)} (TF1 converter, ranges from the FakeQuant nodes)"]
+    per_channel = sum(1 for t in source.model.main.tensors if t.data is not None and t.quantization is not None
+                      and t.quantization.per_channel)
+    if per_channel:
+        notes.append(f"warning: the original has {per_channel} per-channel weight tensors; uint8 kernels take one scale "
+                     "per weight tensor, so accuracy can drop sharply (see the comparison)")
+    return RequantizeReport(path=str(path), mode="uint8_throughout", size_bytes=len(data),
+                            op_histogram=dict(model.op_histogram()), float_ops=dict(float_ops(model)), inputs=inputs,
+                            outputs=outputs, comparison=comparison, notes=notes)
