@@ -124,3 +124,17 @@ def test_dynamic_range_models(quantized):
         report = ti.verify(model, ti.invert(model, quantized=quantized), draws=3)
         assert not report.passed  # float math is not what the hybrid kernels compute ...
         assert report.outputs[0].max_abs_error < 0.05 * report.outputs[0].magnitude  # ... but close to it
+
+
+@pytest.mark.parametrize("quantized", ["fake_quant", "dequantize"])
+def test_tf1_style_uint8_model(quantized, tmp_path):
+    """A TF1-style model (uint8 activations throughout), generated: a per-tensor int8 model through
+    requantize(mode="uint8_throughout"), then inverted and verified like the Coral one."""
+    function, specs = small_cnn()
+    source = convert(function, specs, mode="int8_per_tensor")
+    path = tmp_path / "uint8.tflite"
+    ti.requantize(source, path, mode="uint8_throughout", progress=False)
+    model = ti.load(path)
+    assert {t.dtype for t in model.main.tensors if t.data is None} == {"uint8"}
+    report = ti.verify(path, ti.invert(path, quantized=quantized), draws=3)
+    assert report.passed, report.table()
