@@ -18,9 +18,10 @@ import numpy as np
 
 from . import ir
 from .errors import TfliteInverterError
-from .quantization import dequantize_array, is_quantized_activation
+from .quantization import dequantize_array, is_quantized_activation, quantize_array
 from .reader import load
-from .verify import _NUMPY_DTYPES, run_reference
+from .ir import NUMPY_DTYPES
+from .verify import run_reference
 
 
 @dataclass
@@ -97,12 +98,8 @@ def _io(model: ir.Model) -> dict:
 def _to_model_input(value: np.ndarray, tensor: ir.Tensor) -> np.ndarray:
     """A real-valued input in the model's own input type (quantized to its grid if integer)."""
     if is_quantized_activation(tensor):
-        q = tensor.quantization
-        scaled = np.asarray(value, np.float64) / float(q.scales[0])
-        info = np.iinfo(_NUMPY_DTYPES[tensor.dtype])
-        rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + int(q.zero_points[0])
-        return np.clip(rounded, info.min, info.max).astype(_NUMPY_DTYPES[tensor.dtype])
-    return np.asarray(value).astype(_NUMPY_DTYPES.get(tensor.dtype, np.float32))
+        return quantize_array(value, tensor.quantization, tensor.dtype)
+    return np.asarray(value).astype(NUMPY_DTYPES.get(tensor.dtype, np.float32))
 
 
 def _real(value: np.ndarray, tensor: ir.Tensor) -> np.ndarray:
@@ -127,7 +124,7 @@ def random_real_inputs(tensors: Sequence[ir.Tensor], count: int, seed: int = 0,
             low, high = float_range
             if is_quantized_activation(tensor):
                 q = tensor.quantization
-                info = np.iinfo(_NUMPY_DTYPES[tensor.dtype])
+                info = np.iinfo(NUMPY_DTYPES[tensor.dtype])
                 low = (info.min - int(q.zero_points[0])) * float(q.scales[0])
                 high = (info.max - int(q.zero_points[0])) * float(q.scales[0])
             sample.append(rng.uniform(low, high, size=shape).astype(np.float32))

@@ -25,9 +25,6 @@ from .ops import registry
 from .quantization import HYBRID_INPUTS, dequantize_array, fake_quantize, fake_quantize_dynamic, is_quantized_activation
 from .sparsity import densify
 
-_NUMPY_DTYPES = {name: np.dtype(name) for name in (
-    "float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool")}
-
 QUANTIZED_MODES = ("fake_quant", "dequantize")
 
 TF_DTYPES: dict[str, tf.DType] = {
@@ -205,8 +202,8 @@ def fold_constants(model: ir.Model, subgraph: ir.Subgraph) -> tuple[dict[int, np
         if t.is_variable:
             # A variable tensor (an RNN/LSTM state) starts every invocation from its buffer, or zeros:
             # the inverted function is stateless, like an interpreter whose variables are reset.
-            if t.data is None and t.dtype in _NUMPY_DTYPES and all(d >= 0 for d in t.shape):
-                constants[t.index] = np.zeros(t.shape, _NUMPY_DTYPES[t.dtype])
+            if t.data is None and t.dtype in ir.NUMPY_DTYPES and all(d >= 0 for d in t.shape):
+                constants[t.index] = np.zeros(t.shape, ir.NUMPY_DTYPES[t.dtype])
             elif t.data is not None:
                 constants[t.index] = t.data
             continue
@@ -217,8 +214,8 @@ def fold_constants(model: ir.Model, subgraph: ir.Subgraph) -> tuple[dict[int, np
             constants[t.index] = densify(np.asarray(t.data), t.shape, t.sparsity, where)
         elif t.data is not None:
             constants[t.index] = t.data
-        elif t.index not in produced and t.shape and 0 in t.shape and t.dtype in _NUMPY_DTYPES:
-            constants[t.index] = np.zeros(t.shape, _NUMPY_DTYPES[t.dtype])  # an empty constant has no buffer
+        elif t.index not in produced and t.shape and 0 in t.shape and t.dtype in ir.NUMPY_DTYPES:
+            constants[t.index] = np.zeros(t.shape, ir.NUMPY_DTYPES[t.dtype])  # an empty constant has no buffer
     folded: set[int] = set()
     for op in subgraph.operators:
         spec = registry.lookup(op.opcode)

@@ -16,6 +16,11 @@ from typing import Any
 import numpy as np
 
 
+# IR dtype names that are plain numpy dtypes (everything but string, resource, variant, int4, ...).
+NUMPY_DTYPES: dict[str, np.dtype] = {name: np.dtype(name) for name in (
+    "float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool")}
+
+
 @dataclass(frozen=True)
 class QuantParams:
     """Affine quantization of a tensor: real = scale * (q - zero_point)."""

@@ -63,6 +63,16 @@ def integer_range(dtype: str) -> tuple[int, int]:
     return _INTEGER_RANGES[dtype]
 
 
+def quantize_array(values: np.ndarray, quant: QuantParams, dtype: str) -> np.ndarray:
+    """Real values to integers of ``dtype`` in numpy: clamp(round(x / s) + zp), rounding half away
+    from zero like TFLite's QUANTIZE (the numpy twin of :func:`quantize_tensor`)."""
+    scale, zero_point = _per_tensor(quant, "quantize")
+    qmin, qmax = integer_range(dtype)
+    scaled = np.asarray(values, np.float64) / scale
+    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + zero_point
+    return np.clip(rounded, qmin, qmax).astype(np.int8 if dtype == "int4" else np.dtype(dtype))
+
+
 def _per_tensor(quant: QuantParams, what: str) -> tuple[float, int]:
     if quant.per_channel:
         raise ValueError(f"per-channel quantization of an activation ({what}) is not supported")

@@ -31,11 +31,7 @@ from .errors import TfliteInverterError, VerificationError
 from .reader import load
 
 DEFAULT_RTOL = 1e-4
-_NUMPY_DTYPES = {
-    "float32": np.float32, "float16": np.float16, "float64": np.float64, "int8": np.int8, "uint8": np.uint8,
-    "int16": np.int16, "uint16": np.uint16, "int32": np.int32, "uint32": np.uint32, "int64": np.int64,
-    "uint64": np.uint64, "bool": np.bool_,
-}
+_NUMPY_DTYPES = ir.NUMPY_DTYPES
 
 
 @dataclass
@@ -197,10 +193,9 @@ def quantization_step(subgraph: ir.Subgraph, index: int) -> float | None:
 
 def _to_grid(values: np.ndarray, tensor: ir.Tensor) -> np.ndarray:
     """Real values to the integers of a quantized tensor (a float candidate against an integer model)."""
-    q = tensor.quantization
-    scaled = values.astype(np.float64) / float(q.scales[0])
-    info = np.iinfo(_NUMPY_DTYPES[tensor.dtype])
-    return np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + int(q.zero_points[0]), info.min, info.max)
+    from .quantization import quantize_array
+
+    return quantize_array(values, tensor.quantization, tensor.dtype)
 
 
 def compare_output(name: str, tensor: ir.Tensor, reference: list[np.ndarray], candidate: list[np.ndarray],
@@ -492,7 +487,7 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
                         noise_floor: bool, notes: list[str], timeout: float, label_model: str) -> VerifyReport:
     """Verify the builtin part of a model in LiteRT, fed with the inverted model's values where the
     custom operators were cut out; model outputs computed by custom ops are left to their tests."""
-    from .inverted import InvertedModel, invert
+    from .inverted import InvertedModel, invert, python_identifier
     from .quantization import dequantize_array, is_quantized_activation
     from .segments import builtin_segment
 
@@ -505,7 +500,7 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
     sg = model.subgraphs[0]
     customs = [op for op in sg.operators if op.is_custom]
     segment = builtin_segment(Path(model_path).read_bytes(), [op.index for op in customs])
-    keys = [python_identifier_of(n) for n in info.input_names]
+    keys = [python_identifier(n) for n in info.input_names]
     ours = [inverted.tensor_values(dict(zip(keys, values)), signature=info.key) for values in draws]
     feeds = []
     for d, values in enumerate(draws):
@@ -556,7 +551,7 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
 
 def _verify_tensors(model_path: str, model: ir.Model, info: Any, candidate: Any, draws: list, ref_kwargs: dict,
                     rtol: float, notes: list[str]) -> list[TensorReport]:
-    from .inverted import InvertedModel, invert
+    from .inverted import InvertedModel, python_identifier
     from .quantization import dequantize_array, is_quantized_activation
 
     if info.subgraph_index != 0:
@@ -575,7 +570,7 @@ def _verify_tensors(model_path: str, model: ir.Model, info: Any, candidate: Any,
         reference = run_reference(model_path, draws, resolvers=("builtin_without_default_delegates",), **kwargs)
         floors = False
         notes.append("note: per-tensor comparison without noise floors (no reference kernels for this model)")
-    keys = [python_identifier_of(n) for n in info.input_names]
+    keys = [python_identifier(n) for n in info.input_names]
     ours = [inverted.tensor_values(dict(zip(keys, values)), signature=info.key) for values in draws]
     reports = []
     for op in sg.operators:
@@ -601,9 +596,3 @@ def _verify_tensors(model_path: str, model: ir.Model, info: Any, candidate: Any,
             reports.append(TensorReport(op.index, op.opcode, tensor.name, result.max_abs_error, result.magnitude,
                                         result.tolerance, result.passed, result.unit))
     return reports
-
-
-def python_identifier_of(name: str) -> str:
-    from .inverted import python_identifier
-
-    return python_identifier(name)

@@ -83,14 +83,6 @@ def build_hashtable(ctx, op, inputs):
     return [ctx.resource(_table_key(op)).resource_handle]
 
 
-def _table_dtypes(ctx):
-    for sg in ctx.model.subgraphs:
-        for candidate in sg.operators:
-            if candidate.opcode == "HASHTABLE":
-                return _DTYPES[candidate.options["key_dtype"]], _DTYPES[candidate.options["value_dtype"]]
-    raise ctx.fail("no HASHTABLE op defines this table")
-
-
 @register("HASHTABLE_IMPORT", max_version=1)
 def build_hashtable_import(ctx, op, inputs):
     tf.raw_ops.LookupTableImportV2(table_handle=inputs[0], keys=inputs[1], values=inputs[2])
