@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--outputs", nargs="+", metavar="TENSOR",
                          help="cut the model: these tensors become the outputs (drop post-processing)")
     convert.add_argument("--inputs", nargs="+", metavar="TENSOR", help="cut the model: start at these tensors")
+    convert.add_argument("--passthrough", nargs="*", metavar="CUSTOM_CODE",
+                         help="keep custom ops with no builder (all, or those named) as opaque nodes for re-conversion "
+                              "with allow_custom_ops; the SavedModel cannot run them")
     convert.add_argument("--io", choices=["native", "float"], default="native",
                          help="quantized inputs/outputs: as the original (uint8 in, uint8 out; default) or real-valued float")
     _add_verify_options(convert)
@@ -195,7 +198,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     with progress.step(f"building TensorFlow graph ({sum(len(s.operators) for s in model.subgraphs)} operators)"):
         inverted = InvertedModel(model, strict=args.strict, quantized=args.quantized, io=args.io,
                                  input_shapes=parse_input_shapes(args.input_shape), inputs=args.inputs,
-                                 outputs=args.outputs)
+                                 outputs=args.outputs, passthrough=args.passthrough or args.passthrough == [])
+    if args.verify and inverted.passthrough is not None:
+        from .passthrough import passthrough_ops
+
+        if passthrough_ops(model, inverted.passthrough):
+            raise TfliteInverterError("--verify cannot run passed-through custom ops: re-convert the pb with "
+                                      "allow_custom_ops and compare the builtin parts (see docs/custom-ops.md)")
     written: list[Path] = []
     try:
         if args.saved_model:

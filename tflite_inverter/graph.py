@@ -23,6 +23,7 @@ from .errors import BuildError, TfliteInverterError, UnsupportedOp, UnsupportedO
 from . import ops  # noqa: F401  (registers the builders)
 from .ops import registry
 from .quantization import HYBRID_INPUTS, dequantize_array, fake_quantize, fake_quantize_dynamic, is_quantized_activation
+from .passthrough import Passthrough
 from .sparsity import densify
 
 QUANTIZED_MODES = ("fake_quant", "dequantize")
@@ -78,9 +79,11 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
-def check_supported(model: ir.Model, *, strict: bool = False, main_operators: frozenset[int] | None = None) -> None:
+def check_supported(model: ir.Model, *, strict: bool = False, main_operators: frozenset[int] | None = None,
+                    passthrough: "Passthrough | None" = None) -> None:
     """Raise one :class:`UnsupportedOpsError` listing every unsupported op, before building
-    (in the main subgraph, only ``main_operators`` when the model is cut)."""
+    (in the main subgraph, only ``main_operators`` when the model is cut). Custom ops that
+    ``passthrough`` covers are not unsupported: they become opaque nodes."""
     problems: dict[str, UnsupportedOp] = {}
     for sg in model.subgraphs:
         for op in sg.operators:
@@ -88,6 +91,10 @@ def check_supported(model: ir.Model, *, strict: bool = False, main_operators: fr
                 continue
             spec = registry.lookup(op.opcode)
             location = f"subgraph {sg.index} operator {op.index}, output {_output_name(sg, op)!r}"
+            if spec is None and passthrough is not None and passthrough.covers(op):
+                if (refusal := passthrough.refusal(sg, op)) is not None:
+                    problems.setdefault(op.opcode, UnsupportedOp(location, refusal)).count += 1
+                continue
             if spec is None:
                 key, reason = op.opcode, "no builder registered"
                 if op.is_custom:
@@ -243,6 +250,8 @@ def consumable_constant(subgraph: ir.Subgraph, index: int, constants: Mapping[in
     hybrid or integer models, int32 biases) are dequantized here, once, at load."""
     value = constants[index]
     tensor = subgraph.tensors[index]
+    if np.asarray(value).dtype.kind == "f":
+        return value  # already real (for example rewritten by cross-layer equalization)
     if tensor.quantization is not None and tensor.dtype in ("int8", "uint8", "int16", "int32", "int4", "int64"):
         return dequantize_array(np.asarray(value), tensor.quantization)
     return value
@@ -340,7 +349,7 @@ class InvertedModule(tf.Module):
     """Weights as variables plus the machinery to trace a subgraph into TensorFlow ops."""
 
     def __init__(self, model: ir.Model, name: str = "inverted", quantized: str = "fake_quant",
-                 check_static_shapes: bool = True):
+                 check_static_shapes: bool = True, passthrough: Passthrough | None = None, equalize: bool = False):
         super().__init__(name=name)
         if quantized not in QUANTIZED_MODES:
             raise TfliteInverterError(f"quantized must be one of {QUANTIZED_MODES}, not {quantized!r}")
@@ -350,8 +359,17 @@ class InvertedModule(tf.Module):
         self._tables = _Tables()  # plain Python state, invisible to TensorFlow's tracking
         self.weights: dict[str, tf.Variable] = {}
         self.resources: dict[str, Any] = {}  # TFLite resource variables and hash tables, by key
+        self.passthrough = passthrough
+        # (subgraph, operator) -> per-channel upper bound that replaces the fused RELU/RELU6 after
+        # cross-layer equalization rescaled the operator's output channels.
+        self.activation_clips: dict[tuple[int, int], np.ndarray] = {}
         for sg in model.subgraphs:
             self._tables.folded[sg.index] = fold_constants(model, sg)
+        if equalize:
+            from .equalize import equalize_constants
+
+            self.activation_clips = equalize_constants(model, self._tables.folded)
+        for sg in model.subgraphs:
             self._create_weights(sg)
         for sg in model.subgraphs:
             for op in sg.operators:
@@ -480,6 +498,8 @@ class InvertedModule(tf.Module):
                 continue
             spec = registry.lookup(op.opcode)
             ctx = BuildContext(self._model, sg, op, constants, runtime=self)
+            if spec is None and self.passthrough is not None and self.passthrough.covers(op):
+                spec = self.passthrough.spec
             if spec is None:
                 raise ctx.fail("no builder registered")
             inputs = [self._input_value(sg, op, p, values, ctx) for p in range(len(op.inputs))]
@@ -489,7 +509,10 @@ class InvertedModule(tf.Module):
                 with tf.name_scope(scope):
                     outputs = spec.builder(ctx, op, inputs)
                     activation = op.options.get("fused_activation_function")
-                    if activation is not None and spec.fused_activation:
+                    clip = self.activation_clips.get((subgraph_index, op.index))
+                    if clip is not None:
+                        outputs = [tf.minimum(tf.nn.relu(outputs[0]), clip), *outputs[1:]]
+                    elif activation is not None and spec.fused_activation:
                         outputs = [apply_fused_activation(outputs[0], activation), *outputs[1:]]
             except TfliteInverterError:
                 raise

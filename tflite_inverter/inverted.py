@@ -16,6 +16,7 @@ import tensorflow as tf
 from . import ir
 from .errors import TfliteInverterError
 from .graph import TF_DTYPES, InvertedModule, SignatureInfo, check_supported, cut_signature, model_signatures
+from .passthrough import Passthrough
 from .quantization import dequantize_tensor, is_quantized_activation, quantize_tensor
 
 
@@ -60,15 +61,20 @@ class InvertedModel:
 
     def __init__(self, model: ir.Model, *, strict: bool = False, quantized: str = "fake_quant", io: str = "native",
                  input_shapes: Mapping[str, Sequence[int | None]] | None = None,
-                 inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None):
+                 inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+                 passthrough: bool | Sequence[str] = False, equalize: bool = False):
         if io not in IO_MODES:
             raise TfliteInverterError(f"io must be one of {IO_MODES}, not {io!r}")
+        if equalize and quantized == "fake_quant" and any(is_quantized_activation(t) for t in model.main.tensors):
+            raise TfliteInverterError("equalize rescales activations, so the FakeQuant ranges of a quantized model no "
+                                      "longer hold: use quantized='dequantize' and calibrate again")
         self.cut = (tuple(inputs or ()), tuple(outputs or ())) if inputs or outputs else None
+        self.passthrough = Passthrough.of(passthrough)
         if self.cut:
             signatures = [cut_signature(model, inputs, outputs)]
-            check_supported(model, strict=strict, main_operators=signatures[0].operators)
+            check_supported(model, strict=strict, main_operators=signatures[0].operators, passthrough=self.passthrough)
         else:
-            check_supported(model, strict=strict)
+            check_supported(model, strict=strict, passthrough=self.passthrough)
             signatures = model_signatures(model)
         self.model = model
         self.io = io
@@ -76,7 +82,8 @@ class InvertedModel:
         self.input_shapes = self._resolve_input_shapes(input_shapes or {})
         # With new input shapes, the file's static shapes of later tensors no longer hold: builders
         # follow the inputs, and an op that hard-codes a shape fails, named, when it is traced.
-        self.module = InvertedModule(model, quantized=quantized, check_static_shapes=not self.input_shapes)
+        self.module = InvertedModule(model, quantized=quantized, check_static_shapes=not self.input_shapes,
+                                     passthrough=self.passthrough, equalize=equalize)
         self.functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._debug_functions: dict[str, Any] = {}
         for info in self.signatures.values():
@@ -124,6 +131,7 @@ class InvertedModel:
         missing = [s.name for s in specs if s.name not in inputs]
         if missing:
             raise TfliteInverterError(f"missing inputs {missing}; expected {[s.name for s in specs]}")
+        self._refuse_passthrough(self._info(signature))
         function = self.functions[signature or self.default_signature]
         result = function(**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
         return {name: value.numpy() for name, value in result.items()}
@@ -132,6 +140,7 @@ class InvertedModel:
         """Every tensor the signature's subgraph computes, by TFLite tensor index (for per-tensor
         verification). Quantized activations come back as real values."""
         info = self._info(signature)
+        self._refuse_passthrough(info)
         specs = self.inputs(info.key)
         if not isinstance(inputs, Mapping):
             inputs = {spec.name: value for spec, value in zip(specs, inputs)}
@@ -162,6 +171,19 @@ class InvertedModel:
         return save_frozen_pb(self, Path(path), overwrite=overwrite, signature=signature)
 
     # -- internals --------------------------------------------------------------------------------
+    def _refuse_passthrough(self, info: SignatureInfo) -> None:
+        from .passthrough import custom_code, passthrough_ops
+
+        if info.subgraph_index != 0:
+            return
+        opaque = [op for op in passthrough_ops(self.model, self.passthrough) if info.operators is None or op.index in info.operators]
+        if opaque:
+            listed = ", ".join(f"operator {op.index} {custom_code(op)!r}" for op in opaque)
+            raise TfliteInverterError(
+                f"{self.model.source}: cannot run: {listed} passed through as opaque nodes, which TensorFlow cannot "
+                "compute. Re-convert the frozen pb (or the SavedModel) to .tflite with allow_custom_ops, or cut the "
+                "model before them with outputs=")
+
     def _resolve_input_shapes(self, requested: Mapping[str, Sequence[int | None]]) -> dict[tuple[str, int], list[int | None]]:
         """Map user names (signature input names, their identifier form, or tensor names) to inputs."""
         resolved: dict[tuple[str, int], list[int | None]] = {}
@@ -235,7 +257,8 @@ class InvertedModel:
 
 def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quantized: str = "fake_quant",
            io: str = "native", input_shapes: Mapping[str, Sequence[int | None]] | None = None,
-           inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None) -> InvertedModel:
+           inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+           passthrough: bool | Sequence[str] = False, equalize: bool = False) -> InvertedModel:
     """Rebuild a TFLite model (IR, path or bytes) as TensorFlow.
 
     ``quantized``: for integer-quantized models, ``"fake_quant"`` (default) snaps every quantized
@@ -249,12 +272,17 @@ def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quanti
     with an error naming it.
     ``outputs`` / ``inputs``: tensor names at which to cut the main subgraph (drop post-processing
     for an accelerator, or start after pre-processing); only the operators between are built.
+    ``passthrough``: ``True`` (every custom op with no builder) or a list of custom codes kept as
+    opaque nodes: the frozen pb holds them as nodes of that op type for re-conversion with
+    ``allow_custom_ops``; the SavedModel cannot run them and raises, naming the op.
+    ``equalize``: cross-layer equalization (rescale the channels between consecutive convolutions so
+    that one scale per weight tensor suffices); the function is unchanged up to float rounding.
     """
     if not isinstance(model, ir.Model):
         from .reader import load
 
         model = load(model)
     return InvertedModel(model, strict=strict, quantized=quantized, io=io, input_shapes=input_shapes,
-                         inputs=inputs, outputs=outputs)
+                         inputs=inputs, outputs=outputs, passthrough=passthrough, equalize=equalize)
 
 

@@ -56,7 +56,14 @@ def write_frozen_graph(inverted: "InvertedModel", handle: BinaryIO, signature: s
             f"{inverted.model.source}: the model keeps state between calls ({', '.join(sorted(inverted.module.resources))}); "
             "a frozen GraphDef has no variables: use the SavedModel")
     concrete, placeholders = inverted.frozen_concrete_function(key)
-    graph_def = concrete.graph.as_graph_def()
+    custom_opdefs: list[str] = []
+    if inverted.passthrough is not None:
+        from ..passthrough import rewrite_graph_def
+
+        graph_def = concrete.graph.as_graph_def(add_shapes=True)  # the opaque nodes need _output_shapes
+        custom_opdefs = rewrite_graph_def(graph_def, inverted.model)
+    else:
+        graph_def = concrete.graph.as_graph_def()
     kept = [node for node in graph_def.node if node.name not in placeholders]
     del graph_def.node[:]
     graph_def.node.extend(kept)
@@ -72,7 +79,38 @@ def write_frozen_graph(inverted: "InvertedModel", handle: BinaryIO, signature: s
         del node
         handle.write(_varint(_GRAPH_DEF_NODE_FIELD << 3 | 2) + _varint(len(data)))
         handle.write(data)
-    return _io_description(inverted, key, concrete)
+    description = _io_description(inverted, key, concrete)
+    if custom_opdefs:
+        description["custom_opdefs"] = custom_opdefs
+    return description
+
+
+def tflite_converter(pb_path: str | Path, description: dict | None = None):
+    """A TF1 ``TFLiteConverter`` for a frozen pb written here, set up from its sidecar: input and
+    output nodes, input shapes (dynamic dimensions as 1), and, when the pb holds passed-through
+    custom ops, their ``OpDef`` s registered and ``allow_custom_ops`` set.
+
+    With custom ops the converter is made from the GraphDef itself, not through
+    ``from_frozen_graph``: that imports the graph into a session first, which drops the opaque
+    nodes' ``_output_shapes`` (an OpDef registered at run time has no shape function), and every op
+    after them would lose its static shape."""
+    pb_path = Path(pb_path)
+    if description is None:
+        description = json.loads(sidecar_path(pb_path).read_text())
+    inputs = [i["node"] for i in description["inputs"]]
+    outputs = [o["node"] for o in description["outputs"]]
+    shapes = {i["node"]: [1 if d is None else d for d in i["shape"]] for i in description["inputs"]}
+    opdefs = description.get("custom_opdefs", [])
+    if not opdefs:
+        return tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(str(pb_path), inputs, outputs, input_shapes=shapes)
+    from ..passthrough import register_opdefs
+
+    register_opdefs(opdefs)
+    graph_def = tf.compat.v1.GraphDef.FromString(pb_path.read_bytes())
+    converter = tf.compat.v1.lite.TFLiteConverter(graph_def, None, None, input_arrays_with_shape=[(n, shapes[n]) for n in inputs],
+                                                  output_arrays=outputs)
+    converter.allow_custom_ops = True
+    return converter
 
 
 def frozen_graph(inverted: "InvertedModel", signature: str | None = None) -> tuple[tf.compat.v1.GraphDef, dict]:
