@@ -89,6 +89,23 @@ def test_frozen_pb_reconverts_with_the_custom_op_and_its_options(custom_model, t
         assert scale > 0.1 and error <= 1e-5 * max(1.0, scale), (name, error, scale)
     assert original.custom_options == reconverted.custom_options  # same attributes, same writer: same bytes
 
+    # verify() of two .tflite files with the same unknown custom op does the same, and can fail.
+    (tmp_path / "original.tflite").write_bytes(custom_model)
+    (tmp_path / "again.tflite").write_bytes(again)
+    report = ti.verify(tmp_path / "original.tflite", tmp_path / "again.tflite", draws=2)
+    assert report.passed and "builtin operators in segments" in report.candidate, report.table()
+
+    def perturb_last_conv(model):
+        sg = model.subgraphs[0]
+        conv = [op for op in sg.operators if not model.operatorCodes[op.opcodeIndex].customCode][-2]
+        buffer = model.buffers[sg.tensors[conv.inputs[1]].buffer]
+        weights = np.frombuffer(bytes(bytearray(buffer.data)), np.float32) * 1.01
+        buffer.data = list(weights.astype(np.float32).tobytes())
+
+    (tmp_path / "broken.tflite").write_bytes(edit(again, perturb_last_conv))
+    report = ti.verify(tmp_path / "original.tflite", tmp_path / "broken.tflite", draws=2)
+    assert not report.passed and not report.outputs[0].passed and report.outputs[1].passed, report.table()
+
 
 def test_saved_model_says_it_cannot_run_and_reconverts_to_the_custom_op(custom_model, tmp_path):
     inverted = ti.invert(custom_model, passthrough=True)

@@ -204,7 +204,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
         if passthrough_ops(model, inverted.passthrough):
             raise TfliteInverterError("--verify cannot run passed-through custom ops: re-convert the pb with "
-                                      "allow_custom_ops and compare the builtin parts (see docs/custom-ops.md)")
+                                      "allow_custom_ops, then `tflite-inverter verify MODEL AGAIN.tflite` compares the "
+                                      "builtin parts (see docs/custom-ops.md)")
     written: list[Path] = []
     try:
         if args.saved_model:

@@ -72,17 +72,16 @@ def cut_model(model_bytes: bytes, inputs: Iterable[int], outputs: Iterable[int],
     return bytes(builder.Output())
 
 
-def compare_builtin_parts(a: bytes, b: bytes, *, draws: int = 2, seed: int = 0,
-                          timeout: float = 300) -> list[tuple[str, float, float]]:
+def run_builtin_parts(a: bytes, b: bytes, draws: int = 2, seed: int = 0, model_inputs: list | None = None,
+                      timeout: float = 300):
     """Run the builtin parts of two models with the same custom ops (an original and its
-    re-conversion) in LiteRT on the same seeded inputs, the custom ops' outputs fed with the same
-    random values; returns ``(output, max abs difference, max |a|)`` per builtin-part output.
-    Parts are matched by position (model inputs, then custom-op outputs in operator order)."""
+    re-conversion) in LiteRT on the same inputs, the custom ops' outputs fed with the same seeded
+    random values. Parts are matched by position: model inputs, then custom-op outputs in operator
+    order. ``model_inputs``: per draw, the values of the model inputs (default: seeded random).
+    Returns ``(model_a, segment_a, outputs_a, outputs_b)``, outputs as ``[draw][position]``."""
     import os
     import tempfile
     from pathlib import Path
-
-    import numpy as np
 
     from .errors import VerificationError
     from .reader import load
@@ -90,29 +89,42 @@ def compare_builtin_parts(a: bytes, b: bytes, *, draws: int = 2, seed: int = 0,
 
     models = [load(data) for data in (a, b)]
     customs = [[op.index for op in m.main.operators if op.is_custom] for m in models]
-    if [[m.main.operators[i].opcode for i in c] for m, c in zip(models, customs)] != \
-            [[models[0].main.operators[i].opcode for i in customs[0]]] * 2:
-        raise VerificationError("the two models do not have the same custom operators in the same order")
+    kinds = [[m.main.operators[i].opcode for i in c] for m, c in zip(models, customs)]
+    if kinds[0] != kinds[1]:
+        raise VerificationError(f"the two models do not have the same custom operators in the same order: {kinds}")
     segments = [builtin_segment(data, c) for data, c in zip((a, b), customs)]
     shapes = [[tuple(m.main.tensors[i].shape) for i in s.inputs] for m, s in zip(models, segments)]
     if shapes[0] != shapes[1] or len(segments[0].outputs) != len(segments[1].outputs):
-        raise VerificationError(f"the builtin parts differ in inputs {shapes} or number of outputs")
-    feeds = make_inputs([models[0].main.tensors[i] for i in segments[0].inputs], draws, seed)
+        raise VerificationError(f"the builtin parts differ in input shapes {shapes} or number of outputs")
+    tensors = [models[0].main.tensors[i] for i in segments[0].inputs]
+    feeds = make_inputs(tensors, len(model_inputs) if model_inputs is not None else draws, seed)
+    if model_inputs is not None:
+        feeds = [list(given) + feed[len(given):] for given, feed in zip(model_inputs, feeds)]
     results = []
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_parts_") as work:
         for k, (model, segment) in enumerate(zip(models, segments)):
             path = os.path.join(work, f"part_{k}.tflite")
             Path(path).write_bytes(segment.data)
             sg = model.main
-            results.append(run_reference(
+            out = run_reference(
                 path, feeds, input_names=[sg.tensors[i].name for i in segment.inputs], input_tensors=list(segment.inputs),
                 output_names=[sg.tensors[i].name for i in segment.outputs], output_tensors=list(segment.outputs),
-                signature=None, timeout=timeout))
+                signature=None, timeout=timeout)
+            results.append([[out[f"default/{d}/out/{p}"] for p in range(len(segment.outputs))] for d in range(len(feeds))])
+    return models[0], segments[0], results[0], results[1]
+
+
+def compare_builtin_parts(a: bytes, b: bytes, *, draws: int = 2, seed: int = 0,
+                          timeout: float = 300) -> list[tuple[str, float, float]]:
+    """:func:`run_builtin_parts`, summed up: ``(output, max abs difference, max |a|)`` per
+    builtin-part output."""
+    import numpy as np
+
+    model, segment, ref, got = run_builtin_parts(a, b, draws, seed, timeout=timeout)
     report = []
-    for position, index in enumerate(segments[0].outputs):
-        ref = [results[0][f"default/{d}/out/{position}"] for d in range(draws)]
-        got = [results[1][f"default/{d}/out/{position}"] for d in range(draws)]
-        error = max(float(np.max(np.abs(r.astype(np.float64) - g.astype(np.float64)), initial=0.0)) for r, g in zip(ref, got))
-        scale = max(float(np.max(np.abs(r.astype(np.float64)), initial=0.0)) for r in ref)
-        report.append((models[0].main.tensors[index].name, error, scale))
+    for position, index in enumerate(segment.outputs):
+        pairs = [(np.asarray(r[position], np.float64), np.asarray(g[position], np.float64)) for r, g in zip(ref, got)]
+        error = max(float(np.max(np.abs(r - g), initial=0.0)) for r, g in pairs)
+        scale = max(float(np.max(np.abs(r), initial=0.0)) for r, _ in pairs)
+        report.append((model.main.tensors[index].name, error, scale))
     return report
