@@ -91,3 +91,27 @@ def test_shared_quantized_models_read(name):
     assert tensor.dtype == "uint8" and tensor.shape == (1, 224, 224, 3)
     assert tensor.quantization is not None and tensor.quantization.scales.size == 1
     assert "read x = (q - 0) * 0.00390625" in model.summary()
+
+
+@pytest.mark.real_model
+def test_face_landmark_with_attention_passthrough_round_trip(mediapipe_models, tmp_path):
+    """Its three MediaPipe custom ops kept opaque (passthrough by name overrides their builders):
+    the frozen pb re-converts to a .tflite with the same 11 custom ops and options, and the 701
+    builtin operators around them give what the original's give in LiteRT."""
+    from flatbuffers import flexbuffers
+
+    from tflite_inverter.emit.frozen_pb import tflite_converter
+
+    model = mediapipe_models["face_landmark_with_attention"]
+    original = ti.load(model)
+    codes = sorted({op.opcode[len("CUSTOM:"):] for op in original.main.operators if op.is_custom})
+    assert codes == ["Landmarks2TransformMatrix", "TransformLandmarks", "TransformTensorBilinear"]
+    pb = ti.invert(model, passthrough=codes).save_frozen_pb(tmp_path / "model.pb")
+    again = tmp_path / "again.tflite"
+    again.write_bytes(tflite_converter(pb).convert())
+    customs = [[(op.opcode, flexbuffers.Loads(op.custom_options) if op.custom_options else {})
+                for op in m.main.operators if op.is_custom] for m in (original, ti.load(again))]
+    assert len(customs[0]) == 11 and customs[0] == customs[1]
+    report = ti.verify(model, again, draws=2)
+    assert report.passed and "builtin operators in segments" in report.candidate, report.table()
+    assert len(report.outputs) == 7 + 16  # 7 model outputs, 16 custom-op inputs

@@ -91,7 +91,7 @@ def check_supported(model: ir.Model, *, strict: bool = False, main_operators: fr
                 continue
             spec = registry.lookup(op.opcode)
             location = f"subgraph {sg.index} operator {op.index}, output {_output_name(sg, op)!r}"
-            if spec is None and passthrough is not None and passthrough.covers(op):
+            if passthrough is not None and passthrough.covers(op):
                 if (refusal := passthrough.refusal(sg, op)) is not None:
                     problems.setdefault(op.opcode, UnsupportedOp(location, refusal)).count += 1
                 continue
@@ -379,6 +379,12 @@ class InvertedModule(tf.Module):
                     if key not in self.resources:
                         self.resources[key] = make()
 
+    def _spec(self, op: ir.Operator) -> "registry.OpSpec | None":
+        """The builder spec of an operator: the passthrough one for an opaque custom op."""
+        if self.passthrough is not None and self.passthrough.covers(op):
+            return self.passthrough.spec
+        return registry.lookup(op.opcode)
+
     # -- constants and weights -------------------------------------------------------------
     def _create_weights(self, sg: ir.Subgraph) -> None:
         constants, folded = self._tables.folded[sg.index]
@@ -386,7 +392,7 @@ class InvertedModule(tf.Module):
         for op in sg.operators:
             if op.index in folded:
                 continue
-            spec = registry.lookup(op.opcode)
+            spec = self._spec(op)
             for position, index in enumerate(op.inputs):
                 if index is None or index not in constants:
                     continue
@@ -416,7 +422,7 @@ class InvertedModule(tf.Module):
         index = op.inputs[position]
         if index is None:
             return None
-        spec = registry.lookup(op.opcode)
+        spec = self._spec(op)
         layout = spec.weight_layouts.get(position) if spec else None
         if index in values:
             value = values[index]
@@ -496,10 +502,8 @@ class InvertedModule(tf.Module):
         for op in sg.operators:
             if op.index in folded or (operators is not None and op.index not in operators):
                 continue
-            spec = registry.lookup(op.opcode)
+            spec = self._spec(op)
             ctx = BuildContext(self._model, sg, op, constants, runtime=self)
-            if spec is None and self.passthrough is not None and self.passthrough.covers(op):
-                spec = self.passthrough.spec
             if spec is None:
                 raise ctx.fail("no builder registered")
             inputs = [self._input_value(sg, op, p, values, ctx) for p in range(len(op.inputs))]

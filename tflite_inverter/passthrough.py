@@ -127,7 +127,15 @@ class Passthrough:
         return cls(frozenset(c[len("CUSTOM:"):] if c.startswith("CUSTOM:") else c for c in value))
 
     def covers(self, op: ir.Operator) -> bool:
-        return op.is_custom and (self.codes is None or custom_code(op) in self.codes)
+        """Whether ``op`` becomes an opaque node: with ``True``, every custom op that has no builder;
+        with codes, the custom ops named, even those that have one (to keep them for re-conversion)."""
+        if not op.is_custom:
+            return False
+        if self.codes is None:
+            from .ops import registry
+
+            return registry.lookup(op.opcode) is None
+        return custom_code(op) in self.codes
 
     def refusal(self, subgraph: ir.Subgraph, op: ir.Operator) -> str | None:
         """Why this op cannot pass through, or ``None``."""
@@ -304,9 +312,7 @@ def register_opdefs(opdefs: Sequence[str]) -> None:
 def passthrough_ops(model: ir.Model, passthrough: Passthrough | None) -> list[ir.Operator]:
     if passthrough is None:
         return []
-    from .ops import registry
-
-    return [op for op in model.main.operators if registry.lookup(op.opcode) is None and passthrough.covers(op)]
+    return [op for op in model.main.operators if passthrough.covers(op)]
 
 
 __all__ = ["Passthrough", "build_passthrough", "decode_options", "passthrough_ops", "rewrite_graph_def"]

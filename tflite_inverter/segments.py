@@ -72,13 +72,28 @@ def cut_model(model_bytes: bytes, inputs: Iterable[int], outputs: Iterable[int],
     return bytes(builder.Output())
 
 
+def _slots(model, segment: Segment, customs: list[int]) -> list[tuple[str, int]]:
+    """The builtin part's outputs as (label, tensor index): each model output, then each input of
+    each custom op that the builtin part computes. Labels are positional, so that two models
+    whose converters named or shared tensors differently still line up."""
+    sg = model.main
+    computed = set(segment.outputs)
+    slots = [(f"output {k}", index) for k, index in enumerate(sg.outputs) if index in computed]
+    for number, op_index in enumerate(customs):
+        op = sg.operators[op_index]
+        slots += [(f"custom {number} input {j}", index)
+                  for j, index in enumerate(op.inputs) if index is not None and index in computed]
+    return slots
+
+
 def run_builtin_parts(a: bytes, b: bytes, draws: int = 2, seed: int = 0, model_inputs: list | None = None,
                       timeout: float = 300):
     """Run the builtin parts of two models with the same custom ops (an original and its
     re-conversion) in LiteRT on the same inputs, the custom ops' outputs fed with the same seeded
     random values. Parts are matched by position: model inputs, then custom-op outputs in operator
-    order. ``model_inputs``: per draw, the values of the model inputs (default: seeded random).
-    Returns ``(model_a, segment_a, outputs_a, outputs_b)``, outputs as ``[draw][position]``."""
+    order; results by slot (model output k, custom op n's input j). ``model_inputs``: per draw,
+    the values of the model inputs (default: seeded random).
+    Returns ``(model_a, [(label, tensor index in a)], outputs_a, outputs_b)``, outputs as ``[draw][slot]``."""
     import os
     import tempfile
     from pathlib import Path
@@ -94,8 +109,9 @@ def run_builtin_parts(a: bytes, b: bytes, draws: int = 2, seed: int = 0, model_i
         raise VerificationError(f"the two models do not have the same custom operators in the same order: {kinds}")
     segments = [builtin_segment(data, c) for data, c in zip((a, b), customs)]
     shapes = [[tuple(m.main.tensors[i].shape) for i in s.inputs] for m, s in zip(models, segments)]
-    if shapes[0] != shapes[1] or len(segments[0].outputs) != len(segments[1].outputs):
-        raise VerificationError(f"the builtin parts differ in input shapes {shapes} or number of outputs")
+    slots = [_slots(m, s, c) for m, s, c in zip(models, segments, customs)]
+    if shapes[0] != shapes[1] or [label for label, _ in slots[0]] != [label for label, _ in slots[1]]:
+        raise VerificationError(f"the builtin parts differ: input shapes {shapes}, outputs {slots}")
     tensors = [models[0].main.tensors[i] for i in segments[0].inputs]
     feeds = make_inputs(tensors, len(model_inputs) if model_inputs is not None else draws, seed)
     if model_inputs is not None:
@@ -110,8 +126,9 @@ def run_builtin_parts(a: bytes, b: bytes, draws: int = 2, seed: int = 0, model_i
                 path, feeds, input_names=[sg.tensors[i].name for i in segment.inputs], input_tensors=list(segment.inputs),
                 output_names=[sg.tensors[i].name for i in segment.outputs], output_tensors=list(segment.outputs),
                 signature=None, timeout=timeout)
-            results.append([[out[f"default/{d}/out/{p}"] for p in range(len(segment.outputs))] for d in range(len(feeds))])
-    return models[0], segments[0], results[0], results[1]
+            position = {index: p for p, index in enumerate(segment.outputs)}
+            results.append([[out[f"default/{d}/out/{position[index]}"] for _, index in slots[k]] for d in range(len(feeds))])
+    return models[0], slots[0], results[0], results[1]
 
 
 def compare_builtin_parts(a: bytes, b: bytes, *, draws: int = 2, seed: int = 0,
@@ -120,9 +137,9 @@ def compare_builtin_parts(a: bytes, b: bytes, *, draws: int = 2, seed: int = 0,
     builtin-part output."""
     import numpy as np
 
-    model, segment, ref, got = run_builtin_parts(a, b, draws, seed, timeout=timeout)
+    model, slots, ref, got = run_builtin_parts(a, b, draws, seed, timeout=timeout)
     report = []
-    for position, index in enumerate(segment.outputs):
+    for position, (_, index) in enumerate(slots):
         pairs = [(np.asarray(r[position], np.float64), np.asarray(g[position], np.float64)) for r, g in zip(ref, got)]
         error = max(float(np.max(np.abs(r - g), initial=0.0)) for r, g in pairs)
         scale = max(float(np.max(np.abs(r), initial=0.0)) for r, _ in pairs)

@@ -559,13 +559,13 @@ def _verify_tflite_by_segments(model_path: str, info: Any, candidate: str, draws
     from .quantization import dequantize_array, is_quantized_activation
     from .segments import run_builtin_parts
 
-    model, segment, ref, got = run_builtin_parts(Path(model_path).read_bytes(), Path(candidate).read_bytes(),
-                                                 model_inputs=draws, timeout=timeout)
+    model, slots, ref, got = run_builtin_parts(Path(model_path).read_bytes(), Path(candidate).read_bytes(),
+                                               model_inputs=draws, timeout=timeout)
     sg = model.main
     report = VerifyReport(model=label_model, candidate=f"TFLite model {candidate}, builtin operators in segments",
                           signature=info.key, draws=len(draws), notes=notes)
     names = dict(zip(info.output_tensors, info.output_names))
-    for position, index in enumerate(segment.outputs):
+    for position, (slot, index) in enumerate(slots):
         tensor = sg.tensors[index]
         a = [r[position] for r in ref]
         b = [g[position] for g in got]
@@ -574,9 +574,10 @@ def _verify_tflite_by_segments(model_path: str, info: Any, candidate: str, draws
             a = [dequantize_array(x, tensor.quantization) for x in a]
             b = [dequantize_array(x, tensor.quantization) for x in b]
             step = float(tensor.quantization.scales[0])
-        report.outputs.append(compare_output(names.get(index, f"(feeds a custom op) {tensor.name}"), tensor, a, b,
-                                             None, rtol, step))
-    notes.append(f"segments: both models cut at their {len(segment.removed)} custom operators; the builtin parts ran in "
+        label = names[index] if slot.startswith("output") else f"({slot}) {tensor.name}"
+        report.outputs.append(compare_output(label, tensor, a, b, None, rtol, step))
+    customs = sum(op.is_custom for op in sg.operators)
+    notes.append(f"segments: both models cut at their {customs} custom operators; the builtin parts ran in "
                  "LiteRT on the same inputs, the custom operators' outputs fed with the same random values; the "
                  "custom operators themselves were not run")
     return report
