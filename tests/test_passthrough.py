@@ -166,6 +166,7 @@ def test_cli_passthrough(custom_model, tmp_path):
     done = subprocess.run([sys.executable, "-m", "tflite_inverter", "convert", str(model), "-o", str(tmp_path / "out"),
                            "--pb", "--passthrough", "VendorOp"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert "opaque (passthrough): VendorOp x1" in done.stderr
     assert (tmp_path / "out" / "model.pb").exists() and (tmp_path / "out" / "saved_model").exists()
     refused = subprocess.run([sys.executable, "-m", "tflite_inverter", "convert", str(model), "-o", str(tmp_path / "o2"),
                               "--passthrough", "--verify"], capture_output=True, text=True)

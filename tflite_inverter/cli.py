@@ -199,10 +199,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
         inverted = InvertedModel(model, strict=args.strict, quantized=args.quantized, io=args.io,
                                  input_shapes=parse_input_shapes(args.input_shape), inputs=args.inputs,
                                  outputs=args.outputs, passthrough=args.passthrough or args.passthrough == [])
-    if args.verify and inverted.passthrough is not None:
-        from .passthrough import passthrough_ops
+    if inverted.passthrough is not None:
+        from collections import Counter
 
-        if passthrough_ops(model, inverted.passthrough):
+        from .passthrough import custom_code, passthrough_ops
+
+        opaque = Counter(custom_code(op) for op in passthrough_ops(model, inverted.passthrough))
+        if opaque:
+            print("opaque (passthrough): " + ", ".join(f"{code} x{n}" for code, n in sorted(opaque.items())), file=sys.stderr)
+        if opaque and args.verify:
             raise TfliteInverterError("--verify cannot run passed-through custom ops: re-convert the pb with "
                                       "allow_custom_ops, then `tflite-inverter verify MODEL AGAIN.tflite` compares the "
                                       "builtin parts (see docs/custom-ops.md)")
