@@ -115,3 +115,11 @@ def test_face_landmark_with_attention_passthrough_round_trip(mediapipe_models, t
     report = ti.verify(model, again, draws=2)
     assert report.passed and "builtin operators in segments" in report.candidate, report.table()
     assert len(report.outputs) == 7 + 16  # 7 model outputs, 16 custom-op inputs
+
+
+@pytest.mark.real_model
+def test_passthrough_refuses_options_that_are_a_packed_struct(mediapipe_models):
+    # Convolution2DTransposeBias's options are a C struct, not a flexbuffer map: a converter could
+    # not write them back from node attributes, so passthrough refuses, saying why.
+    with pytest.raises(ti.UnsupportedOpsError, match="Convolution2DTransposeBias x1 .*not a flexbuffer map"):
+        ti.invert(mediapipe_models["selfie_segmentation"], passthrough=["Convolution2DTransposeBias"])
