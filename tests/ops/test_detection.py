@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 from flatbuffers import flexbuffers
 
+import tflite_inverter as ti
 from flatbuffer_writer import edit
 from parity import assert_parity, convert
 from tensorflow.lite.python import schema_py_generated as schema
@@ -249,3 +250,113 @@ def test_detection_postprocess_uint8(regular):
                    nms_score_threshold=0.2)
     model = postprocess_model(anchors, 2, options, quantized=((0.02, 128), (1 / 255, 0), (1 / 255, 0)))
     assert_parity(model, ["CUSTOM:TFLite_Detection_PostProcess"], draws=3)
+
+
+# -- Re-converting TFLite_Detection_PostProcess ------------------------------------------------------
+#
+# The builder wraps its computation in a tf.function whose experimental_implements names the custom
+# op with its options; TFLiteConverter's prepare_composite_functions_tf pass fuses that function
+# back into CUSTOM:TFLite_Detection_PostProcess. The pass writes the options from the attributes:
+# floats as float32, use_regular_nms as an int, and never detections_per_class.
+
+def custom_options(tflite_bytes: bytes) -> list:
+    return [(op.opcode, flexbuffers.Loads(bytes(op.custom_options)))
+            for sg in ti.load(tflite_bytes).subgraphs for op in sg.operators if op.is_custom]
+
+
+def assert_same_options(original: dict, reconverted: dict) -> None:
+    """Equal as the kernel reads them: floats as float32, bools as ints."""
+    assert sorted(original) == sorted(reconverted)
+    for key, value in original.items():
+        if isinstance(value, float):
+            assert np.float32(reconverted[key]) == np.float32(value), key
+        else:
+            assert int(reconverted[key]) == int(value) and not isinstance(reconverted[key], float), key
+
+
+def from_saved_model(inverted, directory, *, select_tf_ops=False) -> bytes:
+    inverted.save_saved_model(directory)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(directory))
+    converter.allow_custom_ops = True
+    if select_tf_ops:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    return converter.convert()
+
+
+RECONVERT_CASES = {
+    # name: (anchors, num classes, options, quantized, inputs)
+    "fast": (grid_anchors(4, 5, 0.1, 0.25), 3, dict(BASE, max_detections=6, max_classes_per_detection=2,
+                                                       use_regular_nms=False, nms_score_threshold=-0.9),
+             None, detection_inputs(20, 4, seed=1)),
+    "regular": (grid_anchors(4, 5, 0.3, 0.2), 3, dict(BASE, max_detections=5, max_classes_per_detection=1,
+                                                        detections_per_class=100, use_regular_nms=True,
+                                                        nms_score_threshold=0.3, nms_iou_threshold=0.45),
+                None, detection_inputs(20, 4, draws=3)),
+    "regular_per_class_above_max": (grid_anchors(4, 5, 0.3, 0.2), 3, dict(
+        BASE, max_detections=4, max_classes_per_detection=1, detections_per_class=7, use_regular_nms=True,
+        nms_score_threshold=0.1), None, detection_inputs(20, 4, seed=4)),
+    "uint8_regular": (grid_anchors(4, 4, 0.3, 0.25), 2, dict(BASE, max_detections=5, max_classes_per_detection=1,
+                                                             use_regular_nms=True, nms_score_threshold=0.2),
+                      ((0.02, 128), (1 / 255, 0), (1 / 255, 0)), None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECONVERT_CASES))
+def test_detection_postprocess_reconverts_from_saved_model(case, tmp_path):
+    """The SavedModel re-converts to the one custom op with the original's options (all but
+    detections_per_class, which the converter drops: the kernel's default, 100, selects the same
+    here) and computes what the original computes in LiteRT."""
+    anchors, num_classes, options, quantized, inputs = RECONVERT_CASES[case]
+    model = postprocess_model(anchors, num_classes, options, quantized=quantized)
+    reconverted = from_saved_model(ti.invert(model), tmp_path / "saved_model")
+    assert dict(ti.load(reconverted).op_histogram())["CUSTOM:TFLite_Detection_PostProcess"] == 1
+    ((_, original),), ((_, again),) = custom_options(model), custom_options(reconverted)
+    assert "detections_per_class" not in again
+    original.pop("detections_per_class", None)
+    assert_same_options(original, again)
+    path = tmp_path / "reconverted.tflite"
+    path.write_bytes(reconverted)
+    report = ti.verify(model, path, inputs=inputs)
+    assert report.passed, report.table()
+
+
+def test_detection_postprocess_reconverts_from_frozen_pb(tmp_path):
+    """The TF1 converter (frozen GraphDef) fuses the function too, without allow_custom_ops."""
+    from tflite_inverter.emit.frozen_pb import tflite_converter
+
+    anchors, num_classes, options, _, inputs = RECONVERT_CASES["fast"]
+    model = postprocess_model(anchors, num_classes, options)
+    converter = tflite_converter(ti.invert(model).save_frozen_pb(tmp_path / "model.pb"))
+    assert not converter.allow_custom_ops
+    reconverted = converter.convert()
+    ((_, original),), ((_, again),) = custom_options(model), custom_options(reconverted)
+    assert_same_options(original, again)
+    path = tmp_path / "reconverted.tflite"
+    path.write_bytes(reconverted)
+    report = ti.verify(model, path, inputs=inputs)
+    assert report.passed, report.table()
+
+
+def test_detection_postprocess_not_fused_when_detections_per_class_matters(tmp_path, monkeypatch):
+    """Regular NMS with detections_per_class below max_detections: the fused op would take 100 per
+    class (here 5 detections where the original finds 3), so the builder leaves the function
+    unmarked and the SavedModel re-converts to TensorFlow ops (the double-precision box decoding
+    needs SELECT_TF_OPS). Forcing the fusion shows the difference."""
+    from tflite_inverter.ops import detection
+
+    anchors = grid_anchors(4, 5, 0.3, 0.2)
+    options = dict(BASE, max_detections=5, max_classes_per_detection=1, detections_per_class=1, use_regular_nms=True,
+                   nms_score_threshold=0.0)
+    model = postprocess_model(anchors, 3, options)
+    inputs = detection_inputs(20, 4)
+    unfused = from_saved_model(ti.invert(model), tmp_path / "unfused", select_tf_ops=True)
+    histogram = ti.load(unfused).op_histogram()
+    assert "CUSTOM:TFLite_Detection_PostProcess" not in histogram and "NON_MAX_SUPPRESSION_V4" in histogram
+
+    monkeypatch.setattr(detection, "fusable", lambda o: True)
+    path = tmp_path / "forced.tflite"
+    path.write_bytes(from_saved_model(ti.invert(model), tmp_path / "forced"))
+    report = ti.verify(model, path, inputs=inputs)
+    assert not report.passed
+    counts = {o.name: o for o in report.outputs}["output_3"]
+    assert counts.max_abs_error == 2  # 3 detections (one per class) against 5

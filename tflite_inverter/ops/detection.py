@@ -22,6 +22,13 @@ one float32 step. Not replayed: with max_classes_per_detection > 1, TFLite order
 with std::partial_sort, which leaves equal class scores in an unspecified order (here: lower class
 first); with 1 it takes the first maximum, as here. TFLite leaves output rows past the detections
 unwritten (whatever memory held); they are zero here.
+
+Re-conversion: the builder's computation is a nested ``tf.function`` of the op's three inputs whose
+``experimental_implements`` names ``TFLite_Detection_PostProcess`` with the options as attributes,
+which TFLiteConverter's ``prepare_composite_functions_tf`` pass (from a SavedModel or a frozen
+GraphDef) fuses back into the custom op. That pass writes every option but
+``detections_per_class``; when that option would change the result (regular NMS, fewer per class
+than max_detections) the function is left unmarked and re-converts to TensorFlow ops instead.
 """
 
 from __future__ import annotations
@@ -352,18 +359,41 @@ def _fast_nms(boxes, scores, o):
     return out_boxes, out_classes, out_scores, count
 
 
-@register_custom("TFLite_Detection_PostProcess", max_version=1,
-                 note="regular and fast NMS; float or dequantized uint8 inputs; batch 1")
-def build_detection_postprocess(ctx, op, inputs):
-    o = _flex_options(ctx, op)
-    box_encodings, class_predictions, anchors = inputs[:3]
-    if class_predictions.shape.rank != 3 or class_predictions.shape[2] is None:
-        raise ctx.fail("class predictions need a static shape [1, boxes, classes (+ background)]")
-    num_classes = int(o["num_classes"])
-    with_background = class_predictions.shape[2]
-    label_offset = with_background - num_classes
-    if label_offset not in (0, 1):
-        raise ctx.fail(f"{with_background} class scores for num_classes={num_classes}")
+def _implements(o) -> str:
+    """The ``experimental_implements`` of the wrapper function: a NameAttrList (text format) named
+    after the custom op, whose attributes the converter's ``prepare_composite_functions_tf`` pass
+    (ConvertSSDPostProcessFunc in tensorflow/compiler/mlir/lite/utils/nms_utils.cc) writes back as
+    the op's flexbuffer options."""
+    from google.protobuf import text_format
+    from tensorflow.core.framework import attr_value_pb2
+
+    attrs = attr_value_pb2.NameAttrList(name="TFLite_Detection_PostProcess")
+    for key in _INT_OPTIONS:
+        attrs.attr[key].i = int(o[key])
+    for key in _FLOAT_OPTIONS:
+        attrs.attr[key].f = float(np.float32(o[key]))
+    attrs.attr["use_regular_nms"].b = bool(o["use_regular_nms"])
+    attrs.attr["detections_per_class"].i = int(o["detections_per_class"])  # written for readers; the pass ignores it
+    return text_format.MessageToString(attrs, as_one_line=True)
+
+
+def fusable(o) -> bool:
+    """Whether the converter's fused op computes what these options do. The pass never writes
+    ``detections_per_class``, so the kernel takes its default, 100: the same selection when NMS is
+    fast (it ignores the option) or both values reach ``max_detections`` (per-class NMS is greedy:
+    selections past max_detections cannot enter the merged top max_detections)."""
+    if not o["use_regular_nms"]:
+        return True
+    max_detections = int(o["max_detections"])
+    return min(int(o["detections_per_class"]), max_detections) == min(_KERNEL_DETECTIONS_PER_CLASS, max_detections)
+
+
+_KERNEL_DETECTIONS_PER_CLASS = 100  # kNumDetectionsPerClass in tflite/kernels/detection_postprocess.cc
+_INT_OPTIONS = ("max_detections", "max_classes_per_detection", "num_classes")
+_FLOAT_OPTIONS = ("nms_score_threshold", "nms_iou_threshold", "y_scale", "x_scale", "h_scale", "w_scale")
+
+
+def _postprocess(box_encodings, class_predictions, anchors, o, label_offset):
     boxes = _decode_boxes(box_encodings, anchors, o)
     scores = tf.cast(class_predictions[0, :, label_offset:], tf.float32)
     if o["use_regular_nms"]:
@@ -378,3 +408,29 @@ def build_detection_postprocess(ctx, op, inputs):
         out_boxes, out_classes, out_scores, count = _fast_nms(boxes, scores, o)
     return [out_boxes[tf.newaxis], out_classes[tf.newaxis], out_scores[tf.newaxis],
             tf.reshape(tf.cast(count, tf.float32), [1])]
+
+
+@register_custom("TFLite_Detection_PostProcess", max_version=1,
+                 note="regular and fast NMS; float or dequantized uint8 inputs; batch 1")
+def build_detection_postprocess(ctx, op, inputs):
+    o = _flex_options(ctx, op)
+    box_encodings, class_predictions, anchors = inputs[:3]
+    if class_predictions.shape.rank != 3 or class_predictions.shape[2] is None:
+        raise ctx.fail("class predictions need a static shape [1, boxes, classes (+ background)]")
+    num_classes = int(o["num_classes"])
+    with_background = class_predictions.shape[2]
+    label_offset = with_background - num_classes
+    if label_offset not in (0, 1):
+        raise ctx.fail(f"{with_background} class scores for num_classes={num_classes}")
+
+    if not fusable(o):
+        return _postprocess(box_encodings, class_predictions, anchors, o, label_offset)
+
+    def postprocess(box_encodings, class_predictions, anchors):
+        return _postprocess(box_encodings, class_predictions, anchors, o, label_offset)
+
+    # A function of exactly three tensors (nothing captured) marked as implementing the custom op:
+    # TFLiteConverter fuses it back into TFLite_Detection_PostProcess with these options.
+    wrapper = tf.function(postprocess, autograph=False, experimental_implements=_implements(o))
+    return list(wrapper(tf.convert_to_tensor(box_encodings), tf.convert_to_tensor(class_predictions),
+                        tf.convert_to_tensor(anchors)))
