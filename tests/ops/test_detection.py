@@ -360,3 +360,22 @@ def test_detection_postprocess_not_fused_when_detections_per_class_matters(tmp_p
     assert not report.passed
     counts = {o.name: o for o in report.outputs}["output_3"]
     assert counts.max_abs_error == 2  # 3 detections (one per class) against 5
+
+
+def test_detection_postprocess_passthrough_keeps_every_option(tmp_path):
+    """Where fusion would lose detections_per_class, passthrough by name keeps the original custom
+    op: the frozen pb re-converts to it with every option, and it computes what the original does."""
+    from tflite_inverter.emit.frozen_pb import tflite_converter
+
+    options = dict(BASE, max_detections=5, max_classes_per_detection=1, detections_per_class=1, use_regular_nms=True,
+                   nms_score_threshold=0.0)
+    model = postprocess_model(grid_anchors(4, 5, 0.3, 0.2), 3, options)
+    inverted = ti.invert(model, passthrough=["TFLite_Detection_PostProcess"])
+    reconverted = tflite_converter(inverted.save_frozen_pb(tmp_path / "model.pb")).convert()
+    ((_, original),), ((_, again),) = custom_options(model), custom_options(reconverted)
+    assert again["detections_per_class"] == 1
+    assert_same_options(original, again)
+    path = tmp_path / "reconverted.tflite"
+    path.write_bytes(reconverted)
+    report = ti.verify(model, path, inputs=detection_inputs(20, 4))
+    assert report.passed, report.table()
