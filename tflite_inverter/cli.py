@@ -136,7 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     requantize.add_argument("--std", type=float, nargs="+", default=[1.0])
     requantize.add_argument("--limit", type=int, help="use at most this many calibration samples")
     requantize.add_argument("--io-dtype", choices=["float", "int8", "uint8", "int16"], help="input/output type (default by mode)")
-    requantize.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor (no per-channel)")
+    requantize.add_argument("--per-tensor", action="store_true",
+                            help="one scale per weight tensor (no per-channel); a .tflite source is then equalized "
+                                 "across layers and bias-corrected first, which needs --data")
+    requantize.add_argument("--no-equalize", action="store_true",
+                            help="with --per-tensor: skip cross-layer equalization and bias correction")
     requantize.add_argument("--keep-float-op", action="append", default=[], metavar="OPCODE",
                             help="leave every op of this type in float (repeatable)")
     requantize.add_argument("--keep-float-node", action="append", default=[], metavar="TENSOR",
@@ -278,7 +282,10 @@ def cmd_requantize(args: argparse.Namespace) -> int:
     from .inverted import invert
 
     source = args.source
-    if str(source).endswith(".tflite"):
+    equalize = False if args.no_equalize else None
+    # With equalization, requantize inverts the .tflite itself (as a float graph) and equalizes it.
+    equalizing = args.per_tensor and equalize is None and args.mode not in ("float16", "uint8_throughout")
+    if str(source).endswith(".tflite") and not equalizing:
         with _Progress().step(f"inverting {source}"):
             source = invert(source, quantized=args.quantized, io="float")
     with _Progress().step(f"converting ({args.mode})"):
@@ -287,6 +294,7 @@ def cmd_requantize(args: argparse.Namespace) -> int:
             per_tensor=args.per_tensor, keep_float_ops=args.keep_float_op, keep_float_nodes=args.keep_float_node,
             mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std), limit=args.limit,
             reference=args.source if str(args.source).endswith(".tflite") else None, overwrite=args.overwrite,
+            equalize=equalize,
         )
     print(report.table())
     return EXIT_OK

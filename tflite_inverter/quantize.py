@@ -74,33 +74,99 @@ def _describe_io(model: ir.Model) -> tuple[list[str], list[str]]:
     return [sg.tensors[i].describe() for i in sg.inputs], [sg.tensors[i].describe() for i in sg.outputs]
 
 
-def _converter_for(source: Any, work: str):
-    """(converter, reference .tflite path or None, has FakeQuant ranges, float input specs)."""
-    import tensorflow as tf
+def _is_tflite(source: Any) -> bool:
+    return isinstance(source, (bytes, bytearray)) or (isinstance(source, (str, os.PathLike)) and str(source).endswith(".tflite"))
 
+
+def _has_quantized_activations(model: ir.Model) -> bool:
+    return any(t.quantization is not None and t.data is None for sg in model.subgraphs for t in sg.tensors)
+
+
+def _wants_equalize(source: Any, equalize: bool | None, per_tensor: bool, mode: str, representative: Any,
+                    notes: list[str]) -> bool:
+    """Whether to apply cross-layer equalization: ``equalize`` if given, else with per-tensor weights.
+    An explicit request that cannot be met raises; the default steps aside with a note."""
+    from .inverted import InvertedModel
+
+    explicit = equalize is not None
+    if not (equalize if explicit else per_tensor and mode != "float16"):
+        return False
+    if mode == "uint8_throughout":
+        if explicit:
+            raise TfliteInverterError("equalize does not apply to uint8_throughout, which keeps the original's FakeQuant "
+                                      "ranges; equalization would rescale the activations they describe")
+        return False
+    if not (_is_tflite(source) or isinstance(source, InvertedModel)):
+        if explicit:
+            raise TfliteInverterError("equalize needs a .tflite or an inverted model as the source: the weights of a "
+                                      "SavedModel cannot be rescaled here (pass equalize=False)")
+        notes.append("cross-layer equalization not applied: the source is a SavedModel (invert a .tflite to equalize)")
+        return False
+    model = source.model if isinstance(source, InvertedModel) else load(bytes(source) if isinstance(source, bytearray) else source)
+    if representative is None and mode in ("int8", "uint8", "int16x8") and _has_quantized_activations(model):
+        if explicit:
+            raise TfliteInverterError("equalize rescales activations, so the original's quantization ranges no longer "
+                                      "hold: give representative data to calibrate again (or pass equalize=False)")
+        notes.append("cross-layer equalization not applied: it needs representative data (the original's ranges no "
+                     "longer hold once channels are rescaled)")
+        return False
+    return True
+
+
+def _equalized(source: Any) -> Any:
+    """``source`` (an InvertedModel) inverted again as a float graph with cross-layer equalization."""
+    from .inverted import InvertedModel
+
+    inputs, outputs = source.cut or ((), ())
+    passthrough = source.passthrough
+    sg_of = {key: source.model.subgraphs[info.subgraph_index] for key, info in source.signatures.items()}
+    shapes = {sg_of[key].tensors[index].name: shape for (key, index), shape in source.input_shapes.items()}
+    return InvertedModel(source.model, quantized="dequantize", io="float", equalize=True, input_shapes=shapes or None,
+                         inputs=list(inputs) or None, outputs=list(outputs) or None,
+                         passthrough=False if passthrough is None else (True if passthrough.codes is None else sorted(passthrough.codes)))
+
+
+def _prepare_source(source: Any, work: str, equalize: bool) -> tuple[Any, str | None]:
+    """(an InvertedModel or a SavedModel path, the reference .tflite path or None). A ``.tflite`` is
+    inverted with float I/O; with ``equalize`` every source becomes an equalized float inversion."""
     from .inverted import InvertedModel, invert
 
     reference = None
-    if isinstance(source, (bytes, bytearray)) or (isinstance(source, (str, os.PathLike)) and str(source).endswith(".tflite")):
+    if _is_tflite(source):
         if isinstance(source, (bytes, bytearray)):
             reference = os.path.join(work, "reference.tflite")
             Path(reference).write_bytes(bytes(source))
         else:
             reference = str(source)
+        if equalize:
+            return invert(reference, quantized="dequantize", io="float", equalize=True), reference
         source = invert(reference, io="float")
     if isinstance(source, InvertedModel):
+        if equalize:
+            return _equalized(source), reference
         if source.io != "float" and any(s.quantized for s in source.inputs() + source.outputs()):
             source = InvertedModel(source.model, quantized=source.quantized_mode, io="float")
-        key = source.default_signature
-        concrete = source.concrete_functions[key]
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], source.module)
-        fake_quant = source.quantized_mode == "fake_quant" and any(
-            t.quantization is not None and t.data is None for sg in source.model.subgraphs for t in sg.tensors)
-        specs = [(spec.name, spec.shape) for spec in source.inputs(key)]
-        return converter, reference, fake_quant, specs
+        return source, reference
     path = Path(source)
     if not (path / "saved_model.pb").exists():
         raise TfliteInverterError(f"{path}: not a SavedModel, an inverted model or a .tflite")
+    return path, reference
+
+
+def _converter_for(source: Any):
+    """(converter, has FakeQuant ranges, float input specs) for a prepared source."""
+    import tensorflow as tf
+
+    from .inverted import InvertedModel
+
+    if isinstance(source, InvertedModel):
+        key = source.default_signature
+        concrete = source.concrete_functions[key]
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], source.module)
+        fake_quant = source.quantized_mode == "fake_quant" and _has_quantized_activations(source.model)
+        specs = [(spec.name, spec.shape) for spec in source.inputs(key)]
+        return converter, fake_quant, specs
+    path = source
     fake_quant = b"FakeQuantWithMinMax" in (path / "saved_model.pb").read_bytes()
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures["serving_default" if "serving_default" in loaded.signatures else next(iter(loaded.signatures))]
@@ -109,14 +175,27 @@ def _converter_for(source: Any, work: str):
     if integer_inputs:
         raise TfliteInverterError(f"{path}: inputs {integer_inputs} are integers; invert with io='float' to re-quantize")
     specs = [(name, spec.shape.as_list()) for name, spec in arguments.items()]
-    return tf.lite.TFLiteConverter.from_saved_model(str(path)), reference, fake_quant, specs
+    return tf.lite.TFLiteConverter.from_saved_model(str(path)), fake_quant, specs
+
+
+def _equalization_notes(inverted: Any, samples: Any, per_tensor: bool, mode: str) -> list[str]:
+    """Bias correction for per-tensor int8 weights (when there is data), and what was done."""
+    from .equalize import correct_biases, count_pairs
+
+    notes = [f"cross-layer equalization: {count_pairs(inverted.model)} layer pairs rescaled "
+             f"({len(inverted.module.activation_clips)} RELU6 bounds made per-channel)"]
+    if per_tensor and samples is not None and mode in ("int8", "uint8", "int16x8"):
+        corrected = correct_biases(inverted, samples)
+        notes.append(f"bias correction for per-tensor int8 weights: {corrected} layers "
+                     f"(mean activations of {min(len(samples), 64)} calibration samples)")
+    return notes
 
 
 def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", representative: Any = None,
                io_dtype: str | None = None, per_tensor: bool = False, keep_float_ops: Sequence[str] = (),
                keep_float_nodes: Sequence[str] = (), mean: float | Sequence[float] = 0.0,
                std: float | Sequence[float] = 1.0, limit: int | None = None, reference: str | None = None,
-               overwrite: bool = False, progress: bool = True) -> RequantizeReport:
+               overwrite: bool = False, progress: bool = True, equalize: bool | None = None) -> RequantizeReport:
     """Write a re-quantized ``.tflite`` and report on it.
 
     ``mode``: ``float16``, ``dynamic_range``, ``int8`` (full integer), ``uint8`` (int8 inside, uint8
@@ -127,6 +206,10 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     (for accelerators without per-channel support). ``keep_float_ops`` / ``keep_float_nodes``: op
     types (``"SOFTMAX"``) or tensor names left in float (selective quantization).
     ``reference``: a ``.tflite`` to compare against (default: the source, when it is one).
+    ``equalize``: cross-layer equalization before converting (see :mod:`tflite_inverter.equalize`),
+    by default with ``per_tensor``; the source is then inverted as a float graph
+    (``quantized="dequantize"``), so a quantized source needs ``representative`` data, which also
+    drives a bias correction for the per-tensor int8 weights. Not possible from a SavedModel.
     """
     import tensorflow as tf
 
@@ -137,13 +220,17 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     if io_dtype not in io_types:
         raise TfliteInverterError(f"io_dtype must be one of {sorted(io_types)}, not {io_dtype!r}")
     notes: list[str] = []
+    equalize = _wants_equalize(source, equalize, per_tensor, mode, representative, notes)
     if mode == "uint8_throughout":
         return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite, representative=representative,
                                  mean=mean, std=std, limit=limit)
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_requantize_") as work:
-        converter, source_reference, fake_quant, specs = _converter_for(source, work)
+        prepared, source_reference = _prepare_source(source, work, equalize)
         reference = reference or source_reference
+        converter, fake_quant, specs = _converter_for(prepared)
         samples = make_samples(representative, specs, mean=mean, std=std, limit=limit) if representative is not None else None
+        if equalize:
+            notes.extend(_equalization_notes(prepared, samples, per_tensor, mode))
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if mode == "float16":
             converter.target_spec.supported_types = [tf.float16]
@@ -184,6 +271,10 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
         path = write_bytes_atomic(Path(out_path), data, overwrite=overwrite)
         model = load(data)
         inputs, outputs = _describe_io(model)
+        kept = _per_channel_weights(model)
+        if per_tensor and kept:
+            notes.append(f"warning: {kept} constant tensors kept per-channel scales (the converter keeps them for a "
+                         "fake_quant source); invert with quantized='dequantize' and calibrate for one scale per tensor")
         comparison = None
         if reference is not None:
             from .comparison import compare
@@ -192,6 +283,12 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
                             float_ops=dict(float_ops(model)), inputs=inputs, outputs=outputs, comparison=comparison,
                             notes=notes)
+
+
+def _per_channel_weights(model: ir.Model) -> int:
+    """How many constant tensors of ``model`` carry per-channel quantization."""
+    return sum(1 for sg in model.subgraphs for t in sg.tensors
+               if t.data is not None and t.quantization is not None and t.quantization.per_channel)
 
 
 def _input_grid(model: ir.Model, index: int) -> tuple[float, int]:
@@ -259,8 +356,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
         comparison = compare(reference, str(path), inputs=samples, draws=3)
     kinds = sorted({t.dtype for t in model.main.tensors if t.data is None})
     notes = [f"activation types: {', '.join(kinds)} (TF1 converter, ranges from the FakeQuant nodes)"]
-    per_channel = sum(1 for t in source.model.main.tensors if t.data is not None and t.quantization is not None
-                      and t.quantization.per_channel)
+    per_channel = _per_channel_weights(source.model)
     if per_channel:
         notes.append(f"warning: the original has {per_channel} per-channel weight tensors; uint8 kernels take one scale "
                      "per weight tensor, so accuracy can drop sharply (see the comparison)")
