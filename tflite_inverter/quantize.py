@@ -316,6 +316,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
 
     import tensorflow as tf
 
+    from .emit.frozen_pb import tflite_converter
     from .inverted import InvertedModel, invert
 
     if isinstance(source, (bytes, bytearray)) or (isinstance(source, (str, os.PathLike)) and str(source).endswith(".tflite")):
@@ -330,9 +331,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_uint8_") as work:
         pb = source.save_frozen_pb(Path(work) / "model.pb")
         description = json.loads(pb.with_suffix(".json").read_text())
-        converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
-            str(pb), [i["node"] for i in description["inputs"]], [o["node"] for o in description["outputs"]],
-            input_shapes={i["node"]: [1 if d is None else d for d in i["shape"]] for i in description["inputs"]})
+        converter = tflite_converter(pb, description)
         converter.inference_type = tf.uint8
         stats = {}
         for entry, spec in zip(description["inputs"], source.inputs()):
