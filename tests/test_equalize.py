@@ -106,8 +106,16 @@ def test_equalize_refusals_and_notes(model, tmp_path):
                         [tf.TensorSpec([1, 8, 8, 3], tf.float32)], mode="int8")
     with pytest.raises(ti.TfliteInverterError, match="representative data"):
         ti.requantize(quantized, tmp_path / "a.tflite", mode="int8", per_tensor=True, equalize=True)
-    default = ti.requantize(quantized, tmp_path / "b.tflite", mode="int8", per_tensor=True, progress=False)
-    assert any("equalization not applied" in note for note in default.notes), default.notes
+    # Without data the FakeQuant ranges would keep per-channel weights: refused, nothing written.
+    with pytest.raises(ti.TfliteInverterError, match="per_tensor: .* per-channel"):
+        ti.requantize(quantized, tmp_path / "b.tflite", mode="int8", per_tensor=True, progress=False)
+    assert not (tmp_path / "b.tflite").exists()
+    # With data and equalize=False: one scale per tensor, no equalization.
+    plain = ti.requantize(quantized, tmp_path / "b.tflite", mode="int8", per_tensor=True, equalize=False,
+                          representative=data(), progress=False)
+    assert not any("equalization" in note for note in plain.notes), plain.notes
+    assert not any(t.quantization.per_channel for t in ti.load(tmp_path / "b.tflite").main.tensors
+                   if t.data is not None and t.quantization is not None)
     saved = ti.invert(model).save_saved_model(tmp_path / "sm")
     with pytest.raises(ti.TfliteInverterError, match="SavedModel"):
         ti.requantize(saved, tmp_path / "c.tflite", mode="int8", per_tensor=True, equalize=True, representative=data())

@@ -126,9 +126,11 @@ def _equalized(source: Any) -> Any:
                          passthrough=False if passthrough is None else (True if passthrough.codes is None else sorted(passthrough.codes)))
 
 
-def _prepare_source(source: Any, work: str, equalize: bool) -> tuple[Any, str | None]:
+def _prepare_source(source: Any, work: str, equalize: bool, float_graph: bool = False) -> tuple[Any, str | None]:
     """(an InvertedModel or a SavedModel path, the reference .tflite path or None). A ``.tflite`` is
-    inverted with float I/O; with ``equalize`` every source becomes an equalized float inversion."""
+    inverted with float I/O; with ``equalize`` every source becomes an equalized float inversion;
+    with ``float_graph`` a ``.tflite`` or inverted source becomes a ``dequantize`` inversion (no
+    FakeQuant ranges: the converter calibrates, and can then give one scale per weight tensor)."""
     from .inverted import InvertedModel, invert
 
     reference = None
@@ -140,10 +142,12 @@ def _prepare_source(source: Any, work: str, equalize: bool) -> tuple[Any, str | 
             reference = str(source)
         if equalize:
             return invert(reference, quantized="dequantize", io="float", equalize=True), reference
-        source = invert(reference, io="float")
+        source = invert(reference, quantized="dequantize" if float_graph else "fake_quant", io="float")
     if isinstance(source, InvertedModel):
         if equalize:
             return _equalized(source), reference
+        if float_graph and source.quantized_mode == "fake_quant" and _has_quantized_activations(source.model):
+            return InvertedModel(source.model, quantized="dequantize", io="float"), reference
         if source.io != "float" and any(s.quantized for s in source.inputs() + source.outputs()):
             source = InvertedModel(source.model, quantized=source.quantized_mode, io="float")
         return source, reference
@@ -225,7 +229,10 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
         return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite, representative=representative,
                                  mean=mean, std=std, limit=limit)
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_requantize_") as work:
-        prepared, source_reference = _prepare_source(source, work, equalize)
+        # One scale per weight tensor needs calibration: FakeQuant nodes would carry the original's
+        # per-channel weight ranges into the new model.
+        prepared, source_reference = _prepare_source(source, work, equalize,
+                                                     float_graph=per_tensor and representative is not None)
         reference = reference or source_reference
         converter, fake_quant, specs = _converter_for(prepared)
         samples = make_samples(representative, specs, mean=mean, std=std, limit=limit) if representative is not None else None
@@ -268,13 +275,15 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             except (ValueError, RuntimeError) as error:
                 message = str(error).strip().splitlines()
                 raise TfliteInverterError(f"the TFLite converter failed ({mode}): {message[-1] if message else error}") from None
-        path = write_bytes_atomic(Path(out_path), data, overwrite=overwrite)
         model = load(data)
-        inputs, outputs = _describe_io(model)
         kept = _per_channel_weights(model)
         if per_tensor and kept:
-            notes.append(f"warning: {kept} constant tensors kept per-channel scales (the converter keeps them for a "
-                         "fake_quant source); invert with quantized='dequantize' and calibrate for one scale per tensor")
+            raise TfliteInverterError(
+                f"per_tensor: {kept} weight tensors would keep per-channel scales, because the source's FakeQuant "
+                "nodes carry the original's per-channel ranges: give representative data (the source is then "
+                "inverted as a float graph and calibrated), or requantize a quantized='dequantize' inversion")
+        path = write_bytes_atomic(Path(out_path), data, overwrite=overwrite)
+        inputs, outputs = _describe_io(model)
         comparison = None
         if reference is not None:
             from .comparison import compare
