@@ -225,3 +225,22 @@ def test_uint8_throughout(tmp_path):
     per_channel = ti.requantize(shared_model("tf2_mobilenet_v2_1.0_224_ptq.tflite"), tmp_path / "u8b.tflite",
                                 mode="uint8_throughout", progress=False)
     assert any("per-channel weight tensors" in note for note in per_channel.notes)
+
+
+def test_compare_per_tensor_matches_a_reconverted_models_layers(tmp_path):
+    """A model re-quantized from an inversion names its tensors after the inverted graph's scopes
+    (the original's names made TensorFlow-safe, plus the TF op); compare still pairs its layers
+    with the original's and ranks them."""
+    from tflite_inverter.comparison import match_tensor_names
+
+    assert match_tensor_names(["a;b", "c"], ["a_b/Conv2D", "a_b/Minimum", "c", "d/Relu"]) == [
+        ("a;b", "a_b/Minimum"), ("c", "c")]
+    model = small_model()
+    data = np.random.default_rng(0).uniform(-1, 1, [4, 16, 16, 3]).astype(np.float32)
+    ti.requantize(model, tmp_path / "again.tflite", mode="int8", representative=data, progress=False)
+    a, b = ti.load(model), ti.load(tmp_path / "again.tflite")
+    computed = [t for t in a.main.tensors if t.data is None and t.index not in a.main.inputs]
+    assert not {t.name for t in computed} & {t.name for t in b.main.tensors}  # no name in common
+    report = ti.compare(model, tmp_path / "again.tflite", inputs=[[x[None]] for x in data], per_tensor=True)
+    assert len(report.tensors) >= len(computed) - 1, report.table()
+    assert all(t.max_abs_error <= 0.05 * max(t.magnitude, 1e-6) for t in report.tensors), report.table()

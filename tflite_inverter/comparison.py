@@ -73,7 +73,7 @@ class CompareReport:
                          f"{fmt(o.step, '10.4g'):>10} {fmt(o.max_steps, '9.2f'):>9} {fmt(o.within_one_step, '8.2%'):>8} "
                          f"{fmt(o.top1_agreement, '7.0%'):>7}")
         if self.tensors:
-            lines.append(f"per tensor: {len(self.tensors)} tensors matched by name; largest errors first "
+            lines.append(f"per tensor: {len(self.tensors)} tensors matched; largest errors first "
                          "(relative = max abs error / max |a|):")
             for t in self.tensors[:15]:
                 steps = f"{t.max_steps:8.1f} steps" if t.max_steps is not None else ""
@@ -158,6 +158,28 @@ def _run(path: str, model: ir.Model, samples: list[list[np.ndarray]], all_tensor
     return per_sample, by_name
 
 
+def match_tensor_names(names_a: Sequence[str], names_b: Sequence[str]) -> list[tuple[str, str]]:
+    """Pairs of intermediate tensors, ``a``'s name first. The same name matches (a float model and
+    its int8 conversion keep the converter's names). A model re-converted from an inversion names
+    its tensors after the inverted graph's op scopes, which are the original's tensor names made
+    TensorFlow-safe (``graph.sanitize_name``), plus the TF op (``.../Relu``), several of them joined
+    by ``;`` where the converter fused ops. Such a tensor matches the original tensor whose scope it
+    carries; of several (a convolution and its activation), the last computed, which holds the value
+    the original's tensor holds. ``names_b`` must be in computation order."""
+    from .graph import sanitize_name
+
+    pairs = [(name, name) for name in names_a if name in set(names_b)]
+    matched = {a for a, _ in pairs}
+    wanted = {sanitize_name(name): name for name in names_a if name not in matched}
+    last: dict[str, str] = {}
+    for name_b in names_b:
+        for part in name_b.split(";"):
+            scope = part.rsplit("/", 1)[0] if "/" in part else part
+            if scope in wanted:
+                last[wanted[scope]] = name_b
+    return sorted(pairs + list(last.items()))
+
+
 def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, inputs: Sequence[Sequence[np.ndarray]] | None = None,
             draws: int = 3, seed: int = 0, float_range: tuple[float, float] = (-1.0, 1.0),
             per_tensor: bool = False) -> CompareReport:
@@ -165,9 +187,9 @@ def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, input
 
     ``inputs`` is a list of samples (each a list of arrays in ``a``'s input order, real values);
     without it, ``draws`` seeded random samples are used. Outputs correspond by position.
-    ``per_tensor=True`` also compares every intermediate tensor the two models share by name (a float
-    model and its int8 conversion keep the converter's names), largest error first: the per-layer
-    report that shows where accuracy is lost.
+    ``per_tensor=True`` also compares every intermediate tensor the two models share (by name, or by
+    the original's name carried in a re-converted model's op scopes: :func:`match_tensor_names`),
+    largest error first: the per-layer report that shows where accuracy is lost.
     """
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_compare_") as work:
         paths = []
@@ -208,9 +230,9 @@ def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, input
             within_one_step=float(np.mean(diff <= step * (1 + 1e-4))) if step else None, top1_agreement=top1,
         ))
     if per_tensor:
-        for name in sorted(set(tensors_a) & set(tensors_b)):
+        for name, name_b in match_tensor_names(list(tensors_a), list(tensors_b)):
             opcode_a, tensor_a, values_a = tensors_a[name]
-            opcode_b, tensor_b, values_b = tensors_b[name]
+            opcode_b, tensor_b, values_b = tensors_b[name_b]
             if any(np.shape(x) != np.shape(y) for x, y in zip(values_a, values_b)):
                 continue
             diff = np.abs(np.stack(values_a) - np.stack(values_b))
