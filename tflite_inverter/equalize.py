@@ -331,7 +331,7 @@ def correct_biases(inverted, samples, quantize=per_tensor_int8) -> int:
     if info.subgraph_index != 0 or not samples:
         return 0
     sg = inverted.model.main
-    constants, folded_ops = inverted.module._tables.folded[0]
+    constants, folded_ops = inverted.module.folded_constants(0)
     targets = [(op, _bias_variable(inverted.module, sg, op)) for op in sg.operators
                if op.index not in folded_ops and op.opcode in _CORRECTED]
     targets = [(op, variable) for op, variable in targets if variable is not None and op.inputs[1] in constants]
@@ -356,10 +356,7 @@ def _bias_variable(module, sg: ir.Subgraph, op: ir.Operator):
     bias = op.inputs[2] if len(op.inputs) > 2 else None
     if bias is None or sum(bias in other.inputs for other in sg.operators) != 1:
         return None
-    for (subgraph, index, _), name in module._tables.weight_keys.items():
-        if subgraph == sg.index and index == bias:
-            return module.weights[name]
-    return None
+    return module.weight_variable(sg.index, bias)
 
 
 def _input_means(inverted, samples, indices: set[int]) -> dict[int, np.ndarray]:

@@ -386,6 +386,17 @@ class InvertedModule(tf.Module):
         return registry.lookup(op.opcode)
 
     # -- constants and weights -------------------------------------------------------------
+    def folded_constants(self, subgraph_index: int) -> tuple[dict[int, np.ndarray], set[int]]:
+        """A subgraph's constants by tensor index (TFLite layout) and the operators folded into them."""
+        return self._tables.folded[subgraph_index]
+
+    def weight_variable(self, subgraph_index: int, tensor_index: int) -> tf.Variable | None:
+        """The variable holding a constant tensor's value, if it became one."""
+        for (subgraph, index, _), name in self._tables.weight_keys.items():
+            if subgraph == subgraph_index and index == tensor_index:
+                return self.weights[name]
+        return None
+
     def _create_weights(self, sg: ir.Subgraph) -> None:
         constants, folded = self._tables.folded[sg.index]
         names = {}
