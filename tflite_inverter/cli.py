@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="one scale per weight tensor (no per-channel); a .tflite source is then equalized "
                                  "across layers and bias-corrected first, which needs --data")
     requantize.add_argument("--no-equalize", action="store_true",
-                            help="with --per-tensor: skip cross-layer equalization and bias correction")
+                            help="skip cross-layer equalization and bias correction (done by default with --per-tensor, "
+                                 "and for uint8_throughout of a per-channel model given --data)")
     requantize.add_argument("--keep-float-op", action="append", default=[], metavar="OPCODE",
                             help="leave every op of this type in float (repeatable)")
     requantize.add_argument("--keep-float-node", action="append", default=[], metavar="TENSOR",

@@ -316,6 +316,38 @@ def per_tensor_int8(weights: np.ndarray) -> np.ndarray:
     return (np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5), -127, 127) * scale).astype(np.float32)
 
 
+def per_tensor_uint8(weights: np.ndarray) -> np.ndarray:
+    """The weights after asymmetric uint8 quantization with one scale over [min(w, 0), max(w, 0)],
+    as the TF1 converter quantizes the weights of a uint8 model."""
+    low, high = min(float(weights.min()), 0.0), max(float(weights.max()), 0.0)
+    if high == low:
+        return weights
+    scale = (high - low) / 255.0
+    zero_point = np.round(-low / scale)
+    levels = np.clip(np.round(weights / scale) + zero_point, 0, 255)
+    return ((levels - zero_point) * scale).astype(np.float32)
+
+
+def calibrated_uint8_ranges(inverted, samples) -> dict[int, tuple[float, float]]:
+    """Per float tensor the main subgraph computes (inputs included): the (min, max) of a uint8 grid
+    covering its values over ``samples`` and 0, nudged so that 0 is on the grid (as FakeQuant does)."""
+    low: dict[int, float] = {}
+    high: dict[int, float] = {}
+    for sample in samples:
+        for index, value in inverted.tensor_values(list(sample)).items():
+            if value.dtype == np.float32 and value.size:
+                low[index] = min(low.get(index, 0.0), float(value.min()))
+                high[index] = max(high.get(index, 0.0), float(value.max()))
+    ranges = {}
+    for index in low:
+        if high[index] <= low[index]:
+            continue
+        scale = (high[index] - low[index]) / 255.0
+        zero_point = float(np.clip(np.round(-low[index] / scale), 0, 255))
+        ranges[index] = (-zero_point * scale, (255.0 - zero_point) * scale)
+    return ranges
+
+
 def correct_biases(inverted, samples, quantize=per_tensor_int8) -> int:
     """Empirical bias correction (DFQ section 4.2) of an inverted model, for per-tensor int8 weights.
 

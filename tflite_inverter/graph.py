@@ -363,6 +363,8 @@ class InvertedModule(tf.Module):
         # (subgraph, operator) -> per-channel upper bound that replaces the fused RELU/RELU6 after
         # cross-layer equalization rescaled the operator's output channels.
         self.activation_clips: dict[tuple[int, int], np.ndarray] = {}
+        # (subgraph, tensor) -> (min, max) of a calibrated uint8 grid, applied by on_grid when traced.
+        self.activation_ranges: dict[tuple[int, int], tuple[float, float]] = {}
         for sg in model.subgraphs:
             self._tables.folded[sg.index] = fold_constants(model, sg)
         if equalize:
@@ -492,8 +494,14 @@ class InvertedModule(tf.Module):
             quantized = fake_quantize_dynamic(inputs[position], granularity, asymmetric)
         return [*inputs[:position], quantized, *inputs[position + 1:]]
 
-    def on_grid(self, tensor: ir.Tensor, value: tf.Tensor) -> tf.Tensor:
-        """In ``fake_quant`` mode, snap a quantized activation to its integer grid (the one place)."""
+    def on_grid(self, tensor: ir.Tensor, value: tf.Tensor, subgraph_index: int = 0) -> tf.Tensor:
+        """In ``fake_quant`` mode, snap a quantized activation to its integer grid (the one place).
+        A tensor with a calibrated uint8 range (:attr:`activation_ranges`) gets a FakeQuant node
+        with that range in any mode: how a float graph is given new ranges for the TF1 converter."""
+        calibrated = self.activation_ranges.get((subgraph_index, tensor.index))
+        if calibrated is not None and value.dtype == tf.float32:
+            with tf.name_scope("fake_quant"):
+                return tf.quantization.fake_quant_with_min_max_args(value, min=calibrated[0], max=calibrated[1], num_bits=8)
         if self.quantized_mode == "fake_quant" and is_quantized_activation(tensor):
             with tf.name_scope("fake_quant"):
                 return fake_quantize(value, tensor.quantization, tensor.dtype)
@@ -539,7 +547,7 @@ class InvertedModule(tf.Module):
                 if index is None:
                     continue
                 _check_output(ctx, position, value, spec.check_shape, self.check_static_shapes)
-                values[index] = self.on_grid(sg.tensors[index], value)
+                values[index] = self.on_grid(sg.tensors[index], value, subgraph_index)
         return values
 
 

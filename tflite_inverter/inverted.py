@@ -226,7 +226,7 @@ class InvertedModel:
             """Quantized inputs enter the graph as real values (dequantized, or snapped to the grid)."""
             tensor = sg.tensors[index]
             if not is_quantized_activation(tensor):
-                return value
+                return module.on_grid(tensor, value, info.subgraph_index)  # a calibrated range, if any
             return dequantize_tensor(value, tensor.quantization) if native_io else module.on_grid(tensor, value)
 
         def graph_output(index: int, value: tf.Tensor) -> tf.Tensor:

@@ -91,11 +91,6 @@ def _wants_equalize(source: Any, equalize: bool | None, per_tensor: bool, mode: 
     explicit = equalize is not None
     if not (equalize if explicit else per_tensor and mode != "float16"):
         return False
-    if mode == "uint8_throughout":
-        if explicit:
-            raise TfliteInverterError("equalize does not apply to uint8_throughout, which keeps the original's FakeQuant "
-                                      "ranges; equalization would rescale the activations they describe")
-        return False
     if not (_is_tflite(source) or isinstance(source, InvertedModel)):
         if explicit:
             raise TfliteInverterError("equalize needs a .tflite or an inverted model as the source: the weights of a "
@@ -224,10 +219,10 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     if io_dtype not in io_types:
         raise TfliteInverterError(f"io_dtype must be one of {sorted(io_types)}, not {io_dtype!r}")
     notes: list[str] = []
-    equalize = _wants_equalize(source, equalize, per_tensor, mode, representative, notes)
     if mode == "uint8_throughout":
         return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite, representative=representative,
-                                 mean=mean, std=std, limit=limit)
+                                 mean=mean, std=std, limit=limit, equalize=equalize)
+    equalize = _wants_equalize(source, equalize, per_tensor, mode, representative, notes)
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_requantize_") as work:
         # One scale per weight tensor needs calibration: FakeQuant nodes would carry the original's
         # per-channel weight ranges into the new model.
@@ -317,10 +312,15 @@ def _input_grid(model: ir.Model, index: int) -> tuple[float, int]:
 
 
 def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, overwrite: bool, representative: Any,
-                      mean: Any, std: Any, limit: int | None) -> RequantizeReport:
-    """uint8 activations everywhere (NPUs that take only uint8): the fake-quant inversion's frozen
-    GraphDef through the TF1 converter with ``inference_type=tf.uint8``, which reads every
-    activation's range from the FakeQuant nodes."""
+                      mean: Any, std: Any, limit: int | None, equalize: bool | None = None) -> RequantizeReport:
+    """uint8 activations everywhere (NPUs that take only uint8): a frozen GraphDef with a FakeQuant
+    node on every activation, through the TF1 converter with ``inference_type=tf.uint8``, which
+    reads every activation's range from them.
+
+    The ranges are the original's (the fake_quant inversion), unless the weights must change: a
+    model with per-channel weights (uint8 kernels take one scale per weight tensor) is, given
+    calibration data, equalized, bias-corrected for per-tensor uint8 weights and calibrated, and
+    the FakeQuant nodes carry the calibrated ranges (``equalize``: force or forbid this)."""
     import json
 
     import tensorflow as tf
@@ -335,8 +335,21 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
             t.quantization is not None and t.data is None for t in source.model.main.tensors):
         raise TfliteInverterError("uint8_throughout needs a quantized .tflite or its fake_quant inversion: the TF1 "
                                   "converter takes every activation range from the FakeQuant nodes")
-    if source.io != "float":
-        source = InvertedModel(source.model, quantized="fake_quant", io="float")
+    per_channel = _per_channel_weights(source.model)
+    if equalize is None:
+        equalize = bool(per_channel) and representative is not None
+    if equalize and representative is None:
+        raise TfliteInverterError("uint8_throughout with equalization needs representative data: the equalized "
+                                  "activations are calibrated again")
+    notes: list[str] = []
+    specs = [(s.name, s.shape) for s in source.inputs()]
+    samples = make_samples(representative, specs, mean=mean, std=std, limit=limit) if representative is not None else None
+    if equalize:
+        source, grids = _equalized_and_calibrated(source, samples, notes)
+    else:
+        if source.io != "float":
+            source = InvertedModel(source.model, quantized="fake_quant", io="float")
+        grids = {spec.tensor.index: _input_grid(source.model, spec.tensor.index) for spec in source.inputs()}
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_uint8_") as work:
         pb = source.save_frozen_pb(Path(work) / "model.pb")
         description = json.loads(pb.with_suffix(".json").read_text())
@@ -344,7 +357,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
         converter.inference_type = tf.uint8
         stats = {}
         for entry, spec in zip(description["inputs"], source.inputs()):
-            scale, zero_point = _input_grid(source.model, spec.tensor.index)
+            scale, zero_point = grids[spec.tensor.index]
             stats[entry["node"]] = (float(zero_point), 1.0 / scale)  # real = (q - mean) / std
         converter.quantized_input_stats = stats
         try:
@@ -358,16 +371,34 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
     if reference is not None:
         from .comparison import compare
 
-        samples = None
-        if representative is not None:
-            samples = make_samples(representative, [(s.name, s.shape) for s in source.inputs()], mean=mean, std=std, limit=limit)
         comparison = compare(reference, str(path), inputs=samples, draws=3)
     kinds = sorted({t.dtype for t in model.main.tensors if t.data is None})
-    notes = [f"activation types: {', '.join(kinds)} (TF1 converter, ranges from the FakeQuant nodes)"]
-    per_channel = _per_channel_weights(source.model)
-    if per_channel:
+    origin = "calibrated ranges of the equalized graph" if equalize else "the original's ranges"
+    notes.insert(0, f"activation types: {', '.join(kinds)} (TF1 converter, FakeQuant nodes with {origin})")
+    if per_channel and not equalize:
         notes.append(f"warning: the original has {per_channel} per-channel weight tensors; uint8 kernels take one scale "
-                     "per weight tensor, so accuracy can drop sharply (see the comparison)")
+                     "per weight tensor, so accuracy can drop sharply (see the comparison); give representative "
+                     "data to equalize and calibrate instead")
     return RequantizeReport(path=str(path), mode="uint8_throughout", size_bytes=len(data),
                             op_histogram=dict(model.op_histogram()), float_ops=dict(float_ops(model)), inputs=inputs,
                             outputs=outputs, comparison=comparison, notes=notes)
+
+
+def _equalized_and_calibrated(source: Any, samples: list, notes: list[str]) -> tuple[Any, dict[int, tuple[float, int]]]:
+    """The source as an equalized float graph whose biases are corrected for per-tensor uint8
+    weights and whose activations carry calibrated uint8 ranges; and each input's (scale, zero point)."""
+    from .equalize import calibrated_uint8_ranges, correct_biases, per_tensor_uint8
+
+    equalized = _equalized(source)
+    corrected = correct_biases(equalized, samples, quantize=per_tensor_uint8)
+    ranges = calibrated_uint8_ranges(equalized, samples)
+    equalized.module.activation_ranges = {(0, index): bounds for index, bounds in ranges.items()}
+    notes.append(f"cross-layer equalization: {len(equalized.module.activation_clips)} RELU6 bounds made per-channel; "
+                 f"bias correction for per-tensor uint8 weights: {corrected} layers; {len(ranges)} activation ranges "
+                 f"calibrated on {len(samples)} samples")
+    grids = {}
+    for spec in equalized.inputs():
+        low, high = ranges[spec.tensor.index]
+        scale = (high - low) / 255.0
+        grids[spec.tensor.index] = (scale, int(round(-low / scale)))
+    return equalized, grids
