@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import ir
-from .quantization import dequantize_array
+from .quantization import dequantize_array, on_grid_array, uint8_grid
 
 # producer -> axis of its output channels in the TFLite filter layout
 _PRODUCERS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}
@@ -311,26 +311,20 @@ def per_tensor_int8(weights: np.ndarray) -> np.ndarray:
     largest = float(np.abs(weights).max()) if weights.size else 0.0
     if largest == 0.0:
         return weights
-    scale = largest / 127.0
-    scaled = weights / scale
-    return (np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5), -127, 127) * scale).astype(np.float32)
+    grid = ir.QuantParams(scales=np.array([largest / 127.0], np.float32), zero_points=np.zeros(1, np.int64))
+    return on_grid_array(weights, grid, "int8")
 
 
 def per_tensor_uint8(weights: np.ndarray) -> np.ndarray:
     """The weights after asymmetric uint8 quantization with one scale over [min(w, 0), max(w, 0)],
     as the TF1 converter quantizes the weights of a uint8 model."""
-    low, high = min(float(weights.min()), 0.0), max(float(weights.max()), 0.0)
-    if high == low:
-        return weights
-    scale = (high - low) / 255.0
-    zero_point = np.round(-low / scale)
-    levels = np.clip(np.round(weights / scale) + zero_point, 0, 255)
-    return ((levels - zero_point) * scale).astype(np.float32)
+    grid = uint8_grid(weights.min(), weights.max()) if weights.size else None
+    return weights if grid is None else on_grid_array(weights, grid, "uint8")
 
 
-def calibrated_uint8_ranges(inverted, samples) -> dict[int, tuple[float, float]]:
-    """Per float tensor the main subgraph computes (inputs included): the (min, max) of a uint8 grid
-    covering its values over ``samples`` and 0, nudged so that 0 is on the grid (as FakeQuant does)."""
+def calibrated_uint8_grids(inverted, samples) -> dict[int, ir.QuantParams]:
+    """Per float tensor the main subgraph computes (inputs included): the uint8 grid covering its
+    values over ``samples`` and 0."""
     low: dict[int, float] = {}
     high: dict[int, float] = {}
     for sample in samples:
@@ -338,14 +332,8 @@ def calibrated_uint8_ranges(inverted, samples) -> dict[int, tuple[float, float]]
             if value.dtype == np.float32 and value.size:
                 low[index] = min(low.get(index, 0.0), float(value.min()))
                 high[index] = max(high.get(index, 0.0), float(value.max()))
-    ranges = {}
-    for index in low:
-        if high[index] <= low[index]:
-            continue
-        scale = (high[index] - low[index]) / 255.0
-        zero_point = float(np.clip(np.round(-low[index] / scale), 0, 255))
-        ranges[index] = (-zero_point * scale, (255.0 - zero_point) * scale)
-    return ranges
+    grids = {index: uint8_grid(low[index], high[index]) for index in low}
+    return {index: grid for index, grid in grids.items() if grid is not None}
 
 
 def correct_biases(inverted, samples, quantize=per_tensor_int8) -> int:

@@ -363,8 +363,8 @@ class InvertedModule(tf.Module):
         # (subgraph, operator) -> per-channel upper bound that replaces the fused RELU/RELU6 after
         # cross-layer equalization rescaled the operator's output channels.
         self.activation_clips: dict[tuple[int, int], np.ndarray] = {}
-        # (subgraph, tensor) -> (min, max) of a calibrated uint8 grid, applied by on_grid when traced.
-        self.activation_ranges: dict[tuple[int, int], tuple[float, float]] = {}
+        # (subgraph, tensor) -> a calibrated uint8 grid, applied by on_grid when traced.
+        self.activation_grids: dict[tuple[int, int], ir.QuantParams] = {}
         for sg in model.subgraphs:
             self._tables.folded[sg.index] = fold_constants(model, sg)
         if equalize:
@@ -496,12 +496,12 @@ class InvertedModule(tf.Module):
 
     def on_grid(self, tensor: ir.Tensor, value: tf.Tensor, subgraph_index: int = 0) -> tf.Tensor:
         """In ``fake_quant`` mode, snap a quantized activation to its integer grid (the one place).
-        A tensor with a calibrated uint8 range (:attr:`activation_ranges`) gets a FakeQuant node
-        with that range in any mode: how a float graph is given new ranges for the TF1 converter."""
-        calibrated = self.activation_ranges.get((subgraph_index, tensor.index))
+        A tensor with a calibrated uint8 grid (:attr:`activation_grids`) gets a FakeQuant node for
+        it in any mode: how a float graph is given new ranges for the TF1 converter."""
+        calibrated = self.activation_grids.get((subgraph_index, tensor.index))
         if calibrated is not None and value.dtype == tf.float32:
             with tf.name_scope("fake_quant"):
-                return tf.quantization.fake_quant_with_min_max_args(value, min=calibrated[0], max=calibrated[1], num_bits=8)
+                return fake_quantize(value, calibrated, "uint8")
         if self.quantized_mode == "fake_quant" and is_quantized_activation(tensor):
             with tf.name_scope("fake_quant"):
                 return fake_quantize(value, tensor.quantization, tensor.dtype)

@@ -87,11 +87,16 @@ def _attr_value(key: str, value: Any) -> Any:
     return _scalar(key, value)
 
 
-def _attr_type(value: Any) -> str:
-    kind = {bool: "bool", int: "int", float: "float", bytes: "string"}
-    if isinstance(value, list):
-        return f"list({kind[type(value[0])]})" if value else "list(int)"
-    return kind[type(value)]
+_ATTR_KINDS = {"b": "bool", "i": "int", "f": "float", "s": "string"}  # AttrValue field -> OpDef attr type
+
+
+def _opdef_type(value: Any) -> str:
+    """The OpDef attribute type of an ``AttrValue`` (an empty list counts as ``list(int)``)."""
+    which = value.WhichOneof("value")
+    if which != "list":
+        return _ATTR_KINDS[which]
+    field = next((f for f in _ATTR_KINDS if len(getattr(value.list, f))), "i")
+    return f"list({_ATTR_KINDS[field]})"
 
 
 def _set_attr(attr: Any, value: Any) -> None:
@@ -157,17 +162,18 @@ class Passthrough:
                       note="opaque node (passthrough)")
 
 
-def _implements(code: str, options: dict[str, Any]) -> str:
-    """The ``experimental_implements`` text: the TF converter fuses the function into a custom op
-    when every attribute is a scalar (``tfl_fusable_op``)."""
+def implements(name: str, attributes: dict[str, Any], *, fusable: bool = False) -> str:
+    """An ``experimental_implements`` text (a NameAttrList) naming the custom op a ``tf.function``
+    stands for, with its options as attributes: the TF converter's hook for fusing the function back
+    into that op (``TFLite_Detection_PostProcess`` is known to it; any other name needs
+    ``fusable``, the ``tfl_fusable_op`` flag, and scalar attributes)."""
     from tensorflow.core.framework import attr_value_pb2
     from google.protobuf import text_format
 
-    attrs = attr_value_pb2.NameAttrList(name=code)
-    # Always fusable: with a list option the converter then fails ("failed to fuse for op"), which
-    # is right; without the flag it would convert the stand-in body, zeros, silently.
-    attrs.attr["tfl_fusable_op"].b = True
-    for key, value in options.items():
+    attrs = attr_value_pb2.NameAttrList(name=name)
+    if fusable:
+        attrs.attr["tfl_fusable_op"].b = True
+    for key, value in attributes.items():
         _set_attr(attrs.attr[key], value)
     return text_format.MessageToString(attrs, as_one_line=True)
 
@@ -190,7 +196,9 @@ def build_passthrough(ctx, op: ir.Operator, inputs: list) -> list:
             seed = _input_dependent_zero(args)
             return [_placeholder_value(shape, dtype, seed) for shape, dtype in zip(shapes, dtypes)]
 
-    function = tf.function(opaque, autograph=False, experimental_implements=_implements(code, options))
+    # Always fusable: with a list option the converter then fails ("failed to fuse for op"), which
+    # is right; without the flag it would convert the stand-in body, zeros, silently.
+    function = tf.function(opaque, autograph=False, experimental_implements=implements(code, options, fusable=True))
     return list(function(*inputs))
 
 
@@ -269,12 +277,7 @@ def rewrite_graph_def(graph_def: Any, model: ir.Model) -> list[str]:
         for k, dtype in enumerate(output_types):
             opdef.output_arg.add(name=f"output_{k}", type=dtype)
         for key, value in sorted(attrs.items()):
-            which = value.WhichOneof("value")
-            kind = {"b": "bool", "i": "int", "f": "float", "s": "string"}.get(which)
-            if which == "list":
-                field = next((f for f in ("b", "i", "f", "s") if len(getattr(value.list, f))), "i")
-                kind = "list(" + {"b": "bool", "i": "int", "f": "float", "s": "string"}[field] + ")"
-            opdef.attr.add(name=key, type=kind)
+            opdef.attr.add(name=key, type=_opdef_type(value))
         text = text_format.MessageToString(opdef, as_one_line=True)
         if code in opdefs and opdefs[code] != text:
             raise TfliteInverterError(f"{model.source}: custom op {code!r} appears with different input/output types "
@@ -315,4 +318,4 @@ def passthrough_ops(model: ir.Model, passthrough: Passthrough | None) -> list[ir
     return [op for op in model.main.operators if passthrough.covers(op)]
 
 
-__all__ = ["Passthrough", "build_passthrough", "decode_options", "passthrough_ops", "rewrite_graph_def"]
+__all__ = ["Passthrough", "build_passthrough", "decode_options", "implements", "passthrough_ops", "rewrite_graph_def"]

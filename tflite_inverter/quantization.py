@@ -73,6 +73,22 @@ def quantize_array(values: np.ndarray, quant: QuantParams, dtype: str) -> np.nda
     return np.clip(rounded, qmin, qmax).astype(np.int8 if dtype == "int4" else np.dtype(dtype))
 
 
+def uint8_grid(low: float, high: float) -> QuantParams | None:
+    """The uint8 grid covering [min(low, 0), max(high, 0)] with 0 on it (as FakeQuant nudges), or
+    ``None`` for an empty range."""
+    low, high = min(float(low), 0.0), max(float(high), 0.0)
+    if high <= low:
+        return None
+    scale = (high - low) / 255.0
+    zero_point = int(np.clip(np.round(-low / scale), 0, 255))
+    return QuantParams(scales=np.array([scale], np.float32), zero_points=np.array([zero_point], np.int64))
+
+
+def on_grid_array(values: np.ndarray, quant: QuantParams, dtype: str) -> np.ndarray:
+    """Real values snapped to a grid in numpy: quantized, then dequantized (float32)."""
+    return dequantize_array(quantize_array(values, quant, dtype), quant).astype(np.float32)
+
+
 def _per_tensor(quant: QuantParams, what: str) -> tuple[float, int]:
     if quant.per_channel:
         raise ValueError(f"per-channel quantization of an activation ({what}) is not supported")

@@ -328,11 +328,11 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
     from .emit.frozen_pb import tflite_converter
     from .inverted import InvertedModel, invert
 
-    if isinstance(source, (bytes, bytearray)) or (isinstance(source, (str, os.PathLike)) and str(source).endswith(".tflite")):
+    if _is_tflite(source):
         reference = reference or (str(source) if not isinstance(source, (bytes, bytearray)) else None)
         source = invert(source, io="float")
-    if not isinstance(source, InvertedModel) or source.quantized_mode != "fake_quant" or not any(
-            t.quantization is not None and t.data is None for t in source.model.main.tensors):
+    if not isinstance(source, InvertedModel) or source.quantized_mode != "fake_quant" or \
+            not _has_quantized_activations(source.model):
         raise TfliteInverterError("uint8_throughout needs a quantized .tflite or its fake_quant inversion: the TF1 "
                                   "converter takes every activation range from the FakeQuant nodes")
     per_channel = _per_channel_weights(source.model)
@@ -386,19 +386,15 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
 
 def _equalized_and_calibrated(source: Any, samples: list, notes: list[str]) -> tuple[Any, dict[int, tuple[float, int]]]:
     """The source as an equalized float graph whose biases are corrected for per-tensor uint8
-    weights and whose activations carry calibrated uint8 ranges; and each input's (scale, zero point)."""
-    from .equalize import calibrated_uint8_ranges, correct_biases, per_tensor_uint8
+    weights and whose activations carry calibrated uint8 grids; and each input's (scale, zero point)."""
+    from .equalize import calibrated_uint8_grids, correct_biases, per_tensor_uint8
 
     equalized = _equalized(source)
     corrected = correct_biases(equalized, samples, quantize=per_tensor_uint8)
-    ranges = calibrated_uint8_ranges(equalized, samples)
-    equalized.module.activation_ranges = {(0, index): bounds for index, bounds in ranges.items()}
+    grids = calibrated_uint8_grids(equalized, samples)
+    equalized.module.activation_grids = {(0, index): grid for index, grid in grids.items()}
     notes.append(f"cross-layer equalization: {len(equalized.module.activation_clips)} RELU6 bounds made per-channel; "
-                 f"bias correction for per-tensor uint8 weights: {corrected} layers; {len(ranges)} activation ranges "
+                 f"bias correction for per-tensor uint8 weights: {corrected} layers; {len(grids)} activation ranges "
                  f"calibrated on {len(samples)} samples")
-    grids = {}
-    for spec in equalized.inputs():
-        low, high = ranges[spec.tensor.index]
-        scale = (high - low) / 255.0
-        grids[spec.tensor.index] = (scale, int(round(-low / scale)))
-    return equalized, grids
+    inputs = {spec.tensor.index: grids[spec.tensor.index] for spec in equalized.inputs()}
+    return equalized, {index: (float(g.scales[0]), int(g.zero_points[0])) for index, g in inputs.items()}

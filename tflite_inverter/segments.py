@@ -45,13 +45,8 @@ def builtin_segment(model_bytes: bytes, remove: Iterable[int], subgraph: int = 0
             t = int(t)
             if t >= 0 and t in produced_by_kept and t not in constant and t not in outputs:
                 outputs.append(t)
-    sg.operators = kept
-    sg.inputs = inputs
-    sg.outputs = outputs
-    model.signatureDefs = []
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return Segment(bytes(builder.Output()), tuple(inputs), tuple(outputs), tuple(removed))
+    data = _restricted(model, subgraph, [i for i in range(len(sg.operators)) if i not in removed], inputs, outputs)
+    return Segment(data, tuple(inputs), tuple(outputs), tuple(removed))
 
 
 def cut_model(model_bytes: bytes, inputs: Iterable[int], outputs: Iterable[int], operators: Iterable[int],
@@ -61,6 +56,12 @@ def cut_model(model_bytes: bytes, inputs: Iterable[int], outputs: Iterable[int],
     from tensorflow.lite.python import schema_py_generated as schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model_bytes, 0))
+    return _restricted(model, subgraph, operators, inputs, outputs)
+
+
+def _restricted(model, subgraph: int, operators: Iterable[int], inputs: Iterable[int], outputs: Iterable[int]) -> bytes:
+    """Pack ``model`` (object API) with one subgraph restricted to ``operators`` and given new
+    inputs and outputs; signatures are dropped, since they name the old ones."""
     sg = model.subgraphs[subgraph]
     keep = set(operators)
     sg.operators = [op for i, op in enumerate(sg.operators) if i in keep]

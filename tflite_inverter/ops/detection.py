@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 from flatbuffers import flexbuffers
 
+from ..passthrough import implements
 from .registry import register, register_custom
 
 
@@ -360,21 +361,14 @@ def _fast_nms(boxes, scores, o):
 
 
 def _implements(o) -> str:
-    """The ``experimental_implements`` of the wrapper function: a NameAttrList (text format) named
-    after the custom op, whose attributes the converter's ``prepare_composite_functions_tf`` pass
-    (ConvertSSDPostProcessFunc in tensorflow/compiler/mlir/lite/utils/nms_utils.cc) writes back as
-    the op's flexbuffer options."""
-    from google.protobuf import text_format
-    from tensorflow.core.framework import attr_value_pb2
-
-    attrs = attr_value_pb2.NameAttrList(name="TFLite_Detection_PostProcess")
-    for key in _INT_OPTIONS:
-        attrs.attr[key].i = int(o[key])
-    for key in _FLOAT_OPTIONS:
-        attrs.attr[key].f = float(np.float32(o[key]))
-    attrs.attr["use_regular_nms"].b = bool(o["use_regular_nms"])
-    attrs.attr["detections_per_class"].i = int(o["detections_per_class"])  # written for readers; the pass ignores it
-    return text_format.MessageToString(attrs, as_one_line=True)
+    """The ``experimental_implements`` of the wrapper function, whose attributes the converter's
+    ``prepare_composite_functions_tf`` pass (ConvertSSDPostProcessFunc in
+    tensorflow/compiler/mlir/lite/utils/nms_utils.cc) writes back as the op's flexbuffer options."""
+    attributes = {key: int(o[key]) for key in _INT_OPTIONS}
+    attributes.update({key: float(np.float32(o[key])) for key in _FLOAT_OPTIONS})
+    attributes["use_regular_nms"] = bool(o["use_regular_nms"])
+    attributes["detections_per_class"] = int(o["detections_per_class"])  # written for readers; the pass ignores it
+    return implements("TFLite_Detection_PostProcess", attributes)
 
 
 def fusable(o) -> bool:
