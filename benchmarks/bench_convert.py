@@ -70,7 +70,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import tensorflow as tf
 tf.reduce_sum(tf.ones([2]))  # initialise the runtime
 import tflite_inverter as ti
-from tflite_inverter.inverted import InvertedModel
+from tflite_inverter.build.inverted import InvertedModel
 result["baseline_rss"] = rss()
 
 t = time.perf_counter(); before = rss()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tflite_inverter.opstable import render_ops_table
+from tflite_inverter.ops.table import render_ops_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ops_table_is_current():
     expected = render_ops_table()
     actual = (ROOT / "docs" / "ops.md").read_text()
-    assert actual == expected, "docs/ops.md is stale: run `python -m tflite_inverter.opstable > docs/ops.md`"
+    assert actual == expected, "docs/ops.md is stale: run `python -m tflite_inverter.ops.table > docs/ops.md`"
 
 
 def test_schema_opcode_table_matches_readers():

@@ -14,8 +14,10 @@ import tensorflow as tf
 import tflite_inverter as ti
 from parity import convert
 from test_requantize import photos, shared_model
-from tflite_inverter.equalize import equalize_constants, per_tensor_int8
-from tflite_inverter.graph import fold_constants
+from tflite_inverter.passes.edit import constant_values
+from tflite_inverter.passes.equalize import equalize
+from tflite_inverter.passes.fold import fold_constants
+from tflite_inverter.quant.bias_correction import per_tensor_int8
 
 CHANNELS = 8
 SPREAD = np.logspace(-2, 1, CHANNELS).astype(np.float32)  # per-channel scale of the first conv
@@ -59,11 +61,12 @@ def test_equalization_keeps_the_function_and_evens_the_channels(model):
     assert ir_model.op_histogram() == {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1}
     sg = ir_model.main
     conv, depthwise = sg.operators[0], sg.operators[1]
-    folded = {0: fold_constants(ir_model, sg)}
-    before = dict(folded[0][0])
+    folded = fold_constants(ir_model)
+    before = constant_values(folded.main)
     snapshot = {index: np.array(value) for index, value in before.items()}
-    clips = equalize_constants(ir_model, folded)
-    after = folded[0][0]
+    equalized_ir = equalize(folded)
+    clips = {(0, op.index): op.activation_clip for op in equalized_ir.main.operators if op.activation_clip is not None}
+    after = constant_values(equalized_ir.main)
     assert set(clips) == {(0, conv.index), (0, depthwise.index)}  # both RELU6 producers were rescaled
     assert all(c.dtype == np.float32 and c.shape == (CHANNELS,) for c in clips.values())
     for op, axis in ((conv, 0), (depthwise, 3)):

@@ -1,4 +1,4 @@
-"""graph.py: fused activations, error reporting, checks after every builder, custom builders."""
+"""build/: fused activations, error reporting, checks after every builder, custom builders."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import tensorflow as tf
 import tflite_inverter as ti
 from flatbuffer_writer import edit
 from parity import convert
-from tflite_inverter.graph import apply_fused_activation, sanitize_name
+from tflite_inverter.build.context import apply_fused_activation
+from tflite_inverter.names import sanitize_name
 from tflite_inverter.ops import registry
 
 

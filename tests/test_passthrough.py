@@ -20,8 +20,8 @@ from flatbuffers import flexbuffers
 import tflite_inverter as ti
 from flatbuffer_writer import edit
 from tflite_inverter.emit.frozen_pb import tflite_converter
-from tflite_inverter.passthrough import register_opdefs
-from tflite_inverter.segments import compare_builtin_parts
+from tflite_inverter.emit.custom_nodes import register_opdefs
+from tflite_inverter.check.segments import compare_builtin_parts
 
 OPTIONS = {"count": 7, "mode": "fast", "scale": 0.25, "flag": True, "sizes": [3, 5]}
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import tflite_inverter as ti
 from parity import convert, weight
-from tflite_inverter.verify import run_reference
+from tflite_inverter.check.runner import run_reference
 
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")  # the colour photographs skimage.data bundles
@@ -253,7 +253,7 @@ def test_compare_per_tensor_matches_a_reconverted_models_layers(tmp_path):
     """A model re-quantized from an inversion names its tensors after the inverted graph's scopes
     (the original's names made TensorFlow-safe, plus the TF op); compare still pairs its layers
     with the original's and ranks them."""
-    from tflite_inverter.comparison import match_tensor_names
+    from tflite_inverter.check.compare import match_tensor_names
 
     assert match_tensor_names(["a;b", "c"], ["a_b/Conv2D", "a_b/Minimum", "c", "d/Relu"]) == [
         ("a;b", "a_b/Minimum"), ("c", "c")]

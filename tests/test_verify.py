@@ -11,7 +11,7 @@ import tensorflow as tf
 import tflite_inverter as ti
 from parity import convert, weight
 from tflite_inverter.ops import registry
-from tflite_inverter.verify import compare_output
+from tflite_inverter.check.verify import compare_output
 
 
 @pytest.fixture(scope="module")

@@ -25,31 +25,31 @@ from .errors import (
 )
 from .ir import Model, Operator, QuantParams, Signature, Subgraph, Tensor
 from .reader import load
-from .verify import VerifyReport, verify  # no TensorFlow import at module level
+from .check.verify import VerifyReport, verify  # no TensorFlow import at module level
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .inverted import InvertedModel
+    from .build.inverted import InvertedModel
 
 
 def invert(model: Any, **kwargs: Any) -> "InvertedModel":
-    """Rebuild a model (path, bytes or :class:`Model`) as TensorFlow. See :func:`tflite_inverter.inverted.invert`."""
-    from .inverted import invert as _invert
+    """Rebuild a model (path, bytes or :class:`Model`) as TensorFlow. See :func:`tflite_inverter.build.inverted.invert`."""
+    from .build.inverted import invert as _invert
 
     return _invert(model, **kwargs)
 
 
 def requantize(source: Any, out_path: Any, **kwargs: Any):
-    """Re-quantize an inverted model, a SavedModel or a ``.tflite`` (see :func:`tflite_inverter.quantize.requantize`)."""
-    from .quantize import requantize as _requantize
+    """Re-quantize an inverted model, a SavedModel or a ``.tflite`` (see :func:`tflite_inverter.quant.requantize.requantize`)."""
+    from .quant.requantize import requantize as _requantize
 
     return _requantize(source, out_path, **kwargs)
 
 
 def compare(a: Any, b: Any, **kwargs: Any):
-    """Compare two ``.tflite`` models on the same real-valued inputs (see :func:`tflite_inverter.comparison.compare`)."""
-    from .comparison import compare as _compare
+    """Compare two ``.tflite`` models on the same real-valued inputs (see :func:`tflite_inverter.check.compare.compare`)."""
+    from .check.compare import compare as _compare
 
     return _compare(a, b, **kwargs)
 

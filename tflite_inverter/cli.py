@@ -187,7 +187,7 @@ def parse_input_shapes(values: list[str]) -> dict[str, list[int | None]]:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from . import load, verify
-    from .inverted import InvertedModel
+    from .build.inverted import InvertedModel
 
     if not args.saved_model and not args.pb:
         raise TfliteInverterError("nothing to write: --no-saved-model without --pb")
@@ -207,9 +207,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if inverted.passthrough is not None:
         from collections import Counter
 
-        from .passthrough import custom_code, passthrough_ops
+        from .build.passthrough import passthrough_ops
 
-        opaque = Counter(custom_code(op) for op in passthrough_ops(model, inverted.passthrough))
+        opaque = Counter(op.custom_code for op in passthrough_ops(model, inverted.passthrough))
         if opaque:
             print("opaque (passthrough): " + ", ".join(f"{code} x{n}" for code, n in sorted(opaque.items())), file=sys.stderr)
         if opaque and args.verify:
@@ -260,7 +260,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     model = load(args.model)
     print(model.summary())
     if args.check:
-        from .graph import check_supported
+        from .build.supported import check_supported
 
         check_supported(model)
         print("every operator has a builder")
@@ -280,7 +280,7 @@ def _scalar_or_list(values: list[float]) -> float | list[float]:
 
 def cmd_requantize(args: argparse.Namespace) -> int:
     from . import requantize
-    from .inverted import invert
+    from .build.inverted import invert
 
     source = args.source
     equalize = False if args.no_equalize else None
@@ -303,7 +303,7 @@ def cmd_requantize(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from . import compare, load
-    from .representative import make_samples
+    from .quant.representative import make_samples
 
     inputs = None
     if args.data:

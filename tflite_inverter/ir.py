@@ -72,10 +72,19 @@ class Tensor:
     sparsity: Sparsity | None = field(default=None, repr=False, compare=False)
     is_variable: bool = False
     has_rank: bool = True
+    # The constant in real units, as an operator consumes it: set by the passes (dequantized integer
+    # weights, equalized float weights); ``None`` means ``data`` is consumed as it is. ``data`` keeps
+    # what the file stores.
+    real: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_constant(self) -> bool:
         return self.data is not None
+
+    @property
+    def value(self) -> np.ndarray | None:
+        """The constant as operators consume it: :attr:`real` when a pass set it, else :attr:`data`."""
+        return self.real if self.real is not None else self.data
 
     @property
     def is_dynamic(self) -> bool:
@@ -99,10 +108,18 @@ class Operator:
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     custom_options: bytes | None = field(default=None, repr=False)
     intermediates: tuple[int, ...] = ()
+    # Set by cross-layer equalization: the per-output-channel upper bound that replaces the fused
+    # RELU/RELU6 of a rescaled operator (output = min(relu(x), activation_clip)).
+    activation_clip: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_custom(self) -> bool:
         return self.opcode.startswith("CUSTOM:")
+
+    @property
+    def custom_code(self) -> str:
+        """The custom code of a custom operator (``"CUSTOM:Foo"`` -> ``"Foo"``)."""
+        return self.opcode[len("CUSTOM:"):] if self.is_custom else ""
 
 
 @dataclass(frozen=True)

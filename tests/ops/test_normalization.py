@@ -45,7 +45,7 @@ def test_l2_normalization_small_norms():
 def test_l2_normalization_fused_relu():
     """The converter fuses a following RELU into the MUL of the unfused formula, never into
     L2_NORMALIZATION, and LiteRT refuses a fused activation on it ("params->activation !=
-    kTfLiteActNone"). Set one in the options: graph.py applies it, checked against numpy."""
+    kTfLiteActNone"). Set one in the options: build/ applies it, checked against numpy."""
     from flatbuffer_writer import edit
     from tensorflow.lite.python import schema_py_generated as schema
 

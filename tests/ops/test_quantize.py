@@ -21,7 +21,7 @@ import tensorflow as tf
 import tflite_inverter as ti
 from tflite_inverter.errors import InvalidModelError
 from tflite_inverter.ir import DimensionMetadata, Sparsity
-from tflite_inverter.sparsity import densify
+from tflite_inverter.passes.densify import densify
 from parity import assert_parity, convert, opcodes, weight
 
 
@@ -137,7 +137,7 @@ def test_densify(case, float16):
     assert_parity(model, ["DENSIFY", "DEQUANTIZE"] if float16 else ["DENSIFY"])
 
 
-# FULLY_CONNECTED takes 1x4 block-sparse float32 weights directly, with no DENSIFY: graph.py
+# FULLY_CONNECTED takes 1x4 block-sparse float32 weights directly, with no DENSIFY: the densify pass
 # densifies every sparse constant at load, whoever consumes it.
 def test_sparse_fully_connected_weights_without_densify():
     w = pruned([16, 8], block=(4, 1))  # TF [in, out]: TFLite's [out, in] with 1x4 blocks along in

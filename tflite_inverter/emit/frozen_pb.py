@@ -13,15 +13,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import tensorflow as tf
 
 from ..errors import TfliteInverterError
 from .atomic import atomic_path, refuse_existing
+from .custom_nodes import register_opdefs, rewrite_graph_def
 
-if TYPE_CHECKING:
-    from ..inverted import InvertedModel
+
+class FreezableModel(Protocol):
+    """What the emitter reads of the model it writes (an ``InvertedModel`` is one)."""
+
+    model: Any  # the ir.Model, for its source and custom ops
+    module: Any  # the tf.Module: ``weights`` and ``resources``
+    passthrough: Any
+
+    def frozen_concrete_function(self, signature: str | None = None) -> tuple[Any, dict[str, str]]: ...
+    def inputs(self, signature: str | None = None) -> list: ...
+    def outputs(self, signature: str | None = None) -> list: ...
+    @property
+    def default_signature(self) -> str: ...
 
 _GRAPH_DEF_NODE_FIELD = 1  # GraphDef.node
 
@@ -38,7 +50,7 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _io_description(inverted: "InvertedModel", key: str, concrete) -> dict:
+def _io_description(inverted: "FreezableModel", key: str, concrete) -> dict:
     def entry(spec, tensor):
         return {"name": spec.name, "node": tensor.name.split(":")[0], "tensor": tensor.name, "shape": spec.shape,
                 "dtype": spec.dtype, "tflite_tensor": spec.tensor.name}
@@ -48,7 +60,7 @@ def _io_description(inverted: "InvertedModel", key: str, concrete) -> dict:
     return {"signature": key, "inputs": inputs, "outputs": outputs}
 
 
-def write_frozen_graph(inverted: "InvertedModel", handle: BinaryIO, signature: str | None = None) -> dict:
+def write_frozen_graph(inverted: "FreezableModel", handle: BinaryIO, signature: str | None = None) -> dict:
     """Write the frozen GraphDef of one signature to ``handle``; return its I/O description."""
     key = signature or inverted.default_signature
     if inverted.module.resources:
@@ -58,8 +70,6 @@ def write_frozen_graph(inverted: "InvertedModel", handle: BinaryIO, signature: s
     concrete, placeholders = inverted.frozen_concrete_function(key)
     custom_opdefs: list[str] = []
     if inverted.passthrough is not None:
-        from ..passthrough import rewrite_graph_def
-
         graph_def = concrete.graph.as_graph_def(add_shapes=True)  # the opaque nodes need _output_shapes
         custom_opdefs = rewrite_graph_def(graph_def, inverted.model)
     else:
@@ -103,8 +113,6 @@ def tflite_converter(pb_path: str | Path, description: dict | None = None):
     opdefs = description.get("custom_opdefs", [])
     if not opdefs:
         return tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(str(pb_path), inputs, outputs, input_shapes=shapes)
-    from ..passthrough import register_opdefs
-
     register_opdefs(opdefs)
     graph_def = tf.compat.v1.GraphDef.FromString(pb_path.read_bytes())
     converter = tf.compat.v1.lite.TFLiteConverter(graph_def, None, None, input_arrays_with_shape=[(n, shapes[n]) for n in inputs],
@@ -113,7 +121,7 @@ def tflite_converter(pb_path: str | Path, description: dict | None = None):
     return converter
 
 
-def frozen_graph(inverted: "InvertedModel", signature: str | None = None) -> tuple[tf.compat.v1.GraphDef, dict]:
+def frozen_graph(inverted: "FreezableModel", signature: str | None = None) -> tuple[tf.compat.v1.GraphDef, dict]:
     """The frozen GraphDef of one signature in memory, and the description of its inputs and outputs."""
     import io
 
@@ -126,7 +134,7 @@ def sidecar_path(pb_path: Path) -> Path:
     return pb_path.with_suffix(".json")
 
 
-def save_frozen_pb(inverted: "InvertedModel", path: Path, *, overwrite: bool = False, signature: str | None = None) -> Path:
+def save_frozen_pb(inverted: "FreezableModel", path: Path, *, overwrite: bool = False, signature: str | None = None) -> Path:
     sidecar = sidecar_path(path)
     refuse_existing(sidecar, overwrite)
     with atomic_path(path, overwrite=overwrite, directory=False) as temp_pb:

@@ -1,20 +1,18 @@
-"""SavedModel emitter: the module's variables plus one serving signature per TFLite signature."""
+"""SavedModel emitter: a module's variables plus one serving signature per TFLite signature."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import tensorflow as tf
 
 from .atomic import atomic_path
 
-if TYPE_CHECKING:
-    from ..inverted import InvertedModel
 
-
-def save_saved_model(inverted: "InvertedModel", path: Path, *, overwrite: bool = False) -> Path:
-    signatures = dict(inverted.concrete_functions)
+def save_saved_model(module: tf.Module, signatures: Mapping[str, Any], path: Path, *, overwrite: bool = False) -> Path:
+    """Write ``module`` with ``signatures`` (key -> concrete function) to ``path``, atomically."""
     with atomic_path(path, overwrite=overwrite, directory=True) as temp:
-        tf.saved_model.save(inverted.module, str(temp), signatures=signatures)
+        tf.saved_model.save(module, str(temp), signatures=dict(signatures))
     return path

@@ -1,6 +1,6 @@
 """Convolutions and fully connected layers: CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, FULLY_CONNECTED.
 
-Weight layouts (converted once, by ``graph.py``, through the ``weight_layouts`` of each spec):
+Weight layouts (converted once, by ``build/module.py``, through the ``weight_layouts`` of each spec):
 CONV_2D OHWI -> HWIO, DEPTHWISE_CONV_2D 1,H,W,C*M -> H,W,C,M, TRANSPOSE_CONV OHWI -> HWOI,
 FULLY_CONNECTED [out, in] -> [in, out].
 """

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 from flatbuffers import flexbuffers
 
-from ..passthrough import implements
+from .implements import implements
 from .registry import register, register_custom
 
 

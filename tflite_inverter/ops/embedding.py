@@ -26,7 +26,7 @@ from .registry import register
 
 @register("EMBEDDING_LOOKUP", max_version=4)
 def build_embedding_lookup(ctx, op, inputs):
-    """Rows of the table (input 1) for the ids (input 0). A quantized table is dequantized by graph.py
+    """Rows of the table (input 1) for the ids (input 0). A quantized table is dequantized by the dequantize pass
     (scale * q, per row for per-channel scales), as TFLite's hybrid kernel does, except that the
     kernel reads a uint8 table as int8: a byte q >= 128 stands for scale * (q - 256)."""
     ids, table = inputs

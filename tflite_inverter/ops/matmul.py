@@ -3,7 +3,7 @@
 ``adj_x`` / ``adj_y`` transpose the last two axes of an operand (TFLite has no complex
 BATCH_MATMUL, so the adjoint is a transpose). Batch dimensions broadcast like NumPy's
 ``matmul``, which ``tf.linalg.matmul`` (BatchMatMulV3) does too. A hybrid model (float LHS,
-constant int8 RHS) gets its LHS quantized on the fly by ``graph.py`` (``HYBRID_INPUTS``): per row
+constant int8 RHS) gets its LHS quantized on the fly by ``build/module.py`` (``HYBRID_INPUTS``): per row
 of the product, which with ``adj_x`` is per column of the stored LHS (the kernel transposes it first).
 """
 

@@ -14,7 +14,7 @@ _L2_EPSILON = 1e-6
 def build_l2_normalization(ctx, op, inputs):
     """Over the last axis: ``x / max(sqrt(sum(x^2)), 1e-6)``, as TFLite's float kernel computes it
     (tf.math.l2_normalize multiplies by ``rsqrt(max(sum(x^2), 1e-12))``: the same clamp, other
-    rounding). The fused activation is applied by graph.py."""
+    rounding). The fused activation is applied by build/module.py."""
     x = inputs[0]
     norm = tf.math.sqrt(tf.math.reduce_sum(tf.math.square(x), axis=-1, keepdims=True))
     return [x / tf.math.maximum(norm, _L2_EPSILON)]

@@ -14,7 +14,7 @@ invocation:
 
 The builders compute exactly that with TensorFlow's stateless Philox ops (the same Philox, the
 same ``Uint32ToFloat`` and Box-Muller), given the block counter; the counter is a ``tf.Variable``
-of the module (one per op, made by graph.py through the resource factory), advanced by each call
+of the module (one per op, made by build/module.py through the resource factory), advanced by each call
 as the interpreter advances its generator. So invocation k of the inverted model gives what
 invocation k of a fresh interpreter gives, value for value.
 

@@ -47,12 +47,13 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from ..quantization import fake_quantize_dynamic
+from ..build.context import apply_fused_activation
+from ..quant.grids import fake_quantize_dynamic
 from .registry import register
 
 _LAYER_NORM_EPSILON = 1e-8  # kNormalizationConstant of MeanStddevNormalization
 
-# graph.py applies the options' fused_activation_function to output 0; for the LSTM and RNN families
+# build/module.py applies the options' fused_activation_function to output 0; for the LSTM and RNN families
 # it is the cell activation, applied inside the recurrence here, so those specs opt out.
 _CELL_ACTIVATION = {"fused_activation": False}
 
@@ -67,7 +68,6 @@ def _layouts(*positions: int) -> dict:
 
 
 def _activation(name: str) -> Callable:
-    from ..graph import apply_fused_activation  # graph.py imports this package; resolve at build time
 
     return lambda x: apply_fused_activation(x, name)
 
@@ -406,7 +406,7 @@ def build_bidirectional_sequence_rnn(ctx, op, inputs):
 def build_svdf(ctx, op, inputs):
     """One step: shift each filter's memory left, append the feature projection of the input,
     weigh the memory by the time weights, sum the ``rank`` filters of each unit, add the bias. The
-    fused activation (on the output) is applied by graph.py."""
+    fused activation (on the output) is applied by build/module.py."""
     _refuse_integer_kernel(ctx)
     x, feature_weights, time_weights, bias, state = inputs[:5]
     rank = int(op.options["rank"])

@@ -3,8 +3,8 @@
 A builder is a pure function ``build(ctx, op, inputs) -> list[tf.Tensor]`` returning the
 operator's outputs in TFLite order. It receives inputs already resolved: constants as
 TensorFlow values (weights in TensorFlow layout when the spec declares one), optional
-inputs as ``None``. Fused activations, dequantization of constants and naming happen in
-``graph.py``, never in a builder.
+inputs as ``None``. Fused activations and naming happen in ``build/``, dequantization and
+folding of constants in ``passes/``, never in a builder.
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ Builder = Callable[..., list]
 # A weight layout converts a constant (numpy) or run-time (tf) weight from TFLite's layout to
 # the one the builder expects: layout(value, ctx, lib) with lib = numpy or tensorflow.
 WeightLayout = Callable[[Any, Any, Any], Any]
-# A folder computes an operator's outputs from constant inputs in numpy, at load time.
-Folder = Callable[..., list]
 # A resource factory names the state an operator creates (a resource variable, a hash table) and
-# says how to make it: factory(ctx) -> (key, make). graph.py makes each key once, at module creation,
+# says how to make it: factory(ctx) -> (key, make). build/module.py makes each key once, at module creation,
 # so the state lives in the tf.Module (saved with the SavedModel), not inside a traced function.
 ResourceFactory = Callable[[Any], tuple]
 
@@ -32,7 +30,6 @@ class OpSpec:
     builder: Builder
     max_version: int
     weight_layouts: Mapping[int, WeightLayout] = field(default_factory=dict)
-    folder: Folder | None = None
     note: str = ""
     resource_factory: ResourceFactory | None = None
     # False where LiteRT's kernel gives another static shape than the file records (the builder then
@@ -56,7 +53,6 @@ def register(
     *opcodes: str,
     max_version: int = 1,
     weight_layouts: Mapping[int, WeightLayout] | None = None,
-    folder: Folder | None = None,
     note: str = "",
     resource_factory: ResourceFactory | None = None,
     check_shape: bool = True,
@@ -78,7 +74,6 @@ def register(
                 builder=builder,
                 max_version=max_version,
                 weight_layouts=MappingProxyType(dict(weight_layouts or {})),
-                folder=folder,
                 note=note,
                 resource_factory=resource_factory,
                 check_shape=check_shape,

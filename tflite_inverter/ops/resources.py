@@ -2,7 +2,7 @@
 HASHTABLE_FIND, HASHTABLE_IMPORT, HASHTABLE_SIZE.
 
 Each TFLite resource (keyed by container/shared_name, or table id) becomes one piece of state in
-the module: a ``tf.Variable`` or a mutable hash table, made once by graph.py through the spec's
+the module: a ``tf.Variable`` or a mutable hash table, made once by build/module.py through the spec's
 resource factory, saved with the SavedModel, and persisting between calls as in the interpreter.
 """
 

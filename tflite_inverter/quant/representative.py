@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import TfliteInverterError
+from ..errors import TfliteInverterError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 Sample = list  # one array per model input, in input order

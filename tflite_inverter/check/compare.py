@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ir
-from .errors import TfliteInverterError
-from .quantization import dequantize_array, is_quantized_activation, quantize_array
-from .reader import load
-from .ir import NUMPY_DTYPES
-from .verify import run_reference
+from .. import ir
+from ..errors import TfliteInverterError
+from ..ir import NUMPY_DTYPES
+from ..quant.grids import dequantize_array, is_quantized_activation
+from ..reader import load
+from .runner import run_reference, to_model_input
 
 
 @dataclass
@@ -95,13 +95,6 @@ def _io(model: ir.Model) -> dict:
                 output_names=[sg.tensors[i].name for i in sg.outputs], output_tensors=list(sg.outputs), subgraph=sg)
 
 
-def _to_model_input(value: np.ndarray, tensor: ir.Tensor) -> np.ndarray:
-    """A real-valued input in the model's own input type (quantized to its grid if integer)."""
-    if is_quantized_activation(tensor):
-        return quantize_array(value, tensor.quantization, tensor.dtype)
-    return np.asarray(value).astype(NUMPY_DTYPES.get(tensor.dtype, np.float32))
-
-
 def _real(value: np.ndarray, tensor: ir.Tensor) -> np.ndarray:
     if is_quantized_activation(tensor):
         return dequantize_array(value, tensor.quantization).astype(np.float64)
@@ -138,7 +131,7 @@ def _run(path: str, model: ir.Model, samples: list[list[np.ndarray]], all_tensor
     io = _io(model)
     sg = io.pop("subgraph")
     tensors = [sg.tensors[i] for i in io["input_tensors"]]
-    draws = [[_to_model_input(v, t) for v, t in zip(sample, tensors)] for sample in samples]
+    draws = [[to_model_input(v, t) for v, t in zip(sample, tensors)] for sample in samples]
     if all_tensors and io["signature"] is not None and model.signatures[0].subgraph_index != 0:
         raise TfliteInverterError(f"{path}: per-tensor comparison covers models whose signature is subgraph 0")
     if all_tensors:
@@ -166,7 +159,7 @@ def match_tensor_names(names_a: Sequence[str], names_b: Sequence[str]) -> list[t
     by ``;`` where the converter fused ops. Such a tensor matches the original tensor whose scope it
     carries; of several (a convolution and its activation), the last computed, which holds the value
     the original's tensor holds. ``names_b`` must be in computation order."""
-    from .graph import sanitize_name
+    from ..names import sanitize_name
 
     pairs = [(name, name) for name in names_a if name in set(names_b)]
     matched = {a for a, _ in pairs}

@@ -1,6 +1,6 @@
 """Run a ``.tflite`` in the reference interpreter (LiteRT), meant to be called in a subprocess.
 
-``python -m tflite_inverter.reference REQUEST.json`` reads the request (model path, inputs file,
+``python -m tflite_inverter.check.reference REQUEST.json`` reads the request (model path, inputs file,
 resolvers, signature, whether to keep every tensor), runs each input draw with each resolver
 and writes the outputs to the request's output ``.npz``. The interpreter can crash the process
 on some models; running it apart keeps the caller alive and lets it report the crash.

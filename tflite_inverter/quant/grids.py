@@ -4,7 +4,7 @@ real = scale * (q - zero_point), with one scale per slice along ``quantized_dime
 for per-channel tensors. float16 constants are widened to float32.
 
 Inside the inverted graph every quantized activation is carried as its *real* value (float32):
-builders never see integers. ``graph.py`` calls this module at the three places where the
+builders never see integers. ``build/`` calls this module at the three places where the
 integer model's grid matters: graph inputs (dequantize), every quantized activation in
 ``fake_quant`` mode (:func:`fake_quantize`, TensorFlow's FakeQuant ops, which the TFLite converter
 reads back as quantization parameters), and graph outputs (:func:`quantize_tensor`).
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import QuantParams
+from ..ir import QuantParams
 
 
 def dequantize_array(data: np.ndarray, quant: QuantParams | None) -> np.ndarray:

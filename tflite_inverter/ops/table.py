@@ -1,13 +1,13 @@
 """The supported-ops table in ``docs/ops.md``, generated from the registry.
 
-``python -m tflite_inverter.opstable > docs/ops.md`` regenerates it; a test fails when the
+``python -m tflite_inverter.ops.table > docs/ops.md`` regenerates it; a test fails when the
 file is stale.
 """
 
 from __future__ import annotations
 
-from .ops import supported_ops
-from .reader.opcodes import NEWER_OPCODES, OPCODE_NAMES
+from ..reader.opcodes import NEWER_OPCODES, OPCODE_NAMES
+from . import supported_ops  # the package: importing it registers every builder
 
 NOT_OPERATORS = {"CUSTOM", "DELEGATE", "PLACEHOLDER_FOR_GREATER_OP_CODES"}
 
@@ -39,7 +39,7 @@ def render_ops_table() -> str:
     lines = [
         "# Supported TFLite operators",
         "",
-        "Generated from the op registry by `python -m tflite_inverter.opstable > docs/ops.md`;",
+        "Generated from the op registry by `python -m tflite_inverter.ops.table > docs/ops.md`;",
         "`tests/test_docs.py` fails when this file is stale. *Max version* is the highest op",
         "version the parity tests cover: a model with a higher version warns (fails with `--strict`).",
         "",

@@ -10,7 +10,7 @@ because ``f`` is positively homogeneous per channel: ``relu(x / s) = relu(x) / s
 identity (activation NONE) too. ReLU6 is not (``min(x / s, 6) != min(x, 6) / s``); DFQ replaces it
 by ReLU, which changes the function. Here the bound moves with the channel instead:
 ``min(relu(x / s), 6 / s) = relu6(x) / s`` exactly, so a rescaled RELU6 layer gets a *per-channel*
-clip vector ``6 / s`` (returned to :class:`~tflite_inverter.graph.InvertedModule`, which applies
+clip vector ``6 / s`` (:attr:`ir.Operator.activation_clip`; the builder applies
 ``minimum(relu(x), clip)`` in place of the fused activation).
 
 With ``r1_i`` the largest magnitude of output channel ``i`` of ``W1`` and ``r2_i`` that of input
@@ -26,8 +26,8 @@ channel axis (the global pooling before a classifier), and RESHAPE keeping the l
 A channel whose consumer weights are all zero is cleared in the producer (weights and bias): its
 value is never used, and its range, which the pair cannot balance, would set the tensor's scale.
 
-:func:`correct_biases` adds the empirical bias correction of DFQ section 4.2 for per-tensor int8
-weights, from calibration data.
+:func:`tflite_inverter.quant.bias_correction.correct_biases` adds the empirical bias correction of
+DFQ section 4.2 for per-tensor int8 weights, from calibration data.
 """
 
 from __future__ import annotations
@@ -37,8 +37,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ir
-from .quantization import dequantize_array, on_grid_array, uint8_grid
+import dataclasses
+
+from .. import ir
+from ..quant.grids import dequantize_array
+from .densify import densify_constants
+from .edit import with_subgraphs, with_tensors
+from .fold import fold_constants
 
 # producer -> axis of its output channels in the TFLite filter layout
 _PRODUCERS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}
@@ -74,19 +79,19 @@ class Pair:
         return self.second.inputs[1]
 
 
-def equalize_constants(model: ir.Model, folded: Mapping[int, tuple[dict[int, np.ndarray], set[int]]]
-                       ) -> dict[tuple[int, int], np.ndarray]:
-    """Equalize every eligible layer pair of the main subgraph in ``folded[0]``'s constants.
+def equalize(model: ir.Model) -> ir.Model:
+    """Equalize every eligible layer pair of the main subgraph.
 
-    Rescaled weights and biases replace their entries as float32 arrays (the arrays themselves
-    are never written). Returns ``{(0, operator index): clip}``: the per-output-channel upper bound
-    replacing the fused RELU6 of each rescaled producer.
+    Rescaled weights and biases get their new real values in :attr:`ir.Tensor.real` (float32; the
+    file's arrays are never written), and each rescaled producer whose fused activation has a finite
+    bound (RELU6) gets :attr:`ir.Operator.activation_clip`, the per-output-channel bound replacing it.
+    Run after constant folding.
     """
     sg = model.main
-    constants, folded_ops = folded[0]
-    pairs = find_pairs(sg, constants, folded_ops)
+    constants = {t.index: t.data for t in sg.tensors if t.data is not None and not t.is_variable}
+    pairs = find_pairs(sg, constants, set())
     if not pairs:
-        return {}
+        return model
     values = _FloatConstants(sg, constants)
     scales = {pair.first.index: np.ones(_channels(values, pair), np.float64) for pair in pairs}
     for _ in range(ROUNDS):
@@ -97,16 +102,17 @@ def equalize_constants(model: ir.Model, folded: Mapping[int, tuple[dict[int, np.
             largest = max(largest, float(np.abs(np.log(step)).max()))
         if largest < TOLERANCE:
             break
-    values.write_back()
-    return _clips(sg, pairs, scales)
+    tensors = {index: dataclasses.replace(sg.tensors[index], real=value) for index, value in values.rescaled().items()}
+    clips = _clips(sg, pairs, scales)
+    operators = tuple(dataclasses.replace(op, activation_clip=clips[op.index]) if op.index in clips else op
+                      for op in sg.operators)
+    return with_subgraphs(model, {sg.index: dataclasses.replace(with_tensors(sg, tensors), operators=operators)})
 
 
 def count_pairs(model: ir.Model) -> int:
-    """How many layer pairs of the main subgraph :func:`equalize_constants` rescales (for reports)."""
-    from .graph import fold_constants
-
-    constants, folded_ops = fold_constants(model, model.main)
-    return len(find_pairs(model.main, constants, folded_ops))
+    """How many layer pairs of the main subgraph :func:`equalize` rescales (for reports)."""
+    sg = fold_constants(densify_constants(model)).main
+    return len(find_pairs(sg, {t.index: t.data for t in sg.tensors if t.data is not None and not t.is_variable}, set()))
 
 
 # -- finding pairs -----------------------------------------------------------------------------------
@@ -229,7 +235,7 @@ def _is_consumer(sg: ir.Subgraph, op: ir.Operator, constants: Mapping[int, np.nd
 
 # -- rescaling ------------------------------------------------------------------------------------------
 class _FloatConstants:
-    """Float32 copies of the constants being rescaled, written back into ``constants`` at the end."""
+    """Float32 copies of the constants being rescaled (``constants`` itself is never written)."""
 
     def __init__(self, sg: ir.Subgraph, constants: dict[int, np.ndarray]):
         self._sg = sg
@@ -248,9 +254,9 @@ class _FloatConstants:
     def __setitem__(self, index: int, value: np.ndarray) -> None:
         self._values[index] = value.astype(np.float32)
 
-    def write_back(self) -> None:
-        for index, value in self._values.items():
-            self._constants[index] = value
+    def rescaled(self) -> dict[int, np.ndarray]:
+        """The new real value of every constant read or rescaled, by tensor index."""
+        return dict(self._values)
 
 
 def _channels(values: _FloatConstants, pair: Pair) -> int:
@@ -288,7 +294,7 @@ def _equalize_pair(values: _FloatConstants, pair: Pair) -> np.ndarray:
     return s
 
 
-def _clips(sg: ir.Subgraph, pairs: list[Pair], scales: Mapping[int, np.ndarray]) -> dict[tuple[int, int], np.ndarray]:
+def _clips(sg: ir.Subgraph, pairs: list[Pair], scales: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
     """Per-channel bounds for rescaled producers whose fused activation has a finite bound."""
     clips = {}
     for pair in pairs:
@@ -296,110 +302,5 @@ def _clips(sg: ir.Subgraph, pairs: list[Pair], scales: Mapping[int, np.ndarray])
         s = scales[pair.first.index]
         if bound is None or not np.isfinite(bound) or np.all(s == 1.0):
             continue
-        clips[(sg.index, pair.first.index)] = (bound / s).astype(np.float32)
+        clips[pair.first.index] = (bound / s).astype(np.float32)
     return clips
-
-
-# -- bias correction ----------------------------------------------------------------------------------
-_CORRECTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-SAMPLE_LIMIT = 64  # calibration samples used for the activation means
-
-
-def per_tensor_int8(weights: np.ndarray) -> np.ndarray:
-    """The weights after symmetric int8 quantization with one scale (``max|w| / 127``), as the
-    TFLite converter does with per-channel quantization disabled, rounding half away from zero."""
-    largest = float(np.abs(weights).max()) if weights.size else 0.0
-    if largest == 0.0:
-        return weights
-    grid = ir.QuantParams(scales=np.array([largest / 127.0], np.float32), zero_points=np.zeros(1, np.int64))
-    return on_grid_array(weights, grid, "int8")
-
-
-def per_tensor_uint8(weights: np.ndarray) -> np.ndarray:
-    """The weights after asymmetric uint8 quantization with one scale over [min(w, 0), max(w, 0)],
-    as the TF1 converter quantizes the weights of a uint8 model."""
-    grid = uint8_grid(weights.min(), weights.max()) if weights.size else None
-    return weights if grid is None else on_grid_array(weights, grid, "uint8")
-
-
-def calibrated_uint8_grids(inverted, samples) -> dict[int, ir.QuantParams]:
-    """Per float tensor the main subgraph computes (inputs included): the uint8 grid covering its
-    values over ``samples`` and 0."""
-    low: dict[int, float] = {}
-    high: dict[int, float] = {}
-    for sample in samples:
-        for index, value in inverted.tensor_values(list(sample)).items():
-            if value.dtype == np.float32 and value.size:
-                low[index] = min(low.get(index, 0.0), float(value.min()))
-                high[index] = max(high.get(index, 0.0), float(value.max()))
-    grids = {index: uint8_grid(low[index], high[index]) for index in low}
-    return {index: grid for index, grid in grids.items() if grid is not None}
-
-
-def correct_biases(inverted, samples, quantize=per_tensor_int8) -> int:
-    """Empirical bias correction (DFQ section 4.2) of an inverted model, for per-tensor int8 weights.
-
-    Quantizing ``W`` to ``W + e`` shifts a layer's mean output by ``e E[x]``; subtracting that
-    from the bias keeps the mean where the float model has it. ``E[x]`` is each layer's mean input
-    channel over ``samples`` (lists of float input arrays, as for calibration) in the float model,
-    ``e`` is predicted by ``quantize``. The bias variables of ``inverted.module`` are updated in
-    place; returns how many layers were corrected.
-    """
-    from .graph import consumable_constant
-
-    info = inverted.signatures[inverted.default_signature]
-    if info.subgraph_index != 0 or not samples:
-        return 0
-    sg = inverted.model.main
-    constants, folded_ops = inverted.module.folded_constants(0)
-    targets = [(op, _bias_variable(inverted.module, sg, op)) for op in sg.operators
-               if op.index not in folded_ops and op.opcode in _CORRECTED]
-    targets = [(op, variable) for op, variable in targets if variable is not None and op.inputs[1] in constants]
-    means = _input_means(inverted, samples[:SAMPLE_LIMIT], {op.inputs[0] for op, _ in targets})
-    corrected = 0
-    for op, variable in targets:
-        if op.inputs[0] not in means:
-            continue
-        weights = np.asarray(consumable_constant(sg, op.inputs[1], constants), np.float32)
-        if weights.dtype.kind != "f":
-            continue
-        shift = _output_shift(op, quantize(weights) - weights, means[op.inputs[0]])
-        if shift is None or shift.shape != tuple(variable.shape):
-            continue
-        variable.assign(variable.numpy() - shift.astype(np.float32))
-        corrected += 1
-    return corrected
-
-
-def _bias_variable(module, sg: ir.Subgraph, op: ir.Operator):
-    """The variable holding ``op``'s bias, when it is this operator's own."""
-    bias = op.inputs[2] if len(op.inputs) > 2 else None
-    if bias is None or sum(bias in other.inputs for other in sg.operators) != 1:
-        return None
-    return module.weight_variable(sg.index, bias)
-
-
-def _input_means(inverted, samples, indices: set[int]) -> dict[int, np.ndarray]:
-    """Mean of each tensor in ``indices`` over samples and every axis but the last."""
-    sums: dict[int, np.ndarray] = {}
-    for sample in samples:
-        values = inverted.tensor_values(list(sample))
-        for index in indices:
-            if index in values and values[index].ndim:
-                value = values[index].astype(np.float64)
-                sums[index] = sums.get(index, 0.0) + value.reshape(-1, value.shape[-1]).mean(axis=0)
-    return {index: total / len(samples) for index, total in sums.items()}
-
-
-def _output_shift(op: ir.Operator, error: np.ndarray, mean: np.ndarray) -> np.ndarray | None:
-    """``e E[x]`` per output channel, for TFLite weight layouts."""
-    if op.opcode == "FULLY_CONNECTED":
-        return error @ mean if error.ndim == 2 and error.shape[1] == mean.size else None
-    if error.ndim != 4:
-        return None
-    if op.opcode == "CONV_2D":
-        return np.einsum("ohwi,i->o", error, mean) if error.shape[3] == mean.size else None
-    multiplier, remainder = divmod(error.shape[3], mean.size)
-    if remainder:
-        return None
-    return error.sum(axis=(0, 1, 2)) * np.repeat(mean, multiplier)  # depthwise [1, kh, kw, C * multiplier]

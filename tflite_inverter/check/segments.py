@@ -99,9 +99,9 @@ def run_builtin_parts(a: bytes, b: bytes, draws: int = 2, seed: int = 0, model_i
     import tempfile
     from pathlib import Path
 
-    from .errors import VerificationError
-    from .reader import load
-    from .verify import make_inputs, run_reference
+    from ..errors import VerificationError
+    from ..reader import load
+    from .runner import make_inputs, run_reference
 
     models = [load(data) for data in (a, b)]
     customs = [[op.index for op in m.main.operators if op.is_custom] for m in models]

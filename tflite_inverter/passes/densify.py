@@ -9,10 +9,14 @@ position into ``s`` children; a SPARSE_CSR level expands position ``p`` into the
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from .errors import InvalidModelError
-from .ir import Sparsity
+from .. import ir
+from ..errors import InvalidModelError
+from ..ir import Sparsity
+from .edit import map_tensors, tensor_location
 
 
 def densify(values: np.ndarray, shape: tuple[int, ...], sparsity: Sparsity, where: str) -> np.ndarray:
@@ -61,3 +65,17 @@ def densify(values: np.ndarray, shape: tuple[int, ...], sparsity: Sparsity, wher
     dense = np.zeros(shape, dtype=values.dtype)
     dense[tuple(dense_index)] = values[positions]
     return dense
+
+
+def densify_constants(model: ir.Model) -> ir.Model:
+    """Every sparse constant as its dense value (``data`` dense, ``sparsity`` cleared), whoever
+    consumes it: DENSIFY, DEQUANTIZE, or a FULLY_CONNECTED that takes block-sparse weights."""
+
+    def dense(sg: ir.Subgraph, tensor: ir.Tensor) -> ir.Tensor | None:
+        if tensor.data is None or tensor.sparsity is None or tensor.is_variable:
+            return None
+        where = tensor_location(model, sg, tensor)
+        return dataclasses.replace(tensor, data=densify(np.asarray(tensor.data), tensor.shape, tensor.sparsity, where),
+                                   sparsity=None)
+
+    return map_tensors(model, dense)

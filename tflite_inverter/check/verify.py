@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from . import ir
-from .errors import TfliteInverterError, VerificationError
-from .reader import load
+from .. import ir
+from ..errors import TfliteInverterError, VerificationError
+from ..reader import load
+from .runner import make_inputs, run_reference
 
 DEFAULT_RTOL = 1e-4
 _NUMPY_DTYPES = ir.NUMPY_DTYPES
@@ -113,68 +114,6 @@ class VerifyReport:
     __str__ = table
 
 
-def make_inputs(tensors: Sequence[ir.Tensor], draws: int, seed: int, float_range: tuple[float, float] = (-1.0, 1.0),
-                shapes: Mapping[int, Sequence[int]] | None = None) -> list[list[np.ndarray]]:
-    """Seeded inputs, ``draws`` sets of them: floats uniform in ``float_range``, integers over their type's range."""
-    rng = np.random.default_rng(seed)
-    result = []
-    for _ in range(draws):
-        values = []
-        for position, tensor in enumerate(tensors):
-            shape = tuple(shapes[position]) if shapes and position in shapes else tuple(
-                1 if d < 0 else d for d in tensor.shape_signature
-            )
-            dtype = _NUMPY_DTYPES.get(tensor.dtype)
-            if dtype is None:
-                raise VerificationError(f"cannot make random inputs of type {tensor.dtype} for {tensor.name!r}; pass inputs=")
-            if np.issubdtype(dtype, np.floating):
-                values.append(rng.uniform(*float_range, size=shape).astype(dtype))
-            elif dtype == np.bool_:
-                values.append(rng.integers(0, 2, size=shape).astype(np.bool_))
-            elif tensor.quantization is not None or dtype in (np.int8, np.uint8):
-                info = np.iinfo(dtype)
-                values.append(rng.integers(info.min, int(info.max) + 1, size=shape).astype(dtype))
-            else:
-                values.append(rng.integers(0, 10, size=shape).astype(dtype))
-        result.append(values)
-    return result
-
-
-def run_reference(model_path: str, draws: list[list[np.ndarray]], *, input_names: Sequence[str], input_tensors: Sequence[int],
-                  output_names: Sequence[str], output_tensors: Sequence[int], signature: str | None,
-                  resolvers: Sequence[str] = ("default",), all_tensors: bool = False, timeout: float = 900) -> dict[str, np.ndarray]:
-    """Run the reference interpreter in a subprocess; results keyed ``resolver/draw/out/position``."""
-    with tempfile.TemporaryDirectory(prefix="tflite_inverter_ref_") as work:
-        inputs_path = os.path.join(work, "inputs.npz")
-        outputs_path = os.path.join(work, "outputs.npz")
-        np.savez(inputs_path, **{f"{d}/{i}": value for d, values in enumerate(draws) for i, value in enumerate(values)})
-        request = {
-            "model": str(model_path), "inputs": inputs_path, "outputs": outputs_path, "draws": len(draws),
-            "input_names": list(input_names), "input_tensors": list(input_tensors),
-            "output_names": list(output_names), "output_tensors": list(output_tensors),
-            "signature": signature, "resolvers": list(resolvers), "all_tensors": all_tensors,
-        }
-        request_path = os.path.join(work, "request.json")
-        with open(request_path, "w") as handle:
-            json.dump(request, handle)
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "tflite_inverter.reference", request_path],
-                capture_output=True, text=True, timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
-            raise VerificationError(f"{model_path}: the reference interpreter did not finish in {timeout:.0f} s") from None
-        if done.returncode != 0:
-            if done.returncode < 0:
-                what = f"crashed (signal {-done.returncode})"
-            else:
-                what = f"failed (exit {done.returncode})"
-            last = [line for line in done.stderr.strip().splitlines() if line.strip()][-3:]
-            raise VerificationError(f"{model_path}: the reference interpreter {what}: {' | '.join(last)}")
-        with np.load(outputs_path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-
-
 def quantization_step(subgraph: ir.Subgraph, index: int) -> float | None:
     """The grid step of an output, in the units of its values: 1 for a quantized integer output
     (compared in LSB), the input's scale for a float output made by DEQUANTIZE of a quantized tensor,
@@ -193,7 +132,7 @@ def quantization_step(subgraph: ir.Subgraph, index: int) -> float | None:
 
 def _to_grid(values: np.ndarray, tensor: ir.Tensor) -> np.ndarray:
     """Real values to the integers of a quantized tensor (a float candidate against an integer model)."""
-    from .quantization import quantize_array
+    from ..quant.grids import quantize_array
 
     return quantize_array(values, tensor.quantization, tensor.dtype)
 
@@ -250,7 +189,7 @@ def compare_output(name: str, tensor: ir.Tensor, reference: list[np.ndarray], ca
 
 def _adapt_inputs(values: list[np.ndarray], tensors: Sequence[ir.Tensor], dtypes: Sequence[str]) -> list[np.ndarray]:
     """Dequantize integer inputs for a candidate that takes real values (``io="float"``)."""
-    from .quantization import dequantize_array
+    from ..quant.grids import dequantize_array
 
     adapted = []
     for value, tensor, dtype in zip(values, tensors, dtypes):
@@ -262,7 +201,8 @@ def _adapt_inputs(values: list[np.ndarray], tensors: Sequence[ir.Tensor], dtypes
 
 def _candidate_runner(candidate: Any, model: ir.Model, info: Any) -> tuple[str, Callable[[list[np.ndarray]], list[np.ndarray]]]:
     """A function mapping one draw's inputs (in signature order) to outputs (in signature order)."""
-    from .inverted import InvertedModel, python_identifier
+    from ..build.inverted import InvertedModel
+    from ..names import python_identifier
 
     input_keys = [python_identifier(n) for n in info.input_names]
     sg = model.subgraphs[info.subgraph_index]
@@ -299,7 +239,7 @@ def _candidate_runner(candidate: Any, model: ir.Model, info: Any) -> tuple[str, 
 def _frozen_pb_runner(path: Path, tensors: Sequence[ir.Tensor]) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     import tensorflow as tf
 
-    from .emit.frozen_pb import sidecar_path
+    from ..emit.frozen_pb import sidecar_path
 
     sidecar = sidecar_path(path)
     if not sidecar.exists():
@@ -327,7 +267,7 @@ def _ordered_draw(draw: Any, info: Any, raw_signature: ir.Signature | None) -> l
     input names (``x``), their Python-identifier form, or the input tensors' names."""
     if not isinstance(draw, Mapping):
         return [np.asarray(v) for v in draw]
-    from .inverted import python_identifier
+    from ..names import python_identifier
 
     raw_names = list(raw_signature.inputs) if raw_signature else [None] * len(info.input_names)
     ordered = []
@@ -403,7 +343,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
     builtin kernels without delegates) and names the first operator whose output diverges
     (``report.first_divergence``); the candidate is then inverted in process if it is not already.
     """
-    from .graph import model_signatures
+    from ..build.signatures import model_signatures
 
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_verify_") as work:
         if isinstance(tflite_model, (bytes, bytearray)):
@@ -487,8 +427,9 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
                         noise_floor: bool, notes: list[str], timeout: float, label_model: str) -> VerifyReport:
     """Verify the builtin part of a model in LiteRT, fed with the inverted model's values where the
     custom operators were cut out; model outputs computed by custom ops are left to their tests."""
-    from .inverted import InvertedModel, invert, python_identifier
-    from .quantization import dequantize_array, is_quantized_activation
+    from ..build.inverted import InvertedModel, invert
+    from ..names import python_identifier
+    from ..quant.grids import dequantize_array, is_quantized_activation
     from .segments import builtin_segment
 
     if info.subgraph_index != 0:
@@ -513,9 +454,9 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
             if index in given:
                 feed.append(given[index])
             elif is_quantized_activation(tensor):
-                from .comparison import _to_model_input
+                from .runner import to_model_input
 
-                feed.append(_to_model_input(ours[d][index], tensor))
+                feed.append(to_model_input(ours[d][index], tensor))
             else:
                 feed.append(np.asarray(ours[d][index]).astype(_NUMPY_DTYPES.get(tensor.dtype, np.float32)))
         feeds.append(feed)
@@ -556,7 +497,7 @@ def _verify_tflite_by_segments(model_path: str, info: Any, candidate: str, draws
     """Two ``.tflite`` models with the same custom ops (an original and its re-conversion, for
     example after passthrough): their builtin parts run in LiteRT on the same inputs, the custom
     ops' outputs fed with the same random values."""
-    from .quantization import dequantize_array, is_quantized_activation
+    from ..quant.grids import dequantize_array, is_quantized_activation
     from .segments import run_builtin_parts
 
     model, slots, ref, got = run_builtin_parts(Path(model_path).read_bytes(), Path(candidate).read_bytes(),
@@ -585,8 +526,9 @@ def _verify_tflite_by_segments(model_path: str, info: Any, candidate: str, draws
 
 def _verify_tensors(model_path: str, model: ir.Model, info: Any, candidate: Any, draws: list, ref_kwargs: dict,
                     rtol: float, notes: list[str]) -> list[TensorReport]:
-    from .inverted import InvertedModel, python_identifier
-    from .quantization import dequantize_array, is_quantized_activation
+    from ..build.inverted import InvertedModel
+    from ..names import python_identifier
+    from ..quant.grids import dequantize_array, is_quantized_activation
 
     if info.subgraph_index != 0:
         raise VerificationError("per-tensor verification covers signatures of subgraph 0")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import keyword
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,19 +11,19 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from . import ir
-from .errors import TfliteInverterError
-from .graph import TF_DTYPES, InvertedModule, SignatureInfo, check_supported, cut_signature, model_signatures
-from .passthrough import Passthrough
-from .quantization import dequantize_tensor, is_quantized_activation, quantize_tensor
-
-
-def python_identifier(name: str) -> str:
-    ident = re.sub(r"\W", "_", name)
-    if not ident or ident[0].isdigit() or keyword.iskeyword(ident):
-        ident = "x_" + ident
-    return ident
-
+from .. import ir
+from ..errors import TfliteInverterError
+from ..names import python_identifier
+from ..passes.cut import plan_cut
+from ..passes.pipeline import prepare
+from ..quant.grids import dequantize_tensor, is_quantized_activation, quantize_tensor
+from ..emit.frozen_pb import save_frozen_pb
+from ..emit.saved_model import save_saved_model
+from .context import TF_DTYPES
+from .module import InvertedModule
+from .passthrough import Passthrough, passthrough_ops
+from .signatures import SignatureInfo, cut_signature, model_signatures
+from .supported import check_supported
 
 IO_MODES = ("native", "float")
 
@@ -70,20 +68,22 @@ class InvertedModel:
                                       "longer hold: use quantized='dequantize' and calibrate again")
         self.cut = (tuple(inputs or ()), tuple(outputs or ())) if inputs or outputs else None
         self.passthrough = Passthrough.of(passthrough)
-        if self.cut:
-            signatures = [cut_signature(model, inputs, outputs)]
-            check_supported(model, strict=strict, main_operators=signatures[0].operators, passthrough=self.passthrough)
+        plan = plan_cut(model, inputs, outputs) if self.cut else None
+        if plan is not None:
+            signatures = [cut_signature(model, plan)]
+            check_supported(model, strict=strict, main_operators=plan.operators, passthrough=self.passthrough)
         else:
             check_supported(model, strict=strict, passthrough=self.passthrough)
             signatures = model_signatures(model)
-        self.model = model
+        self.model = model  # as read: tensor and operator indices name the file's
+        self.prepared = prepare(model, cut_plan=plan, equalize_layers=equalize)  # as built
         self.io = io
         self.signatures: dict[str, SignatureInfo] = {s.key: s for s in signatures}
         self.input_shapes = self._resolve_input_shapes(input_shapes or {})
         # With new input shapes, the file's static shapes of later tensors no longer hold: builders
         # follow the inputs, and an op that hard-codes a shape fails, named, when it is traced.
-        self.module = InvertedModule(model, quantized=quantized, check_static_shapes=not self.input_shapes,
-                                     passthrough=self.passthrough, equalize=equalize)
+        self.module = InvertedModule(self.prepared, quantized=quantized, check_static_shapes=not self.input_shapes,
+                                     passthrough=self.passthrough)
         self.functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._debug_functions: dict[str, Any] = {}
         for info in self.signatures.values():
@@ -161,24 +161,18 @@ class InvertedModel:
 
     # -- saving -----------------------------------------------------------------------------------
     def save_saved_model(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        from .emit.saved_model import save_saved_model
-
-        return save_saved_model(self, Path(path), overwrite=overwrite)
+        return save_saved_model(self.module, self.concrete_functions, Path(path), overwrite=overwrite)
 
     def save_frozen_pb(self, path: str | Path, *, overwrite: bool = False, signature: str | None = None) -> Path:
-        from .emit.frozen_pb import save_frozen_pb
-
         return save_frozen_pb(self, Path(path), overwrite=overwrite, signature=signature)
 
     # -- internals --------------------------------------------------------------------------------
     def _refuse_passthrough(self, info: SignatureInfo) -> None:
-        from .passthrough import custom_code, passthrough_ops
-
         if info.subgraph_index != 0:
             return
         opaque = [op for op in passthrough_ops(self.model, self.passthrough) if info.operators is None or op.index in info.operators]
         if opaque:
-            listed = ", ".join(f"operator {op.index} {custom_code(op)!r}" for op in opaque)
+            listed = ", ".join(f"operator {op.index} {op.custom_code!r}" for op in opaque)
             raise TfliteInverterError(
                 f"{self.model.source}: cannot run: {listed} passed through as opaque nodes, which TensorFlow cannot "
                 "compute. Re-convert the frozen pb (or the SavedModel) to .tflite with allow_custom_ops, or cut the "
@@ -279,7 +273,7 @@ def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quanti
     that one scale per weight tensor suffices); the function is unchanged up to float rounding.
     """
     if not isinstance(model, ir.Model):
-        from .reader import load
+        from ..reader import load
 
         model = load(model)
     return InvertedModel(model, strict=strict, quantized=quantized, io=io, input_shapes=input_shapes,

@@ -4,7 +4,7 @@ The source is an inverted model, a SavedModel, or a ``.tflite`` (inverted here f
 I/O, so that one call turns a ``.tflite`` into another). A ``fake_quant`` inversion carries every
 activation's scale and zero point as FakeQuant ranges, so ``mode="int8"``/``"uint8"`` needs no
 calibration data and reproduces the original's quantization parameters; other sources calibrate on
-``representative`` data (see :mod:`tflite_inverter.representative`).
+``representative`` data (see :mod:`tflite_inverter.quant.representative`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import ir
-from .emit.atomic import write_bytes_atomic
-from .errors import TfliteInverterError
-from .reader import load
+from .. import ir
+from ..emit.atomic import write_bytes_atomic
+from ..errors import TfliteInverterError
+from ..reader import load
 from .representative import as_generator, make_samples
 
 MODES = ("float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout")
@@ -86,7 +86,7 @@ def _wants_equalize(source: Any, equalize: bool | None, per_tensor: bool, mode: 
                     notes: list[str]) -> bool:
     """Whether to apply cross-layer equalization: ``equalize`` if given, else with per-tensor weights.
     An explicit request that cannot be met raises; the default steps aside with a note."""
-    from .inverted import InvertedModel
+    from ..build.inverted import InvertedModel
 
     explicit = equalize is not None
     if not (equalize if explicit else per_tensor and mode != "float16"):
@@ -110,7 +110,7 @@ def _wants_equalize(source: Any, equalize: bool | None, per_tensor: bool, mode: 
 
 def _equalized(source: Any) -> Any:
     """``source`` (an InvertedModel) inverted again as a float graph with cross-layer equalization."""
-    from .inverted import InvertedModel
+    from ..build.inverted import InvertedModel
 
     inputs, outputs = source.cut or ((), ())
     passthrough = source.passthrough
@@ -126,7 +126,7 @@ def _prepare_source(source: Any, work: str, equalize: bool, float_graph: bool = 
     inverted with float I/O; with ``equalize`` every source becomes an equalized float inversion;
     with ``float_graph`` a ``.tflite`` or inverted source becomes a ``dequantize`` inversion (no
     FakeQuant ranges: the converter calibrates, and can then give one scale per weight tensor)."""
-    from .inverted import InvertedModel, invert
+    from ..build.inverted import InvertedModel, invert
 
     reference = None
     if _is_tflite(source):
@@ -156,7 +156,7 @@ def _converter_for(source: Any):
     """(converter, has FakeQuant ranges, float input specs) for a prepared source."""
     import tensorflow as tf
 
-    from .inverted import InvertedModel
+    from ..build.inverted import InvertedModel
 
     if isinstance(source, InvertedModel):
         key = source.default_signature
@@ -177,12 +177,18 @@ def _converter_for(source: Any):
     return tf.lite.TFLiteConverter.from_saved_model(str(path)), fake_quant, specs
 
 
+def _clip_count(inverted: Any) -> int:
+    """How many operators cross-layer equalization gave a per-channel RELU6 bound."""
+    return sum(op.activation_clip is not None for sg in inverted.prepared.subgraphs for op in sg.operators)
+
+
 def _equalization_notes(inverted: Any, samples: Any, per_tensor: bool, mode: str) -> list[str]:
     """Bias correction for per-tensor int8 weights (when there is data), and what was done."""
-    from .equalize import correct_biases, count_pairs
+    from ..passes.equalize import count_pairs
+    from .bias_correction import correct_biases
 
     notes = [f"cross-layer equalization: {count_pairs(inverted.model)} layer pairs rescaled "
-             f"({len(inverted.module.activation_clips)} RELU6 bounds made per-channel)"]
+             f"({_clip_count(inverted)} RELU6 bounds made per-channel)"]
     if per_tensor and samples is not None and mode in ("int8", "uint8", "int16x8"):
         corrected = correct_biases(inverted, samples)
         notes.append(f"bias correction for per-tensor int8 weights: {corrected} layers "
@@ -205,7 +211,7 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     (for accelerators without per-channel support). ``keep_float_ops`` / ``keep_float_nodes``: op
     types (``"SOFTMAX"``) or tensor names left in float (selective quantization).
     ``reference``: a ``.tflite`` to compare against (default: the source, when it is one).
-    ``equalize``: cross-layer equalization before converting (see :mod:`tflite_inverter.equalize`),
+    ``equalize``: cross-layer equalization before converting (see :mod:`tflite_inverter.passes.equalize`),
     by default with ``per_tensor``; the source is then inverted as a float graph
     (``quantized="dequantize"``), so a quantized source needs ``representative`` data, which also
     drives a bias correction for the per-tensor int8 weights. Not possible from a SavedModel.
@@ -281,7 +287,7 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
         inputs, outputs = _describe_io(model)
         comparison = None
         if reference is not None:
-            from .comparison import compare
+            from ..check.compare import compare
 
             comparison = compare(reference, str(path), inputs=samples, draws=3)
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
@@ -325,8 +331,8 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
 
     import tensorflow as tf
 
-    from .emit.frozen_pb import tflite_converter
-    from .inverted import InvertedModel, invert
+    from ..emit.frozen_pb import tflite_converter
+    from ..build.inverted import InvertedModel, invert
 
     if _is_tflite(source):
         reference = reference or (str(source) if not isinstance(source, (bytes, bytearray)) else None)
@@ -369,7 +375,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
     inputs, outputs = _describe_io(model)
     comparison = None
     if reference is not None:
-        from .comparison import compare
+        from ..check.compare import compare
 
         comparison = compare(reference, str(path), inputs=samples, draws=3)
     kinds = sorted({t.dtype for t in model.main.tensors if t.data is None})
@@ -387,13 +393,13 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
 def _equalized_and_calibrated(source: Any, samples: list, notes: list[str]) -> tuple[Any, dict[int, tuple[float, int]]]:
     """The source as an equalized float graph whose biases are corrected for per-tensor uint8
     weights and whose activations carry calibrated uint8 grids; and each input's (scale, zero point)."""
-    from .equalize import calibrated_uint8_grids, correct_biases, per_tensor_uint8
+    from .bias_correction import calibrated_uint8_grids, correct_biases, per_tensor_uint8
 
     equalized = _equalized(source)
     corrected = correct_biases(equalized, samples, quantize=per_tensor_uint8)
     grids = calibrated_uint8_grids(equalized, samples)
     equalized.module.activation_grids = {(0, index): grid for index, grid in grids.items()}
-    notes.append(f"cross-layer equalization: {len(equalized.module.activation_clips)} RELU6 bounds made per-channel; "
+    notes.append(f"cross-layer equalization: {_clip_count(equalized)} RELU6 bounds made per-channel; "
                  f"bias correction for per-tensor uint8 weights: {corrected} layers; {len(grids)} activation ranges "
                  f"calibrated on {len(samples)} samples")
     inputs = {spec.tensor.index: grids[spec.tensor.index] for spec in equalized.inputs()}

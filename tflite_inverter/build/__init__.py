@@ -1,0 +1,1 @@
+"""Building TensorFlow from the prepared IR: the graph walk, the inverted module, ``InvertedModel``."""

@@ -1,0 +1,289 @@
+"""The inverted module: weights as ``tf.Variable`` s and the walk that traces a subgraph.
+
+Operators are walked in file order (TFLite stores them topologically sorted); each is built by
+the builder registered for its opcode, then the fused activation is applied, the output checked
+against the file's dtype and shape and bound to its tensor. This module knows no single op's
+semantics, and the IR it walks is already prepared by the passes (:mod:`tflite_inverter.passes`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from .. import ir
+from .. import ops  # noqa: F401  (registers the builders)
+from ..errors import BuildError, TfliteInverterError
+from ..names import sanitize_name
+from ..ops import registry
+from ..quant.grids import HYBRID_INPUTS, dequantize_array, fake_quantize, fake_quantize_dynamic, is_quantized_activation
+from .context import BuildContext, apply_fused_activation, graph_dtype, output_name
+from .passthrough import Passthrough
+
+QUANTIZED_MODES = ("fake_quant", "dequantize")
+
+
+def _constants(sg: ir.Subgraph) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """A subgraph's constants as stored and as consumed, by tensor index. A variable tensor (an
+    RNN/LSTM state) starts every invocation from its buffer, or zeros: the inverted function is
+    stateless, like an interpreter whose variables are reset."""
+    stored: dict[int, np.ndarray] = {}
+    consumed: dict[int, np.ndarray] = {}
+    for t in sg.tensors:
+        if t.is_variable:
+            if t.data is None and t.dtype in ir.NUMPY_DTYPES and all(d >= 0 for d in t.shape):
+                stored[t.index] = np.zeros(t.shape, ir.NUMPY_DTYPES[t.dtype])
+            elif t.data is not None:
+                stored[t.index] = t.data
+            else:
+                continue
+            value = stored[t.index]
+            quantized = t.quantization is not None and np.asarray(value).dtype.kind in "iu"
+            consumed[t.index] = dequantize_array(np.asarray(value), t.quantization) if quantized else value
+        elif t.data is not None:
+            stored[t.index], consumed[t.index] = t.data, t.value
+    return stored, consumed
+
+
+class _Tables:
+    """Constants and weight names per subgraph (kept out of ``tf.Module`` attribute tracking)."""
+
+    def __init__(self) -> None:
+        # Per subgraph: constants as the file stores them (BuildContext.constant) and as operators
+        # consume them (real values of quantized constants, equalized weights), by tensor index.
+        self.stored: dict[int, dict[int, np.ndarray]] = {}
+        self.consumed: dict[int, dict[int, np.ndarray]] = {}
+        self.weight_keys: dict[tuple[int, int, int], str] = {}
+        self.weights_as_constants = False  # set while tracing the frozen graph
+        self.frozen_placeholders: dict[str, str] = {}  # placeholder node name -> weight name
+
+
+class InvertedModule(tf.Module):
+    """Weights as variables plus the machinery to trace a subgraph into TensorFlow ops.
+
+    ``model`` is the prepared IR (:func:`tflite_inverter.passes.pipeline.prepare`): constants
+    folded and dequantized, equalized if asked; this class only walks operators."""
+
+    def __init__(self, model: ir.Model, name: str = "inverted", quantized: str = "fake_quant",
+                 check_static_shapes: bool = True, passthrough: Passthrough | None = None):
+        super().__init__(name=name)
+        if quantized not in QUANTIZED_MODES:
+            raise TfliteInverterError(f"quantized must be one of {QUANTIZED_MODES}, not {quantized!r}")
+        self._model = model
+        self.quantized_mode = quantized
+        self.check_static_shapes = check_static_shapes
+        self._tables = _Tables()  # plain Python state, invisible to TensorFlow's tracking
+        self.weights: dict[str, tf.Variable] = {}
+        self.resources: dict[str, Any] = {}  # TFLite resource variables and hash tables, by key
+        self.passthrough = passthrough
+        # (subgraph, tensor) -> a calibrated uint8 grid, applied by on_grid when traced.
+        self.activation_grids: dict[tuple[int, int], ir.QuantParams] = {}
+        for sg in model.subgraphs:
+            self._tables.stored[sg.index], self._tables.consumed[sg.index] = _constants(sg)
+        for sg in model.subgraphs:
+            self._create_weights(sg)
+        for sg in model.subgraphs:
+            for op in sg.operators:
+                spec = registry.lookup(op.opcode)
+                if spec is not None and spec.resource_factory is not None:
+                    key, make = spec.resource_factory(BuildContext(model, sg, op, self._tables.stored[sg.index]))
+                    if key not in self.resources:
+                        self.resources[key] = make()
+
+    def _spec(self, op: ir.Operator) -> "registry.OpSpec | None":
+        """The builder spec of an operator: the passthrough one for an opaque custom op."""
+        if self.passthrough is not None and self.passthrough.covers(op):
+            return self.passthrough.spec
+        return registry.lookup(op.opcode)
+
+    # -- constants and weights -------------------------------------------------------------
+    def weight_variable(self, subgraph_index: int, tensor_index: int) -> tf.Variable | None:
+        """The variable holding a constant tensor's value, if it became one."""
+        for (subgraph, index, _), name in self._tables.weight_keys.items():
+            if subgraph == subgraph_index and index == tensor_index:
+                return self.weights[name]
+        return None
+
+    def _create_weights(self, sg: ir.Subgraph) -> None:
+        constants, consumed = self._tables.stored[sg.index], self._tables.consumed[sg.index]
+        names = {}
+        for op in sg.operators:
+            spec = self._spec(op)
+            for position, index in enumerate(op.inputs):
+                if index is None or index not in constants:
+                    continue
+                value = consumed[index]
+                layout = spec.weight_layouts.get(position) if spec else None
+                if layout is not None:
+                    ctx = BuildContext(self._model, sg, op, constants)
+                    value = np.asarray(layout(value, ctx, np))
+                if value.dtype.kind != "f" or value.size <= 1 or sg.tensors[index].is_variable:
+                    continue
+                key = (sg.index, index, id(layout) if layout else 0)
+                if key in self._tables.weight_keys:
+                    continue
+                base = sanitize_name(sg.tensors[index].name)
+                if sg.index:
+                    base = f"{sanitize_name(sg.name)}/{base}"
+                name = base
+                while name in names:
+                    names[base] = names.get(base, 0) + 1
+                    name = f"{base}_{names[base]}"
+                names[name] = 0
+                # np.array copies: TensorFlow may alias a numpy buffer, and this one is the mapped file.
+                self.weights[name] = tf.Variable(np.array(value), name=name, trainable=True)
+                self._tables.weight_keys[key] = name
+
+    def _input_value(self, sg: ir.Subgraph, op: ir.Operator, position: int, values: dict, ctx: BuildContext):
+        index = op.inputs[position]
+        if index is None:
+            return None
+        spec = self._spec(op)
+        layout = spec.weight_layouts.get(position) if spec else None
+        if index in values:
+            value = values[index]
+            return layout(value, ctx, tf) if layout is not None else value
+        consumed = self._tables.consumed[sg.index]
+        if index in consumed:
+            key = (sg.index, index, id(layout) if layout else 0)
+            if key in self._tables.weight_keys:
+                weight = self.weights[self._tables.weight_keys[key]]
+                if not self._tables.weights_as_constants:
+                    return weight
+                # Frozen graph: a placeholder the pb emitter replaces with a Const node holding the
+                # variable's current value, streamed to the file one weight at a time.
+                placeholder = tf.raw_ops.Placeholder(
+                    dtype=weight.dtype, shape=weight.shape, name="frozen_weight_" + sanitize_name(weight.name.split(":")[0]).replace("/", "_")
+                )
+                self._tables.frozen_placeholders[placeholder.op.name] = self._tables.weight_keys[key]
+                return placeholder
+            value = consumed[index]
+            if layout is not None:
+                value = np.asarray(layout(value, ctx, np))
+            return _constant(value, sg.tensors[index])
+        tensor = sg.tensors[index]
+        raise ctx.fail(f"input {position} ({tensor.name!r}) is neither computed before the operator nor constant")
+
+    @contextlib.contextmanager
+    def frozen(self):
+        """While active, traced functions read each weight from a placeholder node; yields the map
+        placeholder node name -> weight name, which the frozen-pb emitter turns into Const nodes."""
+        self._tables.weights_as_constants = True
+        self._tables.frozen_placeholders = {}
+        try:
+            yield self._tables.frozen_placeholders
+        finally:
+            self._tables.weights_as_constants = False
+
+    def _hybrid_inputs(self, sg: ir.Subgraph, op: ir.Operator, inputs: list) -> list:
+        """In ``fake_quant`` mode, a hybrid op (float input, int8 constant weights) sees its float input
+        quantized on the fly, as TFLite's hybrid kernel does; ``dequantize`` mode computes in float."""
+        if self.quantized_mode != "fake_quant" or op.opcode not in HYBRID_INPUTS:
+            return inputs
+        position, granularity, asymmetry = HYBRID_INPUTS[op.opcode]
+        if callable(granularity):
+            granularity = granularity(op.options)
+        data = sg.tensors[op.inputs[position]] if op.inputs[position] is not None else None
+        constants = self._tables.stored[sg.index]
+        weights = [sg.tensors[i] for i in op.inputs
+                   if i is not None and sg.tensors[i].dtype == "int8" and sg.tensors[i].quantization is not None and i in constants]
+        if data is None or data.dtype != "float32" or not weights:
+            return inputs
+        if asymmetry == "option":
+            asymmetric = bool(op.options.get("asymmetric_quantize_inputs", False))
+        else:
+            asymmetric = weights[0].quantization.per_channel
+        with tf.name_scope("hybrid_input"):
+            quantized = fake_quantize_dynamic(inputs[position], granularity, asymmetric)
+        return [*inputs[:position], quantized, *inputs[position + 1:]]
+
+    def on_grid(self, tensor: ir.Tensor, value: tf.Tensor, subgraph_index: int = 0) -> tf.Tensor:
+        """In ``fake_quant`` mode, snap a quantized activation to its integer grid (the one place).
+        A tensor with a calibrated uint8 grid (:attr:`activation_grids`) gets a FakeQuant node for
+        it in any mode: how a float graph is given new ranges for the TF1 converter."""
+        calibrated = self.activation_grids.get((subgraph_index, tensor.index))
+        if calibrated is not None and value.dtype == tf.float32:
+            with tf.name_scope("fake_quant"):
+                return fake_quantize(value, calibrated, "uint8")
+        if self.quantized_mode == "fake_quant" and is_quantized_activation(tensor):
+            with tf.name_scope("fake_quant"):
+                return fake_quantize(value, tensor.quantization, tensor.dtype)
+        return value
+
+    def constant_tensor(self, subgraph_index: int, index: int) -> tf.Tensor:
+        """A subgraph output that no operator computes (a constant)."""
+        return _constant_or_fail(self, subgraph_index, index)
+
+    # -- tracing -----------------------------------------------------------------------------
+    def run_subgraph(self, subgraph_index: int, feeds: Mapping[int, tf.Tensor],
+                     operators: frozenset[int] | None = None) -> dict[int, tf.Tensor]:
+        """Trace the operators of a subgraph (only ``operators`` when given); returns the tensor map."""
+        sg = self._model.subgraphs[subgraph_index]
+        constants = self._tables.stored[subgraph_index]
+        values: dict[int, tf.Tensor] = dict(feeds)
+        for op in sg.operators:
+            if operators is not None and op.index not in operators:
+                continue
+            spec = self._spec(op)
+            ctx = BuildContext(self._model, sg, op, constants, runtime=self)
+            if spec is None:
+                raise ctx.fail("no builder registered")
+            inputs = [self._input_value(sg, op, p, values, ctx) for p in range(len(op.inputs))]
+            inputs = self._hybrid_inputs(sg, op, inputs)
+            scope = sanitize_name(output_name(sg, op))
+            try:
+                with tf.name_scope(scope):
+                    outputs = spec.builder(ctx, op, inputs)
+                    activation = op.options.get("fused_activation_function")
+                    if op.activation_clip is not None:  # set by cross-layer equalization
+                        outputs = [tf.minimum(tf.nn.relu(outputs[0]), op.activation_clip), *outputs[1:]]
+                    elif activation is not None and spec.fused_activation:
+                        outputs = [apply_fused_activation(outputs[0], activation), *outputs[1:]]
+            except TfliteInverterError:
+                raise
+            except Exception as exc:
+                raise ctx.fail(f"{type(exc).__name__}: {exc}") from exc
+            if len(outputs) != len(op.outputs):
+                raise ctx.fail(f"builder returned {len(outputs)} outputs, the operator has {len(op.outputs)}")
+            for position, (index, value) in enumerate(zip(op.outputs, outputs)):
+                if index is None:
+                    continue
+                _check_output(ctx, position, value, spec.check_shape, self.check_static_shapes)
+                values[index] = self.on_grid(sg.tensors[index], value, subgraph_index)
+        return values
+
+
+def _constant_or_fail(module: "InvertedModule", subgraph_index: int, index: int) -> tf.Tensor:
+    consumed = module._tables.consumed[subgraph_index]
+    tensor = module._model.subgraphs[subgraph_index].tensors[index]
+    if index not in consumed:
+        raise BuildError(f"{module._model.source}: subgraph {subgraph_index}: output {tensor.name!r} is never computed")
+    return _constant(consumed[index], tensor)
+
+
+def _constant(value: np.ndarray, tensor: ir.Tensor) -> tf.Tensor:
+    if tensor.dtype == "string":
+        return tf.constant(value.tolist() if value.ndim else value.item(), dtype=tf.string)
+    return tf.constant(np.array(value))  # a copy: never let TensorFlow alias the mapped file
+
+
+def _check_output(ctx: BuildContext, position: int, value: tf.Tensor, check_shape: bool = True,
+                  static_dims: bool = True) -> None:
+    """Every built tensor must have the dtype and the static shape the file records."""
+    tensor = ctx.output_tensor(position)
+    expected_dtype = graph_dtype(tensor)
+    if value.dtype != expected_dtype:
+        raise ctx.fail(f"output {position} is {value.dtype.name}, the file says {tensor.dtype}")
+    if not check_shape or not tensor.has_rank or not tensor.shape_signature and not tensor.shape or tensor.dtype in ("resource", "variant"):
+        return  # TFLite gives resource handles shape [1]; TensorFlow's are scalars
+    static = value.shape
+    if static.rank is not None and static.rank != len(tensor.shape_signature) and tensor.shape:
+        raise ctx.fail(f"output {position} has rank {static.rank}, the file says shape {list(tensor.shape_signature)}")
+    if static.rank is not None and tensor.shape and static_dims:
+        for built, recorded in zip(static.as_list(), tensor.shape_signature):
+            if built is not None and recorded >= 0 and built != recorded:
+                raise ctx.fail(f"output {position} has shape {static.as_list()}, the file says {list(tensor.shape_signature)}")

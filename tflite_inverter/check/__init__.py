@@ -1,0 +1,1 @@
+"""Checking against the reference interpreter (LiteRT in a subprocess): verify, segments, compare."""

@@ -1,0 +1,1 @@
+"""Quantization: parameters and grids, calibration data, re-quantization through the converters."""
