@@ -14,12 +14,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import flatbuffers
 import numpy as np
 import tflite
 
 from ..errors import InvalidModelError
 from ..ir import DimensionMetadata, Model, Operator, QuantParams, Signature, Sparsity, Subgraph, Tensor
-from .opcodes import DTYPE_OF_TENSOR_TYPE, TENSOR_TYPE_NAMES, opcode_name
+from .opcodes import DTYPE_OF_TENSOR_TYPE, TENSOR_TYPE_NAMES, opcode_name, resolve_builtin_code
 from .options import decode_builtin_options
 
 FILE_IDENTIFIER = b"TFL3"
@@ -89,8 +90,12 @@ class _Reader:
         self._check_vector(fb.OperatorCodesLength(), 4, "operator_codes")
         opcodes = []
         for i in range(fb.OperatorCodesLength()):
+            self.where = f"operator code {i}"
             code = fb.OperatorCodes(i)
-            number = max(code.DeprecatedBuiltinCode(), code.BuiltinCode())
+            try:
+                number = resolve_builtin_code(*_raw_opcode_fields(code))
+            except ValueError as exc:
+                raise self.fail(str(exc)) from None
             name = opcode_name(number)
             if name == "CUSTOM":
                 custom = code.CustomCode()
@@ -324,6 +329,17 @@ class _Reader:
         traversal = tuple(fb.TraversalOrderAsNumpy().tolist()) if fb.TraversalOrderLength() else ()
         block_map = tuple(fb.BlockMapAsNumpy().tolist()) if fb.BlockMapLength() else ()
         return Sparsity(traversal, block_map, tuple(dims))
+
+
+def _raw_opcode_fields(code: Any) -> tuple[int | None, int | None]:
+    """``deprecated_builtin_code`` (int8, vtable slot 0) and ``builtin_code`` (int32, slot 3) as
+    stored, ``None`` when absent; not ``code.BuiltinCode()``, which substitutes the byte field for
+    any int value below 127."""
+    table = code._tab
+    byte_offset, int_offset = table.Offset(4), table.Offset(10)
+    deprecated = table.Get(flatbuffers.number_types.Int8Flags, byte_offset + table.Pos) if byte_offset else None
+    builtin = table.Get(flatbuffers.number_types.Int32Flags, int_offset + table.Pos) if int_offset else None
+    return deprecated, builtin
 
 
 _INDEX_VECTOR_CLASSES = {
