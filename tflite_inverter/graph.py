@@ -22,7 +22,7 @@ from . import ir
 from .errors import BuildError, TfliteInverterError, UnsupportedOp, UnsupportedOpsError
 from . import ops  # noqa: F401  (registers the builders)
 from .ops import registry
-from .quantization import HYBRID_INPUTS, dequantize_array, fake_quantize, fake_quantize_dynamic, is_quantized_activation
+from .quantization import HYBRID_INPUTS, HYBRID_WEIGHT_DTYPES, dequantize_array, fake_quantize, fake_quantize_dynamic, is_quantized_activation
 from .passthrough import Passthrough
 from .sparsity import densify
 
@@ -252,7 +252,7 @@ def consumable_constant(subgraph: ir.Subgraph, index: int, constants: Mapping[in
     tensor = subgraph.tensors[index]
     if np.asarray(value).dtype.kind == "f":
         return value  # already real (for example rewritten by cross-layer equalization)
-    if tensor.quantization is not None and tensor.dtype in ("int8", "uint8", "int16", "int32", "int4", "int64"):
+    if tensor.quantization is not None and tensor.dtype in ("int8", "uint8", "int16", "int32", "int4", "int2", "uint4", "int64"):
         return dequantize_array(np.asarray(value), tensor.quantization)
     return value
 
@@ -483,10 +483,13 @@ class InvertedModule(tf.Module):
         data = sg.tensors[op.inputs[position]] if op.inputs[position] is not None else None
         constants, _ = self._tables.folded[sg.index]
         weights = [sg.tensors[i] for i in op.inputs
-                   if i is not None and sg.tensors[i].dtype == "int8" and sg.tensors[i].quantization is not None and i in constants]
+                   if i is not None and sg.tensors[i].dtype in HYBRID_WEIGHT_DTYPES and sg.tensors[i].quantization is not None
+                   and i in constants]
         if data is None or data.dtype != "float32" or not weights:
             return inputs
-        if asymmetry == "option":
+        if weights[0].dtype != "int8" or weights[0].quantization.blockwise or weights[0].quantization.per_channel:
+            asymmetric = True  # XNNPACK takes these weights, and quantizes inputs asymmetrically
+        elif asymmetry == "option":
             asymmetric = bool(op.options.get("asymmetric_quantize_inputs", False))
         else:
             asymmetric = weights[0].quantization.per_channel

@@ -25,8 +25,8 @@ NEWER_OPCODES: dict[int, str] = {
 }
 
 NEWER_TENSOR_TYPES: dict[int, str] = {
-    19: "UINT4",
-    20: "INT2",
+    19: "INT2",
+    20: "UINT4",
 }
 
 
