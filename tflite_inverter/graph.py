@@ -22,7 +22,8 @@ from . import ir
 from .errors import BuildError, TfliteInverterError, UnsupportedOp, UnsupportedOpsError
 from . import ops  # noqa: F401  (registers the builders)
 from .ops import registry
-from .quantization import HYBRID_INPUTS, HYBRID_WEIGHT_DTYPES, dequantize_array, fake_quantize, fake_quantize_dynamic, is_quantized_activation
+from .quantization import (HYBRID_INPUTS, HYBRID_WEIGHT_DTYPES, INT16X8_REDUCED_MULTIPLIER_OPS, int16x8_requantization_factor,
+                           dequantize_array, fake_quantize, fake_quantize_dynamic, is_quantized_activation)
 from .passthrough import Passthrough
 from .sparsity import densify
 
@@ -497,6 +498,17 @@ class InvertedModule(tf.Module):
             quantized = fake_quantize_dynamic(inputs[position], granularity, asymmetric)
         return [*inputs[:position], quantized, *inputs[position + 1:]]
 
+    def _int16x8_requantization(self, sg: ir.Subgraph, op: ir.Operator, outputs: list) -> list:
+        """In ``fake_quant`` mode, an int16x8 CONV_2D / DEPTHWISE_CONV_2D output scaled by
+        the kernel's 15-bit requantization multiplier over the exact one (before its fused activation)."""
+        data, weights = INT16X8_REDUCED_MULTIPLIER_OPS[op.opcode]
+        ctx = BuildContext(self._model, sg, op, {})
+        factor = int16x8_requantization_factor(ctx.input_tensor(data), ctx.input_tensor(weights), ctx.output_tensor(0))
+        if factor is None:
+            return outputs
+        with tf.name_scope("int16x8_requantization"):
+            return [outputs[0] * tf.constant(factor if factor.size > 1 else factor.reshape(())), *outputs[1:]]
+
     def on_grid(self, tensor: ir.Tensor, value: tf.Tensor, subgraph_index: int = 0) -> tf.Tensor:
         """In ``fake_quant`` mode, snap a quantized activation to its integer grid (the one place).
         A tensor with a calibrated uint8 grid (:attr:`activation_grids`) gets a FakeQuant node for
@@ -534,6 +546,8 @@ class InvertedModule(tf.Module):
             try:
                 with tf.name_scope(scope):
                     outputs = spec.builder(ctx, op, inputs)
+                    if self.quantized_mode == "fake_quant" and op.opcode in INT16X8_REDUCED_MULTIPLIER_OPS:
+                        outputs = self._int16x8_requantization(sg, op, outputs)
                     activation = op.options.get("fused_activation_function")
                     clip = self.activation_clips.get((subgraph_index, op.index))
                     if clip is not None:
