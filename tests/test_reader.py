@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -286,3 +287,90 @@ def test_resolve_builtin_code():
     for bad in ((127, None), (-3, None), (0, -1)):
         with pytest.raises(ValueError):
             resolve_builtin_code(*bad)
+
+
+# -- packed and blockwise weights written with the schema's object API --------------------------
+
+def _blockwise_fc(block_size: int = 4, scale_shape=(3, 2), zero_points: bool = False, bits: int = 4) -> bytes:
+    """A FULLY_CONNECTED whose [3, 8] weights are int4 (or int2) with BlockwiseQuantization details
+    naming a float16 scale tensor (and an int8 zero-point tensor)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=24).astype(np.int8)
+    per_byte = 8 // bits
+    packed = np.zeros(24 // per_byte, np.uint8)
+    for k, value in enumerate(values):  # low bits first
+        packed[k // per_byte] |= (int(value) & ((1 << bits) - 1)) << (bits * (k % per_byte))
+    scales = rng.uniform(0.01, 0.1, size=scale_shape).astype(np.float16)
+
+    def change(model):
+        sg = model.subgraphs[0]
+        fc = next(op for op in sg.operators if model.operatorCodes[op.opcodeIndex].builtinCode == 9)
+        w = sg.tensors[fc.inputs[1]]
+        w.type = schema.TensorType.INT4 if bits == 4 else schema.TensorType.INT2
+        model.buffers[w.buffer].data = packed
+        extra = []
+        for name, array, kind in (("scales", scales, schema.TensorType.FLOAT16),
+                                  ("zero_points", np.full(scale_shape, 1, np.int8), schema.TensorType.INT8)):
+            if name == "zero_points" and not zero_points:
+                continue
+            buffer = schema.BufferT()
+            buffer.data = np.frombuffer(array.tobytes(), np.uint8)
+            model.buffers.append(buffer)
+            tensor = schema.TensorT()
+            tensor.name, tensor.type, tensor.shape, tensor.buffer = name, kind, list(array.shape), len(model.buffers) - 1
+            sg.tensors.append(tensor)
+            extra.append(len(sg.tensors) - 1)
+        details = schema.BlockwiseQuantizationT()
+        details.scales, details.zeroPoints, details.blockSize = extra[0], extra[1] if zero_points else -1, block_size
+        w.quantization = schema.QuantizationParametersT()
+        w.quantization.detailsType = schema.QuantizationDetails.BlockwiseQuantization
+        w.quantization.details = details
+
+    return edit(_float_fc(), change), values.reshape(3, 8), scales
+
+
+@functools.lru_cache(maxsize=1)
+def _float_fc() -> bytes:
+    v = weight([8, 3], seed=5)
+
+    def f(x):
+        return {"y": tf.matmul(x, v)}
+
+    return convert(f, [tf.TensorSpec([1, 8], tf.float32)])
+
+
+@pytest.mark.parametrize("bits", [4, 2])
+@pytest.mark.parametrize("zero_points", [False, True])
+def test_blockwise_weights_are_read_and_dequantized(bits, zero_points):
+    """Values unpacked low bits first, one scale (and zero point) per block of 4 along the last axis:
+    real = scale[o, i // 4] * (q[o, i] - zero_point[o, i // 4]), the reading of LiteRT's EvalBlockwise."""
+    from tflite_inverter.quantization import dequantize_array
+
+    data, values, scales = _blockwise_fc(zero_points=zero_points, bits=bits)
+    sg = ti.load(data).main
+    w = next(t for t in sg.tensors if t.dtype in ("int4", "int2"))
+    np.testing.assert_array_equal(w.data, values)
+    assert w.quantization.blockwise and w.quantization.block_size == 4 and w.quantization.scales.shape == (3, 2)
+    expected = np.empty((3, 8), np.float32)
+    for o in range(3):
+        for i in range(8):
+            expected[o, i] = np.float32(scales[o, i // 4]) * (values[o, i] - (1 if zero_points else 0))
+    np.testing.assert_array_equal(dequantize_array(w.data, w.quantization), expected)
+    encodings = ti.load(data).weight_encodings()
+    assert encodings == {f"int{bits} blockwise (blocks of 4, float16 scales), {'with zero points' if zero_points else 'symmetric'}": 1}
+    x = np.random.default_rng(0).uniform(-1, 1, [1, 8]).astype(np.float32)
+    out = ti.invert(data, quantized="dequantize").run([x])["y"]
+    np.testing.assert_allclose(out, x @ expected.T, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("block_size,scale_shape,message", [
+    (3, (3, 2), r"block size 3 .*\(blocks must divide its last dimension\)"),
+    (0, (3, 2), "block size 0"),
+    (4, (3, 3), r"scale tensor 'scales' has shape \(3, 3\), blocks of 4 over \(3, 8\) need \(3, 2\)"),
+])
+def test_bad_blockwise_details(block_size, scale_shape, message):
+    data, _, _ = _blockwise_fc(block_size=block_size, scale_shape=scale_shape)
+    with pytest.raises(ti.InvalidModelError, match="blockwise quantization: " + message):
+        ti.load(data)

@@ -488,7 +488,8 @@ class InvertedModule(tf.Module):
                    and i in constants]
         if data is None or data.dtype != "float32" or not weights:
             return inputs
-        if weights[0].dtype != "int8" or weights[0].quantization.blockwise or weights[0].quantization.per_channel:
+        quant = weights[0].quantization
+        if weights[0].dtype != "int8" or quant.blockwise or (quant.per_channel and op.opcode == "FULLY_CONNECTED"):
             asymmetric = True  # XNNPACK takes these weights, and quantizes inputs asymmetrically
         elif asymmetry == "option":
             asymmetric = bool(op.options.get("asymmetric_quantize_inputs", False))

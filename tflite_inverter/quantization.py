@@ -134,10 +134,12 @@ HYBRID_INPUTS = {
 }
 
 
-# Constant weight types of hybrid ops. int8 weights run in LiteRT's builtin hybrid kernels (XNNPACK
-# refuses them); int4, int2 and blockwise weights run in XNNPACK, whose dynamic (qd8) input
-# quantization is always asymmetric per row, the same arithmetic as AsymmetricQuantizeFloats
-# (measured: FULLY_CONNECTED outputs within 2e-7 of it, 1e-2 away from float or symmetric inputs).
+# Constant weight types of hybrid ops. Per-tensor int8 weights run in LiteRT's builtin hybrid
+# kernels (XNNPACK refuses them); int4, int2, blockwise and per-channel int8 FULLY_CONNECTED weights
+# (as ai-edge-quantizer writes them) run in XNNPACK, whose dynamic (qd8) input quantization is
+# asymmetric per row whatever asymmetric_quantize_inputs says, the same arithmetic as
+# AsymmetricQuantizeFloats (measured: FULLY_CONNECTED outputs within 2e-7 of it, 1e-2 away from
+# float or symmetric inputs). graph.py decides which rule applies.
 HYBRID_WEIGHT_DTYPES = ("int8", "int4", "int2")
 
 
