@@ -183,3 +183,34 @@ def test_blockwise_details_and_int2_values_match_litert(float_model):
             if q.blockwise:
                 assert q.scales.shape == (*tensor.shape[:-1], tensor.shape[-1] // q.block_size)
                 np.testing.assert_array_equal(q.scales, interpreter.get_tensor(q.block_tensors[0]).astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ["dynamic_wi4b32_afp32", "dynamic_wi4c_afp32"])
+def test_embedding_lookup_table(name):
+    """An int4 EMBEDDING_LOOKUP table, blockwise or per channel (ai-edge-quantizer quantizes that op;
+    the TF converter writes GATHER, so the float model's GATHER is rewritten into one). LiteRT's
+    builtin EMBEDDING_LOOKUP reads blockwise tables (EvalBlockwise)."""
+    from flatbuffer_writer import edit
+
+    table = weight([100, 64], 7, 0.5)
+
+    def f(ids):
+        return {"y": tf.gather(table, ids) * 2.0}
+
+    def to_embedding_lookup(model):
+        for op in model.subgraphs[0].operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if code.builtinCode == 36:  # GATHER(params, indices) -> EMBEDDING_LOOKUP(ids, table)
+                code.builtinCode, code.deprecatedBuiltinCode, code.version = 7, 7, 1
+                op.inputs = [op.inputs[1], op.inputs[0]]
+                op.builtinOptionsType, op.builtinOptions = 0, None
+
+    float_model = edit(convert(f, [tf.TensorSpec([4], tf.int32, name="ids")]), to_embedding_lookup)
+    factory = getattr(recipe, name)
+    qt = quantizer.Quantizer(float_model, factory(operation_name=qtyping.TFLOperationName.EMBEDDING_LOOKUP))
+    model_bytes = bytes(qt.quantize(enable_progress_report=False).quantized_model)
+    layout = "blockwise (blocks of 32, float16 scales)" if "b32" in name else "per-channel (axis 0)"
+    assert dict(ti.load(model_bytes).weight_encodings()) == {f"int4 {layout}, symmetric": 1}
+    for mode in ("fake_quant", "dequantize"):
+        report = ti.verify(model_bytes, ti.invert(model_bytes, quantized=mode), draws=2, float_range=(0, 99))
+        assert report.passed, report.table()

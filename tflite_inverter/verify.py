@@ -363,9 +363,10 @@ def _run_reference_with_fallbacks(model_path: str, draws: list, ref_kwargs: dict
     ABS, STRIDED_SLICE v6/v8) and XNNPACK refuses some nodes (hybrid FULLY_CONNECTED). Then verify
     goes on with what runs, and says so in the report's notes.
 
-    Blockwise-quantized weights (``model`` given) are computed only by XNNPACK: LiteRT 2.3's builtin
-    and reference kernels ignore the blockwise details (measured: the reference FULLY_CONNECTED
-    returns zeros), so neither may be the reference nor the noise floor."""
+    Blockwise-quantized FULLY_CONNECTED weights (``model`` given) are computed only by XNNPACK:
+    LiteRT 2.3's builtin and reference FULLY_CONNECTED ignore the blockwise details (measured: the
+    reference kernel returns zeros, the builtin one other wrong values), so neither may be the
+    reference nor the noise floor. (EMBEDDING_LOOKUP's builtin kernel does read them.)"""
     last_error: VerificationError | None = None
     primaries = ("default", "builtin_without_default_delegates")
     if model is not None and (int2 := _int2_weights(model)):
@@ -375,8 +376,8 @@ def _run_reference_with_fallbacks(model_path: str, draws: list, ref_kwargs: dict
             "kernels), so there is nothing to verify against; see docs/known-issues.md")
     if model is not None and _has_blockwise_weights(model):
         primaries, noise_floor = ("default",), False
-        notes.append("note: blockwise-quantized weights: the reference is XNNPACK alone, without a noise floor "
-                     "(LiteRT's builtin and reference kernels ignore blockwise quantization)")
+        notes.append("note: blockwise-quantized weights: the reference is LiteRT's default kernels alone, without a "
+                     "noise floor (LiteRT 2.3's FULLY_CONNECTED outside XNNPACK ignores blockwise quantization)")
     for primary in primaries:
         if noise_floor:
             try:
