@@ -246,12 +246,11 @@ def test_opcode_fields_of_every_writer(float16_model, style, tmp_path):
     inspect = run_cli("inspect", str(path), cwd=tmp_path)
     assert inspect.returncode == 0, inspect.stderr
     assert all(name in inspect.stdout for name in EXPECTED_FLOAT16_OPS) and " ADD " not in inspect.stdout
-    if style == "byte":  # the command line once; the same code path for the others
-        done = run_cli("convert", str(path), "-o", "out", "--verify", "--draws", "1", cwd=tmp_path)
-        assert done.returncode == 0 and "PASSED" in done.stdout, done.stderr
-    else:
-        report = ti.verify(path, ti.invert(path), draws=1)
-        assert report.passed, report.table()
+    if style == "int":  # the writer of the issue: `convert` once on the command line
+        done = run_cli("convert", str(path), "-o", "out", cwd=tmp_path)
+        assert done.returncode == 0 and (tmp_path / "out/saved_model/saved_model.pb").exists(), done.stderr
+    report = ti.verify(path, ti.invert(path), draws=1)
+    assert report.passed, report.table()
 
 
 def test_placeholder_in_the_byte_field_of_every_code(float16_model, tmp_path):
