@@ -373,3 +373,13 @@ def test_bad_blockwise_details(block_size, scale_shape, message):
     data, _, _ = _blockwise_fc(block_size=block_size, scale_shape=scale_shape)
     with pytest.raises(ti.InvalidModelError, match="blockwise quantization: " + message):
         ti.load(data)
+
+
+def test_newer_tensor_types_match_the_schema():
+    """INT2 is 19 and UINT4 20 in schema.fbs (the TF package's generated schema is newer than the
+    `tflite` readers); the reader once had them swapped."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    from tflite_inverter.reader.opcodes import NEWER_TENSOR_TYPES
+
+    assert NEWER_TENSOR_TYPES and all(getattr(schema.TensorType, name) == number for number, name in NEWER_TENSOR_TYPES.items())
