@@ -23,19 +23,35 @@ NUMPY_DTYPES: dict[str, np.dtype] = {name: np.dtype(name) for name in (
 
 @dataclass(frozen=True)
 class QuantParams:
-    """Affine quantization of a tensor: real = scale * (q - zero_point)."""
+    """Affine quantization of a tensor: real = scale * (q - zero_point).
 
-    scales: np.ndarray  # float32, one per channel (length 1 when per-tensor)
+    Blockwise quantization (``block_size`` > 0, the schema's ``BlockwiseQuantization`` details):
+    ``scales`` and ``zero_points`` have the tensor's shape with the last dimension divided by
+    ``block_size``; element ``[..., i]`` uses entry ``[..., i // block_size]``."""
+
+    scales: np.ndarray  # float32, one per channel (length 1 when per-tensor); one per block if blockwise
     zero_points: np.ndarray  # int64, same length as scales
     quantized_dimension: int = 0
     min: np.ndarray | None = None
     max: np.ndarray | None = None
+    block_size: int = 0
+    block_tensors: tuple[int, ...] = ()  # blockwise: the scale tensor's index (and the zero points')
 
     @property
     def per_channel(self) -> bool:
         return self.scales.size > 1
 
+    @property
+    def blockwise(self) -> bool:
+        return self.block_size > 0
+
     def describe(self) -> str:
+        if self.blockwise:
+            return (
+                f"blockwise, blocks of {self.block_size} along the last axis: {self.scales.size} scales "
+                f"in [{self.scales.min():.6g}, {self.scales.max():.6g}]"
+                + ("" if not self.zero_points.any() else ", with zero points")
+            )
         if self.per_channel:
             return (
                 f"per-channel on axis {self.quantized_dimension}: {self.scales.size} scales "
@@ -158,9 +174,46 @@ class Model:
         return Counter(op.opcode for sg in self.subgraphs for op in sg.operators)
 
     def weight_bytes(self) -> int:
+        # int4/int2 constants are unpacked to one int8 per value at load; count them as stored.
+        per_byte = {"int4": 2, "uint4": 2, "int2": 4}
         return sum(
-            t.data.nbytes for sg in self.subgraphs for t in sg.tensors if t.data is not None
+            -(-t.data.nbytes // per_byte.get(t.dtype, 1)) if t.sparsity is None else t.data.nbytes
+            for sg in self.subgraphs for t in sg.tensors if t.data is not None
         )
+
+    def weight_encodings(self) -> Counter:
+        """How the model's constant weights are stored: encoding -> number of tensors. Covers
+        quantized integer constants (int8/int4/int2/uint8/int16 per tensor, per channel or
+        blockwise, symmetric or with zero points, and the int32/int64 biases) and float16
+        constants; ``behind DEQUANTIZE`` marks weights a DEQUANTIZE operator widens."""
+        counts: Counter = Counter()
+        for sg in self.subgraphs:
+            dequantized = {i for op in sg.operators if op.opcode == "DEQUANTIZE" for i in op.inputs if i is not None}
+            tables = {i for t in sg.tensors if t.quantization is not None for i in t.quantization.block_tensors}
+            for tensor in sg.tensors:
+                if tensor.data is None or tensor.is_variable or tensor.index in tables:
+                    continue
+                q = tensor.quantization
+                if q is not None:
+                    if q.blockwise:
+                        scale_type = sg.tensors[q.block_tensors[0]].dtype if q.block_tensors else "float32"
+                        layout = f"blockwise (blocks of {q.block_size}, {scale_type} scales)"
+                    elif q.per_channel:
+                        layout = f"per-channel (axis {q.quantized_dimension})"
+                    else:
+                        layout = "per-tensor"
+                    zero = "with zero points" if np.asarray(q.zero_points).any() else "symmetric"
+                    encoding = f"{tensor.dtype} {layout}, {zero}"
+                elif tensor.dtype == "float16":
+                    encoding = "float16"
+                else:
+                    continue
+                if tensor.sparsity is not None:
+                    encoding += ", sparse"
+                if tensor.index in dequantized:
+                    encoding += ", behind DEQUANTIZE"
+                counts[encoding] += 1
+        return counts
 
     def summary(self) -> str:
         """A readable overview: I/O with shapes, dtypes and quantization; ops and counts."""
@@ -204,4 +257,9 @@ class Model:
         )
         if quantized:
             lines.append(f"quantized activations: {quantized} tensors")
+        encodings = self.weight_encodings()
+        if encodings:
+            lines.append("weight encodings:")
+            for encoding, count in sorted(encodings.items()):
+                lines.append(f"  {encoding:56} {count}")
         return "\n".join(lines)

@@ -20,7 +20,8 @@ from .. import ops  # noqa: F401  (registers the builders)
 from ..errors import BuildError, TfliteInverterError
 from ..names import sanitize_name
 from ..ops import registry
-from ..quant.grids import HYBRID_INPUTS, dequantize_array, fake_quantize, fake_quantize_dynamic, is_quantized_activation
+from ..quant.grids import (HYBRID_INPUTS, HYBRID_WEIGHT_DTYPES, INT16X8_REDUCED_MULTIPLIER_OPS, dequantize_array, fake_quantize,
+                           fake_quantize_dynamic, int16x8_requantization_factor, is_quantized_activation)
 from .context import BuildContext, apply_fused_activation, graph_dtype, output_name
 from .passthrough import Passthrough
 
@@ -190,16 +191,31 @@ class InvertedModule(tf.Module):
         data = sg.tensors[op.inputs[position]] if op.inputs[position] is not None else None
         constants = self._tables.stored[sg.index]
         weights = [sg.tensors[i] for i in op.inputs
-                   if i is not None and sg.tensors[i].dtype == "int8" and sg.tensors[i].quantization is not None and i in constants]
+                   if i is not None and sg.tensors[i].dtype in HYBRID_WEIGHT_DTYPES and sg.tensors[i].quantization is not None
+                   and i in constants]
         if data is None or data.dtype != "float32" or not weights:
             return inputs
-        if asymmetry == "option":
+        quant = weights[0].quantization
+        if weights[0].dtype != "int8" or quant.blockwise or (quant.per_channel and op.opcode == "FULLY_CONNECTED"):
+            asymmetric = True  # XNNPACK takes these weights, and quantizes inputs asymmetrically
+        elif asymmetry == "option":
             asymmetric = bool(op.options.get("asymmetric_quantize_inputs", False))
         else:
             asymmetric = weights[0].quantization.per_channel
         with tf.name_scope("hybrid_input"):
             quantized = fake_quantize_dynamic(inputs[position], granularity, asymmetric)
         return [*inputs[:position], quantized, *inputs[position + 1:]]
+
+    def _int16x8_requantization(self, sg: ir.Subgraph, op: ir.Operator, outputs: list) -> list:
+        """In ``fake_quant`` mode, an int16x8 CONV_2D / DEPTHWISE_CONV_2D output scaled by
+        the kernel's 15-bit requantization multiplier over the exact one (before its fused activation)."""
+        data, weights = INT16X8_REDUCED_MULTIPLIER_OPS[op.opcode]
+        ctx = BuildContext(self._model, sg, op, {})
+        factor = int16x8_requantization_factor(ctx.input_tensor(data), ctx.input_tensor(weights), ctx.output_tensor(0))
+        if factor is None:
+            return outputs
+        with tf.name_scope("int16x8_requantization"):
+            return [outputs[0] * tf.constant(factor if factor.size > 1 else factor.reshape(())), *outputs[1:]]
 
     def on_grid(self, tensor: ir.Tensor, value: tf.Tensor, subgraph_index: int = 0) -> tf.Tensor:
         """In ``fake_quant`` mode, snap a quantized activation to its integer grid (the one place).
@@ -238,6 +254,8 @@ class InvertedModule(tf.Module):
             try:
                 with tf.name_scope(scope):
                     outputs = spec.builder(ctx, op, inputs)
+                    if self.quantized_mode == "fake_quant" and op.opcode in INT16X8_REDUCED_MULTIPLIER_OPS:
+                        outputs = self._int16x8_requantization(sg, op, outputs)
                     activation = op.options.get("fused_activation_function")
                     if op.activation_clip is not None:  # set by cross-layer equalization
                         outputs = [tf.minimum(tf.nn.relu(outputs[0]), op.activation_clip), *outputs[1:]]

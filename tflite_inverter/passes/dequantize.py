@@ -1,5 +1,6 @@
 """Dequantizing constants: integer weights and biases with quantization parameters (int8 / uint8 /
-int16 weights of integer and hybrid models, int32 / int64 biases with scale_in x scale_w, int4) get
+int16 weights of integer and hybrid models, int32 / int64 biases with scale_in x scale_w, int4 / int2,
+per channel or blockwise) get
 their real values in :attr:`ir.Tensor.real`, once, at load. ``data`` keeps the integers the file
 stores (hybrid kernels and a uint8 EMBEDDING_LOOKUP table read them); the dtype and quantization
 parameters stay as the file says.
@@ -15,7 +16,7 @@ from .. import ir
 from ..quant.grids import dequantize_array
 from .edit import map_tensors
 
-QUANTIZED_CONSTANT_DTYPES = ("int8", "uint8", "int16", "int32", "int4", "int64")
+QUANTIZED_CONSTANT_DTYPES = ("int8", "uint8", "int16", "int32", "int4", "int2", "uint4", "int64")
 
 
 def is_quantized_constant(tensor: ir.Tensor) -> bool:

@@ -12,6 +12,8 @@ reads back as quantization parameters), and graph outputs (:func:`quantize_tenso
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..ir import QuantParams
@@ -23,7 +25,12 @@ def dequantize_array(data: np.ndarray, quant: QuantParams | None) -> np.ndarray:
         return np.asarray(data, dtype=np.float32)
     scales = quant.scales.astype(np.float32)
     zero_points = quant.zero_points.astype(np.float32)
-    if quant.per_channel and data.ndim:
+    if quant.blockwise:
+        # One scale per block of the last axis; the reader checked the shapes, so this allocates
+        # exactly the tensor's declared shape in float32.
+        scales = np.repeat(scales, quant.block_size, axis=-1)
+        zero_points = np.repeat(zero_points, quant.block_size, axis=-1)
+    elif quant.per_channel and data.ndim:
         shape = [1] * data.ndim
         shape[quant.quantized_dimension] = -1
         scales = scales.reshape(shape)
@@ -127,6 +134,15 @@ HYBRID_INPUTS = {
 }
 
 
+# Constant weight types of hybrid ops. Per-tensor int8 weights run in LiteRT's builtin hybrid
+# kernels (XNNPACK refuses them); int4, int2, blockwise and per-channel int8 FULLY_CONNECTED weights
+# (as ai-edge-quantizer writes them) run in XNNPACK, whose dynamic (qd8) input quantization is
+# asymmetric per row whatever asymmetric_quantize_inputs says, the same arithmetic as
+# AsymmetricQuantizeFloats (measured: FULLY_CONNECTED outputs within 2e-7 of it, 1e-2 away from
+# float or symmetric inputs). graph.py decides which rule applies.
+HYBRID_WEIGHT_DTYPES = ("int8", "int4", "int2")
+
+
 def fake_quantize_dynamic(x, granularity: str, asymmetric: bool):
     """What a hybrid kernel does to its float input (tensor_utils' SymmetricQuantizeFloats /
     AsymmetricQuantizeFloats, step for step), then dequantized."""
@@ -158,6 +174,48 @@ def _round_half_away(x):
     import tensorflow as tf
 
     return tf.sign(x) * tf.floor(tf.abs(x) + 0.5)
+
+
+# The int16x8 convolutions (int16 activations, int8 weights) requantize their int64 accumulator
+# with MultiplyByQuantizedMultiplier(int64), which rounds the 31-bit multiplier to 15 bits first
+# (``reduced_multiplier``): the effective output scale differs from s_in * s_w / s_out by up to
+# 2^-16, half a step at int16 magnitudes. Measured against LiteRT 2.3 on an ai-edge-quantizer a16w8
+# model, each op fed LiteRT's own input: CONV_2D and DEPTHWISE_CONV_2D outputs one step off in ~4%
+# of elements without it, 0-0.4% with it (float32 rounding); FULLY_CONNECTED keeps the full
+# multiplier (0% off without it, 3-12% with it). opcode -> (input position, weight position).
+INT16X8_REDUCED_MULTIPLIER_OPS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1)}
+
+
+def quantize_multiplier(multiplier: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: ``multiplier = q * 2^(shift - 31)`` with q a 31-bit integer."""
+    if multiplier == 0.0:
+        return 0, 0
+    fraction, shift = math.frexp(multiplier)
+    q = int(round(fraction * (1 << 31)))
+    if q == 1 << 31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q, shift
+
+
+def int16x8_requantization_factor(input_tensor, weight_tensor, output_tensor) -> np.ndarray | None:
+    """Per output channel (last axis), the effective multiplier of an int16x8 kernel divided by
+    the exact one, or ``None`` when the operator is not int16x8 (int8 kernels keep 31 bits)."""
+    if (input_tensor is None or weight_tensor is None or input_tensor.dtype != "int16" or output_tensor.dtype != "int16"
+            or weight_tensor.dtype != "int8" or weight_tensor.quantization is None or input_tensor.quantization is None
+            or output_tensor.quantization is None or weight_tensor.quantization.blockwise):
+        return None
+    s_in = float(np.float32(input_tensor.quantization.scales[0]))
+    s_out = float(np.float32(output_tensor.quantization.scales[0]))
+    factors = []
+    for s_w in weight_tensor.quantization.scales.astype(np.float32).tolist():
+        exact = s_in * float(s_w) / s_out
+        q, shift = quantize_multiplier(exact)
+        reduced = ((q + (1 << 15)) >> 16) if q < 0x7FFF0000 else 0x7FFF
+        factors.append(reduced * 2.0 ** (shift - 15) / exact if exact else 1.0)
+    return np.asarray(factors, np.float32)
 
 
 def quantize_tensor(x, quant: QuantParams, dtype: str):

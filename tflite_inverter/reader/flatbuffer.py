@@ -10,16 +10,18 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import flatbuffers
 import numpy as np
 import tflite
 
 from ..errors import InvalidModelError
 from ..ir import DimensionMetadata, Model, Operator, QuantParams, Signature, Sparsity, Subgraph, Tensor
-from .opcodes import DTYPE_OF_TENSOR_TYPE, TENSOR_TYPE_NAMES, opcode_name
+from .opcodes import DTYPE_OF_TENSOR_TYPE, TENSOR_TYPE_NAMES, opcode_name, resolve_builtin_code
 from .options import decode_builtin_options
 
 FILE_IDENTIFIER = b"TFL3"
@@ -89,8 +91,12 @@ class _Reader:
         self._check_vector(fb.OperatorCodesLength(), 4, "operator_codes")
         opcodes = []
         for i in range(fb.OperatorCodesLength()):
+            self.where = f"operator code {i}"
             code = fb.OperatorCodes(i)
-            number = max(code.DeprecatedBuiltinCode(), code.BuiltinCode())
+            try:
+                number = resolve_builtin_code(*_raw_opcode_fields(code))
+            except ValueError as exc:
+                raise self.fail(str(exc)) from None
             name = opcode_name(number)
             if name == "CUSTOM":
                 custom = code.CustomCode()
@@ -180,6 +186,7 @@ class _Reader:
                     out.append(v)
             return tuple(out)
 
+        tensors = self._resolve_blockwise(tensors, s)
         self.where = f"subgraph {s}"
         inputs = indices(fb.InputsAsNumpy(), "an input")
         outputs = indices(fb.OutputsAsNumpy(), "an output")
@@ -289,7 +296,14 @@ class _Reader:
         view = np.frombuffer(raw, dtype=_VIEW_DTYPES[dtype], count=count).reshape(shape)
         return view
 
-    def _quantization(self, fb: Any) -> QuantParams | None:
+    def _quantization(self, fb: Any) -> "QuantParams | _Blockwise | None":
+        if fb is not None and fb.DetailsType() == _BLOCKWISE_QUANTIZATION:
+            table = fb.Details()
+            fields = [
+                table.Get(flatbuffers.number_types.Int32Flags, o + table.Pos) if (o := table.Offset(slot)) else default
+                for slot, default in ((4, 0), (6, -1), (8, 0))
+            ]
+            return _Blockwise(*fields)
         if fb is None or fb.ScaleLength() == 0:
             return None
         scales = fb.ScaleAsNumpy().astype(np.float32)
@@ -308,6 +322,42 @@ class _Reader:
             max=fb.MaxAsNumpy().astype(np.float32) if fb.MaxLength() else None,
         )
 
+    def _resolve_blockwise(self, tensors: tuple, s: int) -> tuple:
+        """Blockwise quantization names its scale (and zero-point) tensors by index: read them once
+        every tensor of the subgraph is, and check they have the shape the blocks need."""
+        if not any(isinstance(t.quantization, _Blockwise) for t in tensors):
+            return tensors
+        out = list(tensors)
+        for tensor in tensors:
+            details = tensor.quantization
+            if not isinstance(details, _Blockwise):
+                continue
+            self.where = f"subgraph {s} tensor {tensor.index} ({tensor.name!r}) blockwise quantization"
+            size = details.block_size
+            if tensor.data is None or not tensor.shape or size <= 0 or tensor.shape[-1] % size:
+                raise self.fail(f"block size {size} for {'a computed' if tensor.data is None else 'a constant'} "
+                                f"tensor of shape {tensor.shape} (blocks must divide its last dimension)")
+            expected = (*tensor.shape[:-1], tensor.shape[-1] // size)
+
+            def block_table(index: int, what: str, kinds: str) -> np.ndarray:
+                if not 0 <= index < len(tensors):
+                    raise self.fail(f"{what} tensor {index} out of range ({len(tensors)} tensors)")
+                source = tensors[index]
+                if source.data is None or np.asarray(source.data).dtype.kind not in kinds:
+                    raise self.fail(f"{what} tensor {source.name!r} is not a constant of the right type ({source.dtype})")
+                if tuple(source.shape) != expected:
+                    raise self.fail(f"{what} tensor {source.name!r} has shape {source.shape}, blocks of {size} "
+                                    f"over {tensor.shape} need {expected}")
+                return np.asarray(source.data)
+
+            scales = block_table(details.scales, "scale", "f").astype(np.float32)
+            zero_points = (np.zeros(expected, np.int64) if details.zero_points < 0
+                           else block_table(details.zero_points, "zero-point", "iu").astype(np.int64))
+            out[tensor.index] = replace(tensor, quantization=QuantParams(
+                scales=scales, zero_points=zero_points, quantized_dimension=len(tensor.shape) - 1, block_size=size,
+                block_tensors=(details.scales,) + ((details.zero_points,) if details.zero_points >= 0 else ())))
+        return tuple(out)
+
     def _sparsity(self, fb: Any) -> Sparsity:
         dims = []
         for d in range(fb.DimMetadataLength()):
@@ -324,6 +374,29 @@ class _Reader:
         traversal = tuple(fb.TraversalOrderAsNumpy().tolist()) if fb.TraversalOrderLength() else ()
         block_map = tuple(fb.BlockMapAsNumpy().tolist()) if fb.BlockMapLength() else ()
         return Sparsity(traversal, block_map, tuple(dims))
+
+
+def _raw_opcode_fields(code: Any) -> tuple[int | None, int | None]:
+    """``deprecated_builtin_code`` (int8, vtable slot 0) and ``builtin_code`` (int32, slot 3) as
+    stored, ``None`` when absent; not ``code.BuiltinCode()``, which substitutes the byte field for
+    any int value below 127."""
+    table = code._tab
+    byte_offset, int_offset = table.Offset(4), table.Offset(10)
+    deprecated = table.Get(flatbuffers.number_types.Int8Flags, byte_offset + table.Pos) if byte_offset else None
+    builtin = table.Get(flatbuffers.number_types.Int32Flags, int_offset + table.Pos) if int_offset else None
+    return deprecated, builtin
+
+
+_BLOCKWISE_QUANTIZATION = 2  # QuantizationDetails union tag (newer than the `tflite` readers)
+
+
+@dataclass(frozen=True)
+class _Blockwise:
+    """``BlockwiseQuantization`` details as stored: tensor indices and the block size."""
+
+    scales: int
+    zero_points: int  # -1: none
+    block_size: int
 
 
 _INDEX_VECTOR_CLASSES = {

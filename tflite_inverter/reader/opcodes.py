@@ -5,6 +5,14 @@ schema after that package was generated are listed in ``NEWER_OPCODES`` so that 
 using them is still named (and reported as unsupported rather than misread).
 ``schema/opcodes.csv`` at the repository root is the full table; ``schema/check_opcodes.py``
 checks this module and the installed readers against it.
+
+An ``OperatorCode`` holds its opcode in two fields: the int8 ``deprecated_builtin_code`` (what
+files before schema v3a set, and still the only field of many) and the int32 ``builtin_code``
+(what new writers such as ai-edge-quantizer set, leaving the byte field at 0). The schema's rule
+is the larger of the two, with 127 in the byte field a placeholder meaning "look in the int
+field". :func:`resolve_builtin_code` applies it to the *raw* fields: the ``tflite`` package's
+``OperatorCode.BuiltinCode()`` returns the byte field whenever the int field is below 127, so it
+reads a DEQUANTIZE (6) written only into the int field as ADD (0).
 """
 
 from __future__ import annotations
@@ -17,8 +25,8 @@ NEWER_OPCODES: dict[int, str] = {
 }
 
 NEWER_TENSOR_TYPES: dict[int, str] = {
-    19: "UINT4",
-    20: "INT2",
+    19: "INT2",
+    20: "UINT4",
 }
 
 
@@ -57,6 +65,25 @@ DTYPE_OF_TENSOR_TYPE: dict[str, str] = {
     "RESOURCE": "resource",
     "VARIANT": "variant",
 }
+
+
+PLACEHOLDER_FOR_GREATER_OP_CODES = 127
+
+
+def resolve_builtin_code(deprecated: int | None, builtin: int | None) -> int:
+    """The opcode number from the raw ``deprecated_builtin_code`` and ``builtin_code`` fields
+    (``None`` for a field absent from the table: both default to 0, ADD).
+
+    Raises ``ValueError`` for a negative code or a placeholder with nothing in the int field."""
+    byte_field = 0 if deprecated is None else int(deprecated)
+    int_field = 0 if builtin is None else int(builtin)
+    if byte_field < 0 or int_field < 0:
+        raise ValueError(f"negative opcode (deprecated_builtin_code={byte_field}, builtin_code={int_field})")
+    if byte_field == PLACEHOLDER_FOR_GREATER_OP_CODES:
+        if builtin is None:
+            raise ValueError("deprecated_builtin_code is the placeholder 127 but builtin_code is absent")
+        return int_field
+    return max(byte_field, int_field)
 
 
 def opcode_name(code: int) -> str:
