@@ -1,4 +1,4 @@
-"""Cross-layer equalization (tflite_inverter.equalize) and per-tensor re-quantization with it.
+"""Cross-layer equalization (tflite_inverter.passes.equalize) and per-tensor re-quantization with it.
 
 The small model has channels of deliberately different scales (a batch-norm fold gone wild): conv
 3x3 RELU6 -> depthwise 3x3 RELU6 -> conv 1x1 -> fully connected. The real-model test takes the

@@ -345,7 +345,7 @@ def _float_fc() -> bytes:
 def test_blockwise_weights_are_read_and_dequantized(bits, zero_points):
     """Values unpacked low bits first, one scale (and zero point) per block of 4 along the last axis:
     real = scale[o, i // 4] * (q[o, i] - zero_point[o, i // 4]), the reading of LiteRT's EvalBlockwise."""
-    from tflite_inverter.quantization import dequantize_array
+    from tflite_inverter.quant.grids import dequantize_array
 
     data, values, scales = _blockwise_fc(zero_points=zero_points, bits=bits)
     sg = ti.load(data).main
