@@ -1,0 +1,464 @@
+"""Parity tests for tflite_inverter/ops/stablehlo.py and stablehlo_regions.py.
+
+No converter in CI writes StableHLO builtins, so every model is written from scratch with the
+schema's object API (``graph_writer.ModelWriter``): one operator (plus its region subgraphs).
+
+Two references, as each builder's ``note`` says:
+
+* LiteRT, where LiteRT 2.3 has a kernel (ADD, MULTIPLY, MAXIMUM, MINIMUM, AND, SHIFT_LEFT, PAD,
+  GATHER, SCATTER, REDUCE_WINDOW, COMPOSITE, CASE): ``ti.verify`` on seeded or given inputs.
+* Otherwise a numpy transcription of the StableHLO specification (written here, independently of
+  the builder), compared with the inverted model's outputs. ``test_numpy_cases_have_no_litert_kernel``
+  checks in one LiteRT subprocess that LiteRT really has no kernel for those models, so that a
+  LiteRT that gains one turns the claim (and docs/ops.md) red.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from flatbuffers import flexbuffers
+from tensorflow.lite.python import schema_py_generated as schema
+
+import tflite_inverter as ti
+from graph_writer import ModelWriter
+
+RNG = np.random.default_rng(0)
+
+
+def uniform(shape, low=-1.0, high=1.0, seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).uniform(low, high, shape).astype(dtype)
+
+
+def integers(shape, low, high, seed=0, dtype=np.int32):
+    return np.random.default_rng(seed).integers(low, high, shape).astype(dtype)
+
+
+def assert_litert(model: bytes, opcode: str, inputs=None, draws: int = 2):
+    assert opcode in ti.load(model).op_histogram(), opcode
+    report = ti.verify(model, ti.invert(model), draws=draws, inputs=inputs)
+    assert report.passed, report.table()
+    return report
+
+
+def assert_numpy(model: bytes, opcode: str, inputs: list[np.ndarray], expected: list[np.ndarray], rtol=1e-5):
+    assert opcode in ti.load(model).op_histogram(), opcode
+    got = ti.invert(model).run(list(inputs))
+    assert len(got) == len(expected)
+    for k, want in enumerate(expected):
+        value = got[f"out_{k:02d}"]
+        assert value.dtype == np.asarray(want).dtype, (k, value.dtype, np.asarray(want).dtype)
+        assert value.shape == np.asarray(want).shape, (k, value.shape, np.asarray(want).shape)
+        if value.dtype.kind == "f":
+            np.testing.assert_allclose(value, want, rtol=rtol, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(value, want)
+
+
+def options(name: str, **fields):
+    value = getattr(schema, name + "T")()
+    for key, field in fields.items():
+        setattr(value, key, field)
+    return value
+
+
+def single(opcode, input_specs, output_spec, option=None, constants=()):
+    """A model of one operator on model inputs (shape, dtype) followed by constants."""
+    m = ModelWriter()
+    g = m.main
+    ins = [g.input(shape, dtype) for shape, dtype in input_specs] + [g.const(c) for c in constants]
+    outs = g.op(opcode, ins, [output_spec] if isinstance(output_spec, tuple) else output_spec, option)
+    g.outputs(*outs)
+    return m.pack()
+
+
+# -- elementwise, LiteRT ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("opcode", ["STABLEHLO_ADD", "STABLEHLO_MULTIPLY", "STABLEHLO_MAXIMUM", "STABLEHLO_MINIMUM"])
+@pytest.mark.parametrize("dtype", ["float32", "int32"])
+def test_binary_litert(opcode, dtype):
+    model = single(opcode, [([2, 3], dtype), ([2, 3], dtype)], ([2, 3], dtype))
+    assert_litert(model, opcode)
+
+
+def test_and_litert():
+    inputs = [[integers([2, 3], -50, 50, seed=s), integers([2, 3], -50, 50, seed=s + 7)] for s in range(2)]
+    assert_litert(single("STABLEHLO_AND", [([2, 3], "int32"), ([2, 3], "int32")], ([2, 3], "int32")), "STABLEHLO_AND",
+                  inputs=inputs)
+
+
+def test_shift_left_litert():
+    inputs = [[integers([2, 4], -1000, 1000, seed=s), integers([2, 4], 0, 31, seed=s + 3)] for s in range(2)]
+    model = single("STABLEHLO_SHIFT_LEFT", [([2, 4], "int32"), ([2, 4], "int32")], ([2, 4], "int32"),
+                   options("StablehloShiftLeftOptions"))
+    assert_litert(model, "STABLEHLO_SHIFT_LEFT", inputs=inputs)
+
+
+# -- elementwise, numpy ------------------------------------------------------------------------------
+
+def _trunc_div(a, b):
+    return (np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))).astype(a.dtype)
+
+
+NUMPY_CASES = {}  # name -> () -> (model, opcode, inputs, expected)
+
+
+def numpy_case(function):
+    NUMPY_CASES[function.__name__] = function
+    return function
+
+
+def _binary(opcode, a, b, expected, option=None):
+    dtype = a.dtype.name
+    return single(opcode, [(a.shape, dtype), (b.shape, b.dtype.name)], (expected.shape, expected.dtype.name), option), \
+        opcode, [a, b], [expected]
+
+
+@numpy_case
+def subtract():
+    a, b = uniform([2, 3]), uniform([2, 3], seed=1)
+    return _binary("STABLEHLO_SUBTRACT", a, b, a - b)
+
+
+@numpy_case
+def divide_float():
+    a, b = uniform([2, 3]), uniform([2, 3], 0.5, 1.5, seed=1)
+    return _binary("STABLEHLO_DIVIDE", a, b, a / b)
+
+
+@numpy_case
+def divide_int():
+    a = np.array([[7, -7, 7, -7, 0, 9]], np.int32)
+    b = np.array([[2, 2, -2, -2, 3, 4]], np.int32)
+    return _binary("STABLEHLO_DIVIDE", a, b, _trunc_div(a, b))
+
+
+@numpy_case
+def remainder_float():
+    a, b = uniform([2, 3], -5, 5), uniform([2, 3], 0.5, 2, seed=1) * np.array([1, -1, 1], np.float32)
+    return _binary("STABLEHLO_REMAINDER", a, b, np.fmod(a, b))
+
+
+@numpy_case
+def remainder_int():
+    a = np.array([[7, -7, 7, -7, 0, 9]], np.int32)
+    b = np.array([[3, 3, -3, -3, 5, 4]], np.int32)
+    return _binary("STABLEHLO_REMAINDER", a, b, np.fmod(a, b))
+
+
+@numpy_case
+def power():
+    a, b = uniform([2, 3], 0.5, 2), uniform([2, 3], -2, 2, seed=1)
+    return _binary("STABLEHLO_POWER", a, b, np.power(a, b))
+
+
+@numpy_case
+def or_int():
+    a, b = integers([2, 3], -50, 50), integers([2, 3], -50, 50, seed=1)
+    return _binary("STABLEHLO_OR", a, b, np.bitwise_or(a, b))
+
+
+@numpy_case
+def or_bool():
+    a, b = integers([2, 3], 0, 2).astype(bool), integers([2, 3], 0, 2, seed=1).astype(bool)
+    return _binary("STABLEHLO_OR", a, b, a | b)
+
+
+@numpy_case
+def shift_left_out_of_range():
+    """The spec: a shift below 0 or at least the bit width gives 0."""
+    a = np.array([[5, -3, 1, 7, 9]], np.int32)
+    b = np.array([[1, 32, 33, -1, 31]], np.int32)
+    expected = np.array([[10, 0, 0, 0, (9 << 31) & 0xFFFFFFFF]], np.int64)
+    expected = expected.astype(np.uint32).view(np.int32)
+    return _binary("STABLEHLO_SHIFT_LEFT", a, b, expected, options("StablehloShiftLeftOptions"))
+
+
+_UNARY_REFERENCES = {
+    "STABLEHLO_ABS": (np.abs, (-1, 1)),
+    "STABLEHLO_COSINE": (np.cos, (-3, 3)),
+    "STABLEHLO_EXPONENTIAL": (np.exp, (-2, 2)),
+    "STABLEHLO_FLOOR": (np.floor, (-3, 3)),
+    "STABLEHLO_LOG": (np.log, (0.1, 3)),
+    "STABLEHLO_LOGISTIC": (lambda x: 1 / (1 + np.exp(-x)), (-4, 4)),
+    "STABLEHLO_NEGATE": (np.negative, (-1, 1)),
+    "STABLEHLO_RSQRT": (lambda x: 1 / np.sqrt(x), (0.1, 3)),
+    "STABLEHLO_TANH": (np.tanh, (-2, 2)),
+    "STABLEHLO_CBRT": (np.cbrt, (-8, 8)),
+}
+
+
+def _unary_case(opcode):
+    function, (low, high) = _UNARY_REFERENCES[opcode]
+
+    def case():
+        x = uniform([3, 4], low, high)
+        return single(opcode, [([3, 4], "float32")], ([3, 4], "float32")), opcode, [x], [function(x).astype(np.float32)]
+
+    case.__name__ = opcode.lower()
+    return numpy_case(case)
+
+
+for _opcode in _UNARY_REFERENCES:
+    _unary_case(_opcode)
+
+
+# -- comparisons, select, clamp, convert ------------------------------------------------------------
+
+def _compare_option(direction, compare_type="FLOAT"):
+    return options("StablehloCompareOptions",
+                   comparisonDirection=getattr(schema.StablehloComparisonDirection, f"STABLEHLO_COMPARISON_DIRECTION_{direction}"),
+                   compareType=getattr(schema.StablehloComparisonType, f"STABLEHLO_COMPARISON_TYPE_{compare_type}"))
+
+
+_NUMPY_COMPARE = {"EQ": np.equal, "NE": np.not_equal, "GE": np.greater_equal, "GT": np.greater, "LE": np.less_equal,
+                  "LT": np.less}
+
+
+def _compare_case(direction):
+    def case():
+        a = np.array([[0.5, -1.0, 2.0, 0.25], [3.0, 3.0, -2.0, 0.0]], np.float32)
+        b = np.array([[0.5, 1.0, -2.0, 0.5], [3.0, 2.0, -1.0, -0.0]], np.float32)
+        return _binary("STABLEHLO_COMPARE", a, b, _NUMPY_COMPARE[direction](a, b), _compare_option(direction))
+
+    case.__name__ = f"compare_{direction.lower()}"
+    return numpy_case(case)
+
+
+for _direction in _NUMPY_COMPARE:
+    _compare_case(_direction)
+
+
+def _total_order_key(value: float) -> int:
+    """The spec's total order: -NaN < -inf < ... < -0.0 < +0.0 < ... < +inf < +NaN, as an integer."""
+    bits = struct.unpack("<i", struct.pack("<f", value))[0]
+    return bits if bits >= 0 else -(bits & 0x7FFFFFFF) - 1
+
+
+@numpy_case
+def compare_total_order():
+    nan, negative_nan = np.float32(np.nan), -np.float32(np.nan)
+    a = np.array([[-0.0, 0.0, nan, negative_nan, 1.0, -np.inf]], np.float32)
+    b = np.array([[0.0, -0.0, 1.0, -np.inf, nan, negative_nan]], np.float32)
+    expected = np.array([[_total_order_key(x) < _total_order_key(y) for x, y in zip(a[0], b[0])]])
+    return _binary("STABLEHLO_COMPARE", a, b, expected, _compare_option("LT", "FLOAT_TOTAL_ORDER"))
+
+
+@numpy_case
+def compare_unsigned():
+    a = np.array([[-1, 1, 5, -7]], np.int32)
+    b = np.array([[1, -1, 5, -8]], np.int32)
+    expected = a.view(np.uint32) > b.view(np.uint32)
+    return _binary("STABLEHLO_COMPARE", a, b, expected, _compare_option("GT", "UNSIGNED"))
+
+
+@numpy_case
+def select():
+    predicate = integers([2, 3], 0, 2).astype(bool)
+    a, b = uniform([2, 3], seed=1), uniform([2, 3], seed=2)
+    model = single("STABLEHLO_SELECT", [([2, 3], "bool"), ([2, 3], "float32"), ([2, 3], "float32")], ([2, 3], "float32"))
+    return model, "STABLEHLO_SELECT", [predicate, a, b], [np.where(predicate, a, b)]
+
+
+@numpy_case
+def select_scalar_predicate():
+    a, b = uniform([2, 3], seed=1), uniform([2, 3], seed=2)
+    model = single("STABLEHLO_SELECT", [([], "bool"), ([2, 3], "float32"), ([2, 3], "float32")], ([2, 3], "float32"))
+    return model, "STABLEHLO_SELECT", [np.array(False), a, b], [b]
+
+
+@numpy_case
+def clamp_scalar_bounds():
+    x = uniform([3, 4], -2, 2)
+    model = single("STABLEHLO_CLAMP", [([3, 4], "float32")], ([3, 4], "float32"))
+    m = ModelWriter()
+    g = m.main
+    xi = g.input([3, 4])
+    low, high = g.const(np.float32(-0.5)), g.const(np.float32(0.75))
+    g.outputs(*g.op("STABLEHLO_CLAMP", [low, xi, high], [([3, 4], "float32")]))
+    del model
+    return m.pack(), "STABLEHLO_CLAMP", [x], [np.minimum(np.maximum(x, -0.5), 0.75)]
+
+
+@numpy_case
+def clamp_tensor_bounds():
+    x, low = uniform([3, 4], -2, 2), uniform([3, 4], -1, 0, seed=1)
+    high = low + uniform([3, 4], 0, 1, seed=2)
+    model = single("STABLEHLO_CLAMP", [([3, 4], "float32"), ([3, 4], "float32"), ([3, 4], "float32")],
+                   ([3, 4], "float32"))
+    return model, "STABLEHLO_CLAMP", [low, x, high], [np.minimum(np.maximum(x, low), high)]
+
+
+@numpy_case
+def convert_float_to_int():
+    x = np.array([[1.7, -1.7, 0.2, -0.2, 3.0, -2.5]], np.float32)
+    model = single("STABLEHLO_CONVERT", [([1, 6], "float32")], ([1, 6], "int32"))
+    return model, "STABLEHLO_CONVERT", [x], [np.trunc(x).astype(np.int32)]
+
+
+@numpy_case
+def convert_to_bool():
+    x = np.array([[1.5, 0.0, -0.0, -2.0]], np.float32)
+    model = single("STABLEHLO_CONVERT", [([1, 4], "float32")], ([1, 4], "bool"))
+    return model, "STABLEHLO_CONVERT", [x], [x != 0]
+
+
+@numpy_case
+def convert_int_to_float():
+    x = integers([2, 3], -100, 100)
+    model = single("STABLEHLO_CONVERT", [([2, 3], "int32")], ([2, 3], "float32"))
+    return model, "STABLEHLO_CONVERT", [x], [x.astype(np.float32)]
+
+
+# -- shapes and data movement ------------------------------------------------------------------------
+
+@numpy_case
+def iota():
+    m = ModelWriter()
+    g = m.main
+    x = g.input([2, 3, 4], "int32")
+    (ramp,) = g.op("STABLEHLO_IOTA", [], [([2, 3, 4], "int32")], options("StablehloIotaOptions", iotaDimension=1))
+    g.outputs(*g.op("STABLEHLO_ADD", [ramp, x], [([2, 3, 4], "int32")]))
+    value = integers([2, 3, 4], -5, 5)
+    expected = np.arange(3, dtype=np.int32)[None, :, None] + value
+    return m.pack(), "STABLEHLO_IOTA", [value], [expected]
+
+
+@numpy_case
+def reshape():
+    x = uniform([2, 6])
+    return single("STABLEHLO_RESHAPE", [([2, 6], "float32")], ([3, 1, 4], "float32")), "STABLEHLO_RESHAPE", [x], \
+        [x.reshape(3, 1, 4)]
+
+
+@numpy_case
+def transpose():
+    x = uniform([2, 3, 4])
+    option = options("StablehloTransposeOptions", permutation=[2, 0, 1])
+    return single("STABLEHLO_TRANSPOSE", [([2, 3, 4], "float32")], ([4, 2, 3], "float32"), option), \
+        "STABLEHLO_TRANSPOSE", [x], [np.transpose(x, (2, 0, 1))]
+
+
+@numpy_case
+def slice_strided():
+    x = uniform([5, 7])
+    option = options("StablehloSliceOptions", startIndices=[1, 0], limitIndices=[5, 7], strides=[2, 3])
+    return single("STABLEHLO_SLICE", [([5, 7], "float32")], ([2, 3], "float32"), option), "STABLEHLO_SLICE", [x], \
+        [x[1:5:2, 0:7:3]]
+
+
+@numpy_case
+def concatenate():
+    a, b, c = uniform([2, 1]), uniform([2, 3], seed=1), uniform([2, 2], seed=2)
+    option = options("StablehloConcatenateOptions", dimension=1)
+    model = single("STABLEHLO_CONCATENATE", [([2, 1], "float32"), ([2, 3], "float32"), ([2, 2], "float32")],
+                   ([2, 6], "float32"), option)
+    return model, "STABLEHLO_CONCATENATE", [a, b, c], [np.concatenate([a, b, c], axis=1)]
+
+
+@numpy_case
+def broadcast_in_dim():
+    """Operand dimension i goes to output dimension broadcast_dimensions[i], here out of order."""
+    x = uniform([3, 2])
+    option = options("StablehloBroadcastInDimOptions", broadcastDimensions=[2, 0])
+    expected = np.empty([2, 4, 3], np.float32)
+    for i in range(2):
+        for j in range(4):
+            for k in range(3):
+                expected[i, j, k] = x[k, i]
+    return single("STABLEHLO_BROADCAST_IN_DIM", [([3, 2], "float32")], ([2, 4, 3], "float32"), option), \
+        "STABLEHLO_BROADCAST_IN_DIM", [x], [expected]
+
+
+def _pad_reference(x, value, low, high, interior):
+    """The spec: result[low + i * (interior + 1)] = operand[i] where that lies inside the result."""
+    shape = [lo + hi + n + max(n - 1, 0) * step for n, lo, hi, step in zip(x.shape, low, high, interior)]
+    result = np.full(shape, value, x.dtype)
+    for index in np.ndindex(*x.shape):
+        target = tuple(lo + i * (step + 1) for i, lo, step in zip(index, low, interior))
+        if all(0 <= t < s for t, s in zip(target, shape)):
+            result[target] = x[index]
+    return result
+
+
+def _pad_model(shape, low, high, interior):
+    out = [lo + hi + n + max(n - 1, 0) * step for n, lo, hi, step in zip(shape, low, high, interior)]
+    option = options("StablehloPadOptions", edgePaddingLow=low, edgePaddingHigh=high, interiorPadding=interior)
+    return single("STABLEHLO_PAD", [(shape, "float32"), ([], "float32")], (out, "float32"), option)
+
+
+def test_pad_litert():
+    shape, low, high, interior = [3, 4], [1, 0], [2, 1], [1, 2]
+    assert_litert(_pad_model(shape, low, high, interior), "STABLEHLO_PAD")
+
+
+@numpy_case
+def pad_negative_edges():
+    shape, low, high, interior = [3, 4], [-1, 2], [1, -3], [1, 1]
+    x, value = uniform(shape), np.float32(0.5)
+    return _pad_model(shape, low, high, interior), "STABLEHLO_PAD", [x, value], \
+        [_pad_reference(x, value, low, high, interior)]
+
+
+def _dynamic_slice_reference(x, starts, sizes):
+    starts = [min(max(int(s), 0), n - k) for s, n, k in zip(starts, x.shape, sizes)]
+    return x[tuple(slice(s, s + k) for s, k in zip(starts, sizes))]
+
+
+@numpy_case
+def dynamic_slice():
+    """Start indices clamped: (-2, 5) start at (0, 7 - 3)."""
+    x = uniform([4, 7])
+    option = options("StablehloDynamicSliceOptions", sliceSizes=[2, 3])
+    model = single("STABLEHLO_DYNAMIC_SLICE", [([4, 7], "float32"), ([], "int32"), ([], "int32")], ([2, 3], "float32"),
+                   option)
+    starts = [np.array(-2, np.int32), np.array(5, np.int32)]
+    return model, "STABLEHLO_DYNAMIC_SLICE", [x, *starts], [_dynamic_slice_reference(x, starts, [2, 3])]
+
+
+@numpy_case
+def dynamic_update_slice():
+    x, update = uniform([4, 6]), uniform([2, 3], seed=1)
+    starts = [np.array(3, np.int32), np.array(1, np.int32)]  # row 3 is clamped to 2
+    expected = x.copy()
+    row, column = min(max(3, 0), 4 - 2), min(max(1, 0), 6 - 3)
+    expected[row:row + 2, column:column + 3] = update
+    model = single("STABLEHLO_DYNAMIC_UPDATE_SLICE", [([4, 6], "float32"), ([2, 3], "float32"), ([], "int32"),
+                                                      ([], "int32")], ([4, 6], "float32"))
+    return model, "STABLEHLO_DYNAMIC_UPDATE_SLICE", [x, update, *starts], [expected]
+
+
+@numpy_case
+def dot_general_batch_matmul():
+    a, b = uniform([2, 3, 4]), uniform([2, 4, 5], seed=1)
+    option = options("StablehloDotGeneralOptions", lhsBatchingDimensions=[0], rhsBatchingDimensions=[0],
+                     lhsContractingDimensions=[2], rhsContractingDimensions=[1])
+    model = single("STABLEHLO_DOT_GENERAL", [([2, 3, 4], "float32"), ([2, 4, 5], "float32")], ([2, 3, 5], "float32"),
+                   option)
+    return model, "STABLEHLO_DOT_GENERAL", [a, b], [np.matmul(a, b)]
+
+
+@numpy_case
+def dot_general_batch_last():
+    """Batch dimension 2 of lhs and 0 of rhs, contraction over lhs 0 and rhs 2: result dims are
+    (batch, lhs free, rhs free)."""
+    a, b = uniform([4, 3, 2]), uniform([2, 5, 4], seed=1)
+    option = options("StablehloDotGeneralOptions", lhsBatchingDimensions=[2], rhsBatchingDimensions=[0],
+                     lhsContractingDimensions=[0], rhsContractingDimensions=[2])
+    expected = np.zeros([2, 3, 5], np.float32)
+    for batch in range(2):
+        expected[batch] = a[:, :, batch].T @ b[batch].T
+    model = single("STABLEHLO_DOT_GENERAL", [([4, 3, 2], "float32"), ([2, 5, 4], "float32")], ([2, 3, 5], "float32"),
+                   option)
+    return model, "STABLEHLO_DOT_GENERAL", [a, b], [expected]
+
+
+@pytest.mark.parametrize("case", sorted(NUMPY_CASES))
+def test_numpy_reference(case):
+    assert_numpy(*NUMPY_CASES[case]())
