@@ -45,6 +45,11 @@ def assert_litert(model: bytes, opcode: str, inputs=None, draws: int = 2):
     assert opcode in ti.load(model).op_histogram(), opcode
     report = ti.verify(model, ti.invert(model), draws=draws, inputs=inputs)
     assert report.passed, report.table()
+    # verify's tolerance is relative to the output's magnitude, also for integers (random bits of
+    # magnitude 2**32 would pass 400,000 apart): integer and bool outputs must be equal.
+    for output in report.outputs:
+        if output.dtype not in ("float32", "float16", "float64"):
+            assert output.max_abs_error == 0, report.table()
     return report
 
 
@@ -799,6 +804,101 @@ def test_notes_say_where_litert_has_a_kernel(tmp_path):
              if has_kernel[op] != spec.note.startswith(LITERT)}
     assert not wrong, wrong
     assert sum(has_kernel.values()) >= 10 and not all(has_kernel.values())
+
+
+def _convolution_reference(lhs, rhs, dims, strides, padding, lhs_dilation, rhs_dilation, reversal, groups):
+    """The spec's convolution, output element by output element, in (batch, feature, spatial...)
+    layouts here (the model's layouts are transposed to these first)."""
+    lhs = np.transpose(lhs, [dims["input_batch_dimension"], dims["input_feature_dimension"],
+                             *dims["input_spatial_dimensions"]])
+    rhs = np.transpose(rhs, [dims["kernel_output_feature_dimension"], dims["kernel_input_feature_dimension"],
+                             *dims["kernel_spatial_dimensions"]])
+    for d, flip in enumerate(reversal):
+        if flip:
+            rhs = np.flip(rhs, 2 + d)
+    n = lhs.ndim - 2
+    lhs = _pad_reference(lhs, np.float32(0), [0, 0, *[p[0] for p in padding]], [0, 0, *[p[1] for p in padding]],
+                         [0, 0, *[d - 1 for d in lhs_dilation]])
+    window = rhs.shape[2:]
+    out_spatial = [(lhs.shape[2 + d] - (window[d] - 1) * rhs_dilation[d] - 1) // strides[d] + 1 for d in range(n)]
+    out_features, group_in = rhs.shape[0], rhs.shape[1]
+    result = np.zeros([lhs.shape[0], out_features, *out_spatial], np.float64)
+    for b in range(lhs.shape[0]):
+        for o in range(out_features):
+            group = o // (out_features // groups)
+            for position in np.ndindex(*out_spatial):
+                total = 0.0
+                for k in np.ndindex(*window):
+                    where = tuple(position[d] * strides[d] + k[d] * rhs_dilation[d] for d in range(n))
+                    for c in range(group_in):
+                        total += lhs[(b, group * group_in + c) + where] * rhs[(o, c) + k]
+                result[(b, o) + position] = total
+    out_layout = [dims["output_batch_dimension"], dims["output_feature_dimension"], *dims["output_spatial_dimensions"]]
+    return np.transpose(result, [out_layout.index(p) for p in range(n + 2)]).astype(np.float32)
+
+
+def _convolution_case(lhs_shape, rhs_shape, dims, strides, padding, lhs_dilation, rhs_dilation, reversal, groups):
+    lhs, rhs = uniform(lhs_shape), uniform(rhs_shape, seed=1)
+    expected = _convolution_reference(lhs, rhs, dims, strides, padding, lhs_dilation, rhs_dilation, reversal, groups)
+    fields = {"".join(w.capitalize() if i else w for i, w in enumerate(key.split("_"))): value
+              for key, value in dims.items()}
+    option = options("StablehloConvolutionOptions", windowStrides=strides, padding=[v for p in padding for v in p],
+                     lhsDilation=lhs_dilation, rhsDilation=rhs_dilation, windowReversal=reversal,
+                     featureGroupCount=groups, batchGroupCount=1, **fields)
+    model = single("STABLEHLO_CONVOLUTION", [(lhs_shape, "float32"), (rhs_shape, "float32")],
+                   (list(expected.shape), "float32"), option)
+    return model, "STABLEHLO_CONVOLUTION", [lhs, rhs], [expected]
+
+
+TORCH_LAYOUT = dict(input_batch_dimension=0, input_feature_dimension=1, input_spatial_dimensions=[2, 3],
+                    kernel_output_feature_dimension=0, kernel_input_feature_dimension=1,
+                    kernel_spatial_dimensions=[2, 3], output_batch_dimension=0, output_feature_dimension=1,
+                    output_spatial_dimensions=[2, 3])
+TF_LAYOUT = dict(input_batch_dimension=0, input_feature_dimension=3, input_spatial_dimensions=[1, 2],
+                 kernel_output_feature_dimension=3, kernel_input_feature_dimension=2,
+                 kernel_spatial_dimensions=[0, 1], output_batch_dimension=0, output_feature_dimension=3,
+                 output_spatial_dimensions=[1, 2])
+
+
+@numpy_case
+def convolution_grouped_strided_dilated():
+    """NCHW/OIHW (what litert-torch writes), 2 feature groups, stride 2 with kernel dilation 2, uneven padding."""
+    return _convolution_case([1, 4, 7, 8], [6, 2, 3, 2], TORCH_LAYOUT, [2, 2], [(1, 1), (0, 1)], [1, 1], [1, 2],
+                             [False, False], 2)
+
+
+@numpy_case
+def convolution_transposed():
+    """NHWC/HWIO with lhs dilation 2 and a reversed window (a transposed convolution), negative padding."""
+    return _convolution_case([2, 3, 4, 2], [3, 2, 2, 3], TF_LAYOUT, [1, 1], [(2, 2), (1, -1)], [2, 2], [1, 1],
+                             [True, False], 1)
+
+
+@numpy_case
+def convolution_1d():
+    dims = dict(input_batch_dimension=0, input_feature_dimension=1, input_spatial_dimensions=[2],
+                kernel_output_feature_dimension=0, kernel_input_feature_dimension=1, kernel_spatial_dimensions=[2],
+                output_batch_dimension=0, output_feature_dimension=1, output_spatial_dimensions=[2])
+    return _convolution_case([2, 3, 9], [4, 3, 3], dims, [2], [(1, 0)], [1], [1], [False], 1)
+
+
+def _rng_model(state_size, algorithm, out_shape, dtype):
+    option = options("StablehloRngBitGeneratorOptions", algorithm=getattr(schema.RngAlgorithm, algorithm))
+    return single("STABLEHLO_RNG_BIT_GENERATOR", [([state_size], "uint64")],
+                  [([state_size], "uint64"), (out_shape, dtype)], option)
+
+
+@pytest.mark.parametrize("state_size,algorithm,out_shape,dtype", [
+    (2, "PHILOX", [3, 5], "uint32"),   # 15 words: a partial last block
+    (3, "DEFAULT", [2, 3], "uint64"),
+    (2, "THREEFRY", [7], "int32"),
+    (2, "THREEFRY", [2, 2], "int64"),
+])
+def test_rng_bit_generator_litert(state_size, algorithm, out_shape, dtype):
+    """Bits and new state word for word; the states include words above 2**32."""
+    rng = np.random.default_rng(3)
+    draws = [[rng.integers(0, 2**63, state_size, dtype=np.uint64) * np.uint64(2) + np.uint64(k)] for k in range(2)]
+    assert_litert(_rng_model(state_size, algorithm, out_shape, dtype), "STABLEHLO_RNG_BIT_GENERATOR", inputs=draws)
 
 
 # Registered last: every case above is in the tables.

@@ -232,7 +232,7 @@ def pad(x, value, low, high, interior):
             paddings = [[0, 0]] * (x.shape.rank + 1)
             paddings[axis + 1] = [0, step]
             spread = tf.pad(spread, paddings, constant_values=value)
-            shape = x.shape.as_list()
+            shape = [-1 if d is None else d for d in x.shape.as_list()]  # StableHLO shapes are static
             shape[axis] = size * (step + 1)
             x = tf.reshape(spread, shape)[(slice(None),) * axis + (slice(0, size * (step + 1) - step),)]
     x = tf.pad(x, [[max(lo, 0), max(hi, 0)] for lo, hi in zip(low, high)], constant_values=value)
@@ -295,3 +295,40 @@ def build_stablehlo_dot_general(ctx, op, inputs):
     if lhs.dtype != target:
         lhs, rhs = tf.cast(lhs, target), tf.cast(rhs, target)
     return [tf.einsum(f"{''.join(lhs_names)},{''.join(rhs_names)}->{''.join(out)}", lhs, rhs)]
+
+
+def _convolve(x, kernel, strides, dilations, groups: int):
+    """Channels-last convolution, VALID, of ``groups`` feature groups (split and concatenated)."""
+    strided = any(s > 1 for s in strides) and any(d > 1 for d in dilations)
+    step = [1] * len(strides) if strided else list(strides)
+    xs, ks = (tf.split(x, groups, axis=-1), tf.split(kernel, groups, axis=-1)) if groups > 1 else ([x], [kernel])
+    y = tf.concat([tf.nn.convolution(a, b, strides=step, padding="VALID", dilations=list(dilations))
+                   for a, b in zip(xs, ks)], axis=-1)
+    if strided:  # TensorFlow takes strides or dilations, not both: stride after a dense convolution
+        y = y[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
+    return y
+
+
+@register("STABLEHLO_CONVOLUTION", note=NUMPY + "; any dimension numbers, lhs/rhs dilation, window reversal, "
+          "feature groups (batch_group_count 1)")
+def build_stablehlo_convolution(ctx, op, inputs):
+    o = op.options
+    lhs, rhs = inputs
+    spatial = list(o["input_spatial_dimensions"])
+    n = len(spatial)
+    if o.get("batch_group_count", 1) not in (0, 1):
+        raise ctx.fail(f"batch_group_count {o['batch_group_count']} is not supported")
+    groups = max(int(o.get("feature_group_count", 1)), 1)
+    x = tf.transpose(lhs, [o["input_batch_dimension"], *spatial, o["input_feature_dimension"]])
+    kernel = tf.transpose(rhs, [*o["kernel_spatial_dimensions"], o["kernel_input_feature_dimension"],
+                                o["kernel_output_feature_dimension"]])
+    reversal = list(o["window_reversal"]) or [False] * n
+    if any(reversal):
+        kernel = tf.reverse(kernel, [d for d in range(n) if reversal[d]])
+    lhs_dilation = list(o["lhs_dilation"]) or [1] * n
+    padding = list(o["padding"]) or [0] * (2 * n)
+    zero = tf.zeros([], x.dtype)
+    x = pad(x, zero, [0, *padding[0::2], 0], [0, *padding[1::2], 0], [0, *(d - 1 for d in lhs_dilation), 0])
+    y = _convolve(x, kernel, list(o["window_strides"]) or [1] * n, list(o["rhs_dilation"]) or [1] * n, groups)
+    layout = [o["output_batch_dimension"], *o["output_spatial_dimensions"], o["output_feature_dimension"]]
+    return [tf.transpose(y, [layout.index(p) for p in range(n + 2)])]
