@@ -65,7 +65,7 @@ _BINARY = {
     "STABLEHLO_MAXIMUM": (tf.math.maximum, LITERT),
     "STABLEHLO_MINIMUM": (tf.math.minimum, LITERT),
     "STABLEHLO_AND": (_and, LITERT),
-    "STABLEHLO_SHIFT_LEFT": (_shift_left, LITERT),
+    "STABLEHLO_SHIFT_LEFT": (_shift_left, LITERT + "; shifts outside [0, bit width) give 0 (the spec; numpy)"),
     "STABLEHLO_SUBTRACT": (tf.math.subtract, NUMPY),
     "STABLEHLO_DIVIDE": (_divide, NUMPY + "; integers truncate toward zero"),
     "STABLEHLO_REMAINDER": (_remainder, NUMPY + "; the dividend's sign (fmod)"),

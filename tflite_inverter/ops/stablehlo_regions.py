@@ -203,7 +203,8 @@ def _full_index(starts, window_sizes):
     return tf.stack([tf.broadcast_to(c, target) for c in coordinates], axis=-1)
 
 
-@register("STABLEHLO_GATHER", note=LITERT + "; start indices clamped so each slice stays inside the operand")
+@register("STABLEHLO_GATHER", note=LITERT + "; start indices clamped so each slice stays inside the operand; "
+          "scalar indices (index_vector_dim == rank) against numpy: LiteRT 2.3 crashes on them")
 def build_stablehlo_gather(ctx, op, inputs):
     o = op.options
     operand, indices = inputs

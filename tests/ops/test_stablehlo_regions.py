@@ -1,0 +1,336 @@
+"""Parity tests for tflite_inverter/ops/stablehlo_regions.py: StableHLO ops whose regions TFLite
+stores as subgraphs (COMPOSITE, WHILE, CASE, REDUCE, REDUCE_WINDOW, SORT, GATHER, SCATTER).
+
+Models are written from scratch (``graph_writer``) with their computation subgraphs; LiteRT is the
+reference for COMPOSITE, CASE, REDUCE_WINDOW, GATHER and SCATTER, a numpy transcription of the spec
+for the others (LiteRT 2.3 has no kernel for them).
+"""
+
+from __future__ import annotations
+
+from flatbuffers import flexbuffers
+
+import numpy as np
+import pytest
+from tensorflow.lite.python import schema_py_generated as schema
+
+import tflite_inverter as ti
+from graph_writer import ModelWriter
+from stablehlo_parity import (CaseTable, assert_litert, check_case, compare_option, integers, options, single,
+                              uniform)
+
+CASES = CaseTable()
+numpy_case, litert_case = CASES.numpy_case, CASES.litert_case
+
+
+def computation(m: ModelWriter, opcode: str | None, dtype: str = "float32") -> int:
+    """A subgraph of two scalar arguments: ``opcode`` of both, or (None) the second argument."""
+    g = m.graph()
+    a, b = g.input([], dtype), g.input([], dtype)
+    if opcode is None:
+        g.outputs(b)
+    else:
+        g.outputs(*g.op(opcode, [a, b], [([], dtype)]))
+    return len(m.graphs) - 1
+
+
+def _reduce_model(shape, dimensions, body, init, out_shape):
+    m = ModelWriter()
+    g = m.main
+    x = g.input(shape)
+    option = options("StablehloReduceOptions", dimensions=dimensions, bodySubgraphIndex=computation(m, body))
+    g.outputs(*g.op("STABLEHLO_REDUCE", [x, g.const(np.float32(init))], [(out_shape, "float32")], option))
+    return m.pack()
+
+
+@numpy_case
+def reduce_sum():
+    x = uniform([2, 3, 4])
+    return _reduce_model([2, 3, 4], [0, 2], "STABLEHLO_ADD", 0.5, [3]), "STABLEHLO_REDUCE", [x], \
+        [x.sum(axis=(0, 2)) + np.float32(0.5)]
+
+
+@numpy_case
+def reduce_max():
+    x = uniform([2, 3, 4])
+    return _reduce_model([2, 3, 4], [1], "STABLEHLO_MAXIMUM", 0.25, [2, 4]), "STABLEHLO_REDUCE", [x], \
+        [np.maximum(x.max(axis=1), np.float32(0.25))]
+
+
+def _reduce_window_model(shape, window, strides, base, dilations, padding, body, init):
+    rank = len(shape)
+    padded = [(n - 1) * b + 1 + lo + hi for n, b, (lo, hi) in zip(shape, base, padding)]
+    out = [(p - (w - 1) * d - 1) // s + 1 for p, w, d, s in zip(padded, window, dilations, strides)]
+    m = ModelWriter()
+    g = m.main
+    x = g.input(shape)
+    option = options("StablehloReduceWindowOptions", windowDimensions=window, windowStrides=strides,
+                     baseDilations=base, windowDilations=dilations, padding=[v for pair in padding for v in pair],
+                     bodySubgraphIndex=computation(m, body))
+    assert rank == len(window)
+    g.outputs(*g.op("STABLEHLO_REDUCE_WINDOW", [x, g.const(np.float32(init))], [(out, "float32")], option))
+    return m.pack()
+
+
+@pytest.mark.parametrize("body,init", [("STABLEHLO_ADD", 0.0), ("STABLEHLO_MAXIMUM", -np.inf)])
+def test_reduce_window_litert(body, init):
+    """A pooling window with strides, padding, base and window dilation."""
+    model = _reduce_window_model([1, 5, 6, 2], [1, 3, 2, 1], [1, 2, 1, 1], [1, 1, 2, 1], [1, 1, 2, 1],
+                                 [(0, 0), (1, 1), (0, 1), (0, 0)], body, init)
+    assert_litert(model, "STABLEHLO_REDUCE_WINDOW")
+
+
+def test_composite_litert_and_visible(tmp_path):
+    """The decomposition runs; the composite's name, version and attributes are the experimental_implements
+    of the tf.function around it, in the SavedModel too."""
+    m = ModelWriter()
+    g = m.main
+    x, y = g.input([2, 3]), g.input([2, 3])
+    body = m.graph("rms_norm_decomposition")
+    bx, by = body.input([2, 3]), body.input([2, 3])
+    (square,) = body.op("MUL", [bx, bx], [([2, 3], "float32")], options("MulOptions"))
+    body.outputs(*body.op("ADD", [square, by], [([2, 3], "float32")], options("AddOptions")))
+    builder = flexbuffers.Builder()
+    with builder.Map():
+        builder.Float("epsilon", 1e-6)
+        builder.Int("axis", -1)
+    option = options("StableHLOCompositeOptions", name=b"odml.rms_norm", decompositionSubgraphIndex=1,
+                     compositeAttributes=list(builder.Finish()), compositeAttributesFormat=1, version=2)
+    g.outputs(*g.op("STABLEHLO_COMPOSITE", [x, y], [([2, 3], "float32")], option))
+    model = m.pack()
+    assert_litert(model, "STABLEHLO_COMPOSITE")
+    inverted = ti.invert(model)
+    graph = inverted.functions[inverted.default_signature].get_concrete_function().graph.as_graph_def()
+    implements = [f.attr["_implements"].func for f in graph.library.function if "_implements" in f.attr]
+    assert len(implements) == 1, implements
+    assert implements[0].name == "odml.rms_norm"
+    attributes = implements[0].attr
+    assert attributes["composite_version"].i == 2 and attributes["axis"].i == -1
+    assert attributes["epsilon"].f == pytest.approx(1e-6)
+    inverted.save_saved_model(tmp_path / "saved_model")
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString((tmp_path / "saved_model" / "saved_model.pb").read_bytes())
+    library = saved.meta_graphs[0].graph_def.library.function
+    assert {f.attr["_implements"].func.name for f in library if "_implements" in f.attr} == {"odml.rms_norm"}
+
+
+def _case_model(branch_ops):
+    m = ModelWriter()
+    g = m.main
+    index, x = g.input([], "int32"), g.input([2, 3])
+    branches = []
+    for opcode in branch_ops:
+        b = m.graph()
+        bx = b.input([2, 3])
+        b.outputs(*b.op(opcode, [bx, bx], [([2, 3], "float32")]))
+        branches.append(len(m.graphs) - 1)
+    option = schema.StablehloCaseOptionsT()
+    option.branchSubgraphIndices = branches
+    g.outputs(*g.op("STABLEHLO_CASE", [index, x], [([2, 3], "float32")], option))
+    return m.pack()
+
+
+def test_case_litert():
+    """Index 0, 1, 2 and out of range (-1, 7: the last branch)."""
+    model = _case_model(["ADD", "MUL", "MAXIMUM"])
+    assert ti.load(model).subgraphs[0].operators[0].options["branch_subgraph_indices"] == (1, 2, 3)
+    x = uniform([2, 3])
+    inputs = [[np.array(i, np.int32), x] for i in (0, 1, 2, -1, 7)]
+    assert_litert(model, "STABLEHLO_CASE", inputs=inputs)
+
+
+@numpy_case
+def while_loop():
+    """while i < 5: (i, x) = (i + 1, x * 1.5 + 0.25)."""
+    m = ModelWriter()
+    g = m.main
+    counter, x = g.input([], "int32"), g.input([2, 2])
+    cond = m.graph("cond")
+    ci, cx = cond.input([], "int32"), cond.input([2, 2])
+    cond.outputs(*cond.op("STABLEHLO_COMPARE", [ci, cond.const(np.int32(5))], [([], "bool")],
+                          compare_option("LT", "SIGNED")))
+    body = m.graph("body")
+    bi, bx = body.input([], "int32"), body.input([2, 2])
+    (next_i,) = body.op("STABLEHLO_ADD", [bi, body.const(np.int32(1))], [([], "int32")])
+    (scaled,) = body.op("STABLEHLO_MULTIPLY", [bx, body.const(np.full([2, 2], 1.5, np.float32))], [([2, 2], "float32")])
+    (next_x,) = body.op("STABLEHLO_ADD", [scaled, body.const(np.full([2, 2], 0.25, np.float32))], [([2, 2], "float32")])
+    body.outputs(next_i, next_x)
+    option = options("StablehloWhileOptions", condSubgraphIndex=1, bodySubgraphIndex=2)
+    g.outputs(*g.op("STABLEHLO_WHILE", [counter, x], [([], "int32"), ([2, 2], "float32")], option))
+    start, value = np.array(1, np.int32), uniform([2, 2])
+    i, v = int(start), value.copy()
+    while i < 5:
+        i, v = i + 1, (v * np.float32(1.5) + np.float32(0.25)).astype(np.float32)
+    return m.pack(), "STABLEHLO_WHILE", [start, value], [np.array(i, np.int32), v]
+
+
+def _sort_model(shape, dimension, direction, swapped=False):
+    m = ModelWriter()
+    g = m.main
+    keys, values = g.input(shape, "int32"), g.input(shape)
+    comparator = m.graph("comparator")
+    arguments = [comparator.input([], "int32"), comparator.input([], "int32"), comparator.input([]),
+                 comparator.input([])]
+    lhs, rhs = (arguments[1], arguments[0]) if swapped else (arguments[0], arguments[1])
+    comparator.outputs(*comparator.op("STABLEHLO_COMPARE", [lhs, rhs], [([], "bool")],
+                                      compare_option(direction, "SIGNED")))
+    option = options("StablehloSortOptions", dimension=dimension, isStable=True, comparatorSubgraphIndex=1)
+    g.outputs(*g.op("STABLEHLO_SORT", [keys, values], [(shape, "int32"), (shape, "float32")], option))
+    return m.pack()
+
+
+def _stable_sort_reference(keys, values, axis, descending):
+    order = np.argsort(-keys if descending else keys, axis=axis, kind="stable")
+    return [np.take_along_axis(keys, order, axis), np.take_along_axis(values, order, axis)]
+
+
+@numpy_case
+def sort_ascending_stable():
+    keys, values = integers([3, 6], 0, 3), uniform([3, 6])
+    return _sort_model([3, 6], 1, "LT"), "STABLEHLO_SORT", [keys, values], \
+        _stable_sort_reference(keys, values, 1, False)
+
+
+@numpy_case
+def sort_descending_swapped_arguments():
+    """compare(b, a) LT orders descending; along dimension 0; ties keep their order."""
+    keys, values = integers([5, 2], 0, 3, seed=1), uniform([5, 2], seed=1)
+    return _sort_model([5, 2], 0, "LT", swapped=True), "STABLEHLO_SORT", [keys, values], \
+        _stable_sort_reference(keys, values, 0, True)
+
+
+def _gather_reference(operand, indices, offset_dims, collapsed, start_index_map, index_vector_dim, slice_sizes):
+    """The spec's gather, element by element."""
+    if index_vector_dim == indices.ndim:
+        indices = indices[..., None]
+    batch_dims_of_indices = [d for d in range(indices.ndim) if d != index_vector_dim]
+    batch_shape = [indices.shape[d] for d in batch_dims_of_indices]
+    window = [slice_sizes[d] for d in range(operand.ndim) if d not in collapsed]
+    out_rank = len(batch_shape) + len(window)
+    batch_positions = [p for p in range(out_rank) if p not in offset_dims]
+    out_shape = [0] * out_rank
+    for p, n in zip(batch_positions, batch_shape):
+        out_shape[p] = n
+    for p, n in zip(sorted(offset_dims), window):
+        out_shape[p] = n
+    result = np.zeros(out_shape, operand.dtype)
+    for out_index in np.ndindex(*out_shape):
+        batch = [out_index[p] for p in batch_positions]
+        vector_index = list(batch)
+        vector_index.insert(index_vector_dim, slice(None))
+        start_vector = indices[tuple(vector_index)]
+        start = [0] * operand.ndim
+        for k, d in enumerate(start_index_map):
+            start[d] = int(np.clip(start_vector[k], 0, operand.shape[d] - slice_sizes[d]))
+        offsets = iter(out_index[p] for p in sorted(offset_dims))
+        full = [start[d] + (0 if d in collapsed else next(offsets)) for d in range(operand.ndim)]
+        result[out_index] = operand[tuple(full)]
+    return result
+
+
+def _gather_model(operand_shape, indices_shape, out_shape, **dims):
+    option = options("StablehloGatherOptions", offsetDims=dims["offset_dims"], collapsedSliceDims=dims["collapsed"],
+                     startIndexMap=dims["start_index_map"], indexVectorDim=dims["index_vector_dim"],
+                     sliceSizes=dims["slice_sizes"], indicesAreSorted=False)
+    return single("STABLEHLO_GATHER", [(operand_shape, "float32"), (indices_shape, "int32")], (out_shape, "float32"),
+                  option)
+
+
+GATHER_CASES = {
+    # operand, indices (values, out of range ones clamp), dimension numbers
+    "rows": ([10, 4], np.array([[3], [0], [9]], np.int32), dict(offset_dims=[1], collapsed=[0], start_index_map=[0],
+                                                                 index_vector_dim=1, slice_sizes=[1, 4])),
+    "windows": ([5, 4, 3], np.array([[1, 3], [4, 0], [-2, 9]], np.int32),
+                dict(offset_dims=[1, 2], collapsed=[0], start_index_map=[0, 1], index_vector_dim=1,
+                     slice_sizes=[1, 2, 3])),
+    "index_vector_first": ([6, 5], np.array([[0, 2, 5], [4, 1, 3]], np.int32),
+                           dict(offset_dims=[0], collapsed=[1], start_index_map=[1, 0], index_vector_dim=0,
+                                slice_sizes=[2, 1])),
+}
+
+
+@numpy_case
+def gather_implicit_index_vector():
+    """index_vector_dim == rank(indices): each index is a scalar. LiteRT 2.3's kernel crashes
+    (SIGSEGV) on this form, so the numpy reference of the spec is the check."""
+    operand, indices = uniform([10, 4]), np.array([3, 0, 12], np.int32)
+    dims = dict(offset_dims=[1], collapsed=[0], start_index_map=[0], index_vector_dim=1, slice_sizes=[1, 4])
+    expected = _gather_reference(operand, indices, **dims)
+    return _gather_model([10, 4], [3], [3, 4], **dims), "STABLEHLO_GATHER", [operand, indices], [expected]
+
+
+@pytest.mark.parametrize("name", sorted(GATHER_CASES))
+def test_gather_litert(name):
+    operand_shape, indices, dims = GATHER_CASES[name]
+    operand = uniform(operand_shape)
+    expected = _gather_reference(operand, indices, **dims)
+    model = _gather_model(operand_shape, list(indices.shape), list(expected.shape), **dims)
+    assert_litert(model, "STABLEHLO_GATHER", inputs=[[operand, indices]])
+    # the reference above is also the spec's, element by element
+    got = ti.invert(model).run([operand, indices])["out_00"]
+    np.testing.assert_array_equal(got, expected)
+
+
+def _scatter_model(operand_shape, indices_shape, updates_shape, body, **dims):
+    m = ModelWriter()
+    g = m.main
+    operand, indices, updates = g.input(operand_shape), g.input(indices_shape, "int32"), g.input(updates_shape)
+    option = options("StablehloScatterOptions", updateWindowDims=dims["update_window_dims"],
+                     insertedWindowDims=dims["inserted_window_dims"],
+                     scatterDimsToOperandDims=dims["scatter_dims_to_operand_dims"],
+                     indexVectorDim=dims["index_vector_dim"], indicesAreSorted=False, uniqueIndices=False,
+                     updateComputationSubgraphIndex=computation(m, body))
+    g.outputs(*g.op("STABLEHLO_SCATTER", [operand, indices, updates], [(operand_shape, "float32")], option))
+    return m.pack()
+
+
+ROW_SCATTER = dict(update_window_dims=[1], inserted_window_dims=[0], scatter_dims_to_operand_dims=[0],
+                   index_vector_dim=1)
+
+
+@pytest.mark.parametrize("body", ["STABLEHLO_ADD", None, "STABLEHLO_MAXIMUM"])
+def test_scatter_rows_litert(body):
+    """Rows of updates added to / written over / maxed into operand rows; index 3 twice (add), 7 out of range."""
+    indices = np.array([[3], [0], [3], [7]] if body != None else [[3], [0], [7], [1]], np.int32)  # noqa: E711
+    operand, updates = uniform([5, 3]), uniform([4, 3], seed=1)
+    model = _scatter_model([5, 3], [4, 1], [4, 3], body, **ROW_SCATTER)
+    assert_litert(model, "STABLEHLO_SCATTER", inputs=[[operand, indices, updates]])
+
+
+@litert_case
+def scatter_windows():
+    """2x2 windows added at (row, column) starts. The spec checks each element's result index: the
+    window at (3, 4) lands its element (0, 0) and drops the other three."""
+    operand, updates = uniform([4, 5]), uniform([3, 2, 2], seed=1)
+    indices = np.array([[0, 0], [2, 3], [3, 4]], np.int32)
+    expected = operand.copy()
+    for k, (r, c) in enumerate(indices):
+        for i, j in np.ndindex(2, 2):
+            if r + i < 4 and c + j < 5:
+                expected[r + i, c + j] += updates[k, i, j]
+    model = _scatter_model([4, 5], [3, 2], [3, 2, 2], "STABLEHLO_ADD", update_window_dims=[1, 2],
+                           inserted_window_dims=[], scatter_dims_to_operand_dims=[0, 1], index_vector_dim=1)
+    return model, "STABLEHLO_SCATTER", [operand, indices, updates], [expected]
+
+
+def test_unrecognised_computation_is_a_build_error():
+    m = ModelWriter()
+    g = m.main
+    x = g.input([2, 3])
+    option = options("StablehloReduceOptions", dimensions=[1], bodySubgraphIndex=computation(m, "STABLEHLO_SUBTRACT"))
+    g.outputs(*g.op("STABLEHLO_REDUCE", [x, g.const(np.float32(0))], [([2], "float32")], option))
+    with pytest.raises(ti.BuildError, match="computation subgraph 1"):
+        ti.invert(m.pack())
+
+
+
+# Registered last: every case above is in the table.
+@pytest.mark.parametrize("case", sorted(CASES.numpy))
+def test_numpy_reference(case):
+    check_case(CASES.numpy[case], against_litert=False)
+
+
+@pytest.mark.parametrize("case", sorted(CASES.litert))
+def test_litert_and_numpy_reference(case):
+    check_case(CASES.litert[case], against_litert=True)
