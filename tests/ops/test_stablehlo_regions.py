@@ -314,15 +314,117 @@ def scatter_windows():
     return model, "STABLEHLO_SCATTER", [operand, indices, updates], [expected]
 
 
-def test_unrecognised_computation_is_a_build_error():
+def _argmax_body(m: ModelWriter, value_dtype="float32", index_dtype="int32") -> int:
+    """The body TensorFlow's converter writes for argmax: (value, index) pairs, the larger value
+    and, on a tie, the smaller index."""
+    g = m.graph("argmax_body")
+    v0, i0, v1, i1 = g.input([], value_dtype), g.input([], index_dtype), g.input([], value_dtype), g.input([], index_dtype)
+    (ge,) = g.op("STABLEHLO_COMPARE", [v0, v1], [([], "bool")], compare_option("GE"))
+    (value,) = g.op("STABLEHLO_SELECT", [ge, v0, v1], [([], value_dtype)])
+    (eq,) = g.op("STABLEHLO_COMPARE", [v0, v1], [([], "bool")], compare_option("EQ"))
+    (smaller,) = g.op("STABLEHLO_MINIMUM", [i0, i1], [([], index_dtype)])
+    (picked,) = g.op("STABLEHLO_SELECT", [ge, i0, i1], [([], index_dtype)])
+    (index,) = g.op("STABLEHLO_SELECT", [eq, smaller, picked], [([], index_dtype)])
+    g.outputs(value, index)
+    return len(m.graphs) - 1
+
+
+@numpy_case
+def reduce_argmax_variadic():
+    """Two operands (values and their iota) and a compare-and-select body: the generic tree. Rows
+    of 7 (odd: init values fill the pairs) with ties, which go to the first index."""
+    x = np.round(uniform([3, 7], -2, 2), 0).astype(np.float32)
+    m = ModelWriter()
+    g = m.main
+    xi, positions = g.input([3, 7]), g.input([3, 7], "int32")
+    option = options("StablehloReduceOptions", dimensions=[1], bodySubgraphIndex=_argmax_body(m))
+    g.outputs(*g.op("STABLEHLO_REDUCE", [xi, positions, g.const(np.float32(-np.inf)), g.const(np.int32(0))],
+                    [([3], "float32"), ([3], "int32")], option))
+    iota = np.broadcast_to(np.arange(7, dtype=np.int32), [3, 7]).copy()
+    return m.pack(), "STABLEHLO_REDUCE", [x, iota], [x.max(axis=1), np.argmax(x, axis=1).astype(np.int32)]
+
+
+@numpy_case
+def reduce_window_select_body():
+    """A max written as COMPARE + SELECT (not one op): the generic tree over each window."""
+    m = ModelWriter()
+    g = m.main
+    x = g.input([1, 5, 4, 1])
+    body = m.graph("select_max")
+    a, b = body.input([]), body.input([])
+    (gt,) = body.op("STABLEHLO_COMPARE", [a, b], [([], "bool")], compare_option("GT"))
+    body.outputs(*body.op("STABLEHLO_SELECT", [gt, a, b], [([], "float32")]))
+    option = options("StablehloReduceWindowOptions", windowDimensions=[1, 3, 2, 1], windowStrides=[1, 2, 2, 1],
+                     baseDilations=[1, 1, 1, 1], windowDilations=[1, 1, 1, 1], padding=[0, 0, 1, 1, 0, 0, 0, 0],
+                     bodySubgraphIndex=1)
+    g.outputs(*g.op("STABLEHLO_REDUCE_WINDOW", [x, g.const(np.float32(-np.inf))], [([1, 3, 2, 1], "float32")], option))
+    value = uniform([1, 5, 4, 1])
+    padded = np.pad(value, [(0, 0), (1, 1), (0, 0), (0, 0)], constant_values=-np.inf)
+    expected = np.zeros([1, 3, 2, 1], np.float32)
+    for r in range(3):
+        for c in range(2):
+            expected[0, r, c, 0] = padded[0, 2 * r:2 * r + 3, 2 * c:2 * c + 2, 0].max()
+    return m.pack(), "STABLEHLO_REDUCE_WINDOW", [value], [expected]
+
+
+def test_reduce_body_of_the_wrong_arity_is_a_build_error():
     m = ModelWriter()
     g = m.main
     x = g.input([2, 3])
-    option = options("StablehloReduceOptions", dimensions=[1], bodySubgraphIndex=computation(m, "STABLEHLO_SUBTRACT"))
+    option = options("StablehloReduceOptions", dimensions=[1], bodySubgraphIndex=_argmax_body(m))
     g.outputs(*g.op("STABLEHLO_REDUCE", [x, g.const(np.float32(0))], [([2], "float32")], option))
-    with pytest.raises(ti.BuildError, match="computation subgraph 1"):
+    with pytest.raises(ti.BuildError, match="computation subgraph 1 takes 4 arguments and gives 2 results"):
         ti.invert(m.pack())
 
+
+@numpy_case
+def sort_two_keys():
+    """A lexicographic comparator (key 0 descending, then key 1 ascending): every pair compared."""
+    m = ModelWriter()
+    g = m.main
+    first, second, payload = g.input([2, 6], "int32"), g.input([2, 6], "int32"), g.input([2, 6])
+    c = m.graph("comparator")
+    a0, b0, a1, b1, _, _ = (c.input([], "int32"), c.input([], "int32"), c.input([], "int32"), c.input([], "int32"),
+                            c.input([]), c.input([]))
+    (greater,) = c.op("STABLEHLO_COMPARE", [a0, b0], [([], "bool")], compare_option("GT", "SIGNED"))
+    (equal,) = c.op("STABLEHLO_COMPARE", [a0, b0], [([], "bool")], compare_option("EQ", "SIGNED"))
+    (less,) = c.op("STABLEHLO_COMPARE", [a1, b1], [([], "bool")], compare_option("LT", "SIGNED"))
+    (tie_break,) = c.op("STABLEHLO_AND", [equal, less], [([], "bool")])
+    c.outputs(*c.op("STABLEHLO_OR", [greater, tie_break], [([], "bool")]))
+    option = options("StablehloSortOptions", dimension=1, isStable=True, comparatorSubgraphIndex=1)
+    g.outputs(*g.op("STABLEHLO_SORT", [first, second, payload], [([2, 6], "int32"), ([2, 6], "int32"),
+                                                                  ([2, 6], "float32")], option))
+    keys0, keys1, values = integers([2, 6], 0, 3), integers([2, 6], 0, 2, seed=1), uniform([2, 6])
+    expected = [np.empty_like(keys0), np.empty_like(keys1), np.empty_like(values)]
+    for row in range(2):
+        order = sorted(range(6), key=lambda i: (-keys0[row, i], keys1[row, i], i))  # stable: ties by position
+        for k, source in enumerate((keys0, keys1, values)):
+            expected[k][row] = source[row, order]
+    return m.pack(), "STABLEHLO_SORT", [keys0, keys1, values], expected
+
+
+@litert_case
+def scatter_multiply():
+    """A multiply computation goes one update at a time; index 1 twice."""
+    operand, updates = uniform([4, 3]), uniform([3, 3], seed=1)
+    indices = np.array([[1], [3], [1]], np.int32)
+    expected = operand.copy()
+    for k, (row,) in enumerate(indices):
+        expected[row] *= updates[k]
+    model = _scatter_model([4, 3], [3, 1], [3, 3], "STABLEHLO_MULTIPLY", **ROW_SCATTER)
+    return model, "STABLEHLO_SCATTER", [operand, indices, updates], [expected]
+
+
+@numpy_case
+def scatter_subtract_in_order():
+    """A subtracting computation, traced as it is: body(current, update) = current - update."""
+    operand, updates = uniform([4, 3]), uniform([2, 3], seed=1)
+    indices = np.array([[2], [0]], np.int32)
+    expected = operand.copy()
+    for k, (row,) in enumerate(indices):
+        expected[row] -= updates[k]
+    model = _scatter_model([4, 3], [2, 1], [2, 3], "STABLEHLO_SUBTRACT", **ROW_SCATTER)
+    return model, "STABLEHLO_SCATTER", [operand, indices, updates], [expected]
 
 
 # Registered last: every case above is in the table.

@@ -7,12 +7,14 @@ CASE, REDUCE, REDUCE_WINDOW, SORT, SCATTER (and GATHER, which shares the index a
   the decomposition defines the semantics.
 * WHILE and CASE trace their subgraphs in ``tf.while_loop`` / ``tf.switch_case``. CASE runs the last
   branch for an index out of range, as the spec and LiteRT do.
-* REDUCE, REDUCE_WINDOW and SCATTER take a computation subgraph. The builders read it and accept
-  the computations converters write: one elementwise op on the two scalar arguments (add, multiply,
-  maximum, minimum, and, or), and for SCATTER also "return the update" (replace). Any other body is
-  a BuildError naming the subgraph: no generic fold is traced.
-* SORT accepts a comparator that is one COMPARE of the first operand's two arguments (LT/GT, either
-  order): a stable argsort of operand 0 orders every operand.
+* REDUCE, REDUCE_WINDOW and SCATTER take a computation subgraph. One elementwise op on the two
+  scalar arguments (add, multiply, maximum, minimum, and, or; for SCATTER also "return the update")
+  becomes the TensorFlow reduction or scatter. Any other computation (an argmax's compare-and-select,
+  several operands) is traced as it is: REDUCE and REDUCE_WINDOW in a balanced tree of body calls,
+  each on whole slices (the scalar body runs elementwise); SCATTER one update at a time.
+* SORT with a comparator that is one COMPARE of the first operand's two arguments (LT/GT, either
+  order) is a stable argsort of operand 0; any other comparator is evaluated on every pair of the
+  sorted dimension, and each element's position counted.
 * GATHER and SCATTER build the full operand index of every element (start index, clamped for
   GATHER as the spec says, plus the window offset) and use ``gather_nd`` / ``tensor_scatter_nd_*``;
   SCATTER drops updates whose index falls outside the operand, as the spec says.
@@ -39,12 +41,10 @@ _REDUCE = {"add": tf.math.reduce_sum, "multiply": tf.math.reduce_prod, "maximum"
            "minimum": tf.math.reduce_min, "and": tf.math.reduce_all, "or": tf.math.reduce_any}
 
 
-def computation_kind(ctx, index: int, *, allow_replace: bool = False) -> str:
-    """What a two-argument computation subgraph computes: a key of ``_COMBINE``, or ``replace``
-    (it returns its second argument). Anything else raises a BuildError."""
-    if not 0 <= index < len(ctx.model.subgraphs):
-        raise ctx.fail(f"computation subgraph {index} does not exist")
-    sg = ctx.model.subgraphs[index]
+def computation_kind(ctx, index: int, *, allow_replace: bool = False) -> str | None:
+    """What a two-argument computation subgraph computes: a key of ``_COMBINE``, ``replace`` (it
+    returns its second argument), or None for any other computation."""
+    sg = computation(ctx, index)
     if len(sg.inputs) == 2 and len(sg.outputs) == 1:
         if allow_replace and not sg.operators and sg.outputs[0] == sg.inputs[1]:
             return "replace"
@@ -54,9 +54,54 @@ def computation_kind(ctx, index: int, *, allow_replace: bool = False) -> str:
             if kind and sorted(body.inputs) == sorted(sg.inputs) and tuple(body.outputs) == tuple(sg.outputs) \
                     and body.options.get("fused_activation_function", "NONE") == "NONE":
                 return kind
-    ops = [op.opcode for op in sg.operators]
-    raise ctx.fail(f"computation subgraph {index} ({ops}) is not one elementwise add/multiply/maximum/minimum/"
-                   f"and/or of its two arguments{' or a replacement' if allow_replace else ''}")
+    return None
+
+
+def computation(ctx, index: int, arguments: int | None = None, results: int | None = None):
+    """The computation subgraph ``index``, checked to take ``arguments`` and give ``results``."""
+    if not 0 <= index < len(ctx.model.subgraphs):
+        raise ctx.fail(f"computation subgraph {index} does not exist")
+    sg = ctx.model.subgraphs[index]
+    if arguments is not None and (len(sg.inputs) != arguments or len(sg.outputs) != results):
+        raise ctx.fail(f"computation subgraph {index} takes {len(sg.inputs)} arguments and gives {len(sg.outputs)} "
+                       f"results, the operator needs {arguments} and {results}")
+    return sg
+
+
+def tree_reduce(ctx, body: int, values: list, inits: list) -> list:
+    """Reduce ``values`` (each [R, ...]) over their first dimension with the body subgraph, in a
+    balanced tree of adjacent pairs: the spec leaves the schedule to the implementation (a full
+    binary tree over the inputs in order, init values interspersed). The body, a computation on
+    scalars, runs elementwise on whole slices, so R elements take ceil(log2 R) + 1 body calls."""
+    computation(ctx, body, 2 * len(values), len(values))
+    inits = [tf.reshape(i, []) for i in inits]
+    count = values[0].shape[0]
+    if count is None:
+        raise ctx.fail("the reduced size is dynamic")
+
+    def apply(left, right):
+        return [tf.broadcast_to(out, tf.shape(a)) for out, a in zip(ctx.run_subgraph(body, left + right), left)]
+
+    while count > 1:
+        if count % 2:  # an init value at the end keeps the pairs whole
+            values = [tf.concat([v, tf.broadcast_to(i, tf.concat([[1], tf.shape(v)[1:]], 0))], 0)
+                      for v, i in zip(values, inits)]
+            count += 1
+        values = apply([v[0::2] for v in values], [v[1::2] for v in values])
+        count //= 2
+    slices = [v[0] for v in values] if count else [tf.zeros(tf.shape(v)[1:], v.dtype) for v in values]
+    starts = [tf.broadcast_to(i, tf.shape(v)) for i, v in zip(inits, slices)]
+    return apply(starts, slices) if count else starts
+
+
+def _reduce_front(values, dimensions):
+    """Move ``dimensions`` to the front and flatten them into one: [R, kept...]."""
+    rank = values[0].shape.rank
+    kept = [d for d in range(rank) if d not in dimensions]
+    shape = values[0].shape.as_list()
+    size = int(np.prod([shape[d] for d in dimensions])) if dimensions else 1
+    return [tf.reshape(tf.transpose(v, list(dimensions) + kept), [size] + [-1 if shape[d] is None else shape[d]
+                                                                           for d in kept]) for v in values]
 
 
 def _combine(kind: str, x, y):
@@ -105,17 +150,20 @@ def build_stablehlo_case(ctx, op, inputs):
 
 # -- reductions ----------------------------------------------------------------------------------
 
-@register("STABLEHLO_REDUCE", note=NUMPY + "; body: one add/multiply/maximum/minimum/and/or")
+@register("STABLEHLO_REDUCE", note=NUMPY + "; any body and operand count (a tree of body calls; one "
+          "add/multiply/maximum/minimum/and/or becomes the TensorFlow reduction)")
 def build_stablehlo_reduce(ctx, op, inputs):
     o = op.options
-    if len(inputs) != 2:
-        raise ctx.fail(f"variadic reduce of {len(inputs) // 2} operands is not supported")
-    x, init = inputs
-    kind = computation_kind(ctx, o["body_subgraph_index"])
-    if kind in ("and", "or") and x.dtype != tf.bool:
-        raise ctx.fail(f"bitwise {kind} reductions are not supported")
-    reduced = _REDUCE[kind](x, axis=list(o["dimensions"]))
-    return [_combine(kind, reduced, tf.reshape(init, []))]
+    if len(inputs) % 2:
+        raise ctx.fail(f"{len(inputs)} inputs: reduce takes operands and as many init values")
+    half = len(inputs) // 2
+    operands, inits = list(inputs[:half]), list(inputs[half:])
+    dimensions = list(o["dimensions"])
+    kind = computation_kind(ctx, o["body_subgraph_index"]) if half == 1 else None
+    if kind is not None and (kind not in ("and", "or") or operands[0].dtype == tf.bool):
+        reduced = _REDUCE[kind](operands[0], axis=dimensions)
+        return [_combine(kind, reduced, tf.reshape(inits[0], []))]
+    return tree_reduce(ctx, o["body_subgraph_index"], _reduce_front(operands, dimensions), inits)
 
 
 def _windows(x, sizes, strides, dilations):
@@ -128,46 +176,85 @@ def _windows(x, sizes, strides, dilations):
     return x
 
 
-@register("STABLEHLO_REDUCE_WINDOW", note=LITERT + "; body: one add/multiply/maximum/minimum")
+@register("STABLEHLO_REDUCE_WINDOW", note=LITERT + "; any body and operand count (a tree of body calls; one "
+          "add/multiply/maximum/minimum becomes the TensorFlow reduction)")
 def build_stablehlo_reduce_window(ctx, op, inputs):
     o = op.options
-    if len(inputs) != 2:
-        raise ctx.fail(f"variadic reduce_window of {len(inputs) // 2} operands is not supported")
-    x, init = inputs
-    init = tf.reshape(init, [])
-    rank = x.shape.rank
-    kind = computation_kind(ctx, o["body_subgraph_index"])
+    if len(inputs) % 2:
+        raise ctx.fail(f"{len(inputs)} inputs: reduce_window takes operands and as many init values")
+    half = len(inputs) // 2
+    operands, inits = list(inputs[:half]), [tf.reshape(i, []) for i in inputs[half:]]
+    rank = operands[0].shape.rank
     sizes = list(o["window_dimensions"])
     strides = list(o["window_strides"]) or [1] * rank
     base = list(o["base_dilations"]) or [1] * rank
     dilations = list(o["window_dilations"]) or [1] * rank
     padding = list(o["padding"]) or [0] * (2 * rank)
-    x = pad(x, init, padding[0::2], padding[1::2], [b - 1 for b in base])
-    windows = _windows(x, sizes, strides, dilations)
-    reduced = _REDUCE[kind](windows, axis=list(range(1, 2 * rank, 2)))
-    return [_combine(kind, reduced, init)]
+    windows = [_windows(pad(x, init, padding[0::2], padding[1::2], [b - 1 for b in base]), sizes, strides, dilations)
+               for x, init in zip(operands, inits)]
+    window_axes = list(range(1, 2 * rank, 2))
+    kind = computation_kind(ctx, o["body_subgraph_index"]) if half == 1 else None
+    if kind is not None and kind not in ("and", "or"):
+        return [_combine(kind, _REDUCE[kind](windows[0], axis=window_axes), inits[0])]
+    return tree_reduce(ctx, o["body_subgraph_index"], _reduce_front(windows, window_axes), inits)
 
 
-def _comparator_direction(ctx, index: int) -> tuple[bool, str]:
-    """(descending, compare type) of a comparator that is one COMPARE of operand 0's two arguments."""
-    sg = ctx.model.subgraphs[index] if 0 <= index < len(ctx.model.subgraphs) else None
-    if sg is not None and len(sg.operators) == 1 and sg.operators[0].opcode == "STABLEHLO_COMPARE" \
-            and len(sg.inputs) >= 2 and tuple(sg.operators[0].outputs) == tuple(sg.outputs):
+def _comparator_direction(ctx, index: int) -> tuple[bool, str] | None:
+    """(descending, compare type) of a comparator that is one LT/GT COMPARE of operand 0's two
+    arguments, or None for any other comparator."""
+    sg = computation(ctx, index)
+    if len(sg.operators) == 1 and sg.operators[0].opcode == "STABLEHLO_COMPARE" and len(sg.inputs) >= 2 \
+            and tuple(sg.operators[0].outputs) == tuple(sg.outputs):
         body = sg.operators[0]
         direction, compare_type = compare_options(body.options)
         arguments = tuple(body.inputs)
         if direction in ("LT", "GT") and arguments in ((sg.inputs[0], sg.inputs[1]), (sg.inputs[1], sg.inputs[0])):
             swapped = arguments[0] == sg.inputs[1]
             return (direction == "GT") != swapped, compare_type
-    ops = [op.opcode for op in sg.operators] if sg is not None else "missing"
-    raise ctx.fail(f"comparator subgraph {index} ({ops}) is not one LT/GT COMPARE of the first operand")
+    return None
 
 
-@register("STABLEHLO_SORT", note=NUMPY + "; comparator: one LT/GT COMPARE of the first operand (stable argsort)")
+# Pairs a general comparator is evaluated on at most (n * n per sorted row, times the rows).
+MAX_COMPARATOR_PAIRS = 1 << 24
+
+
+def _sort_by_comparator(ctx, index: int, operands: list, axis: int) -> list:
+    """Sort with any comparator (a strict weak order): element i goes to position
+    #{j: less(j, i)} + #{j < i: neither less(i, j) nor less(j, i)}, which is the stable order.
+    The comparator runs once, elementwise, on every pair."""
+    computation(ctx, index, 2 * len(operands), 1)
+    rank = operands[0].shape.rank
+    order = [d for d in range(rank) if d != axis] + [axis]
+    moved = [tf.transpose(x, order) for x in operands]
+    shape = moved[0].shape.as_list()
+    if any(d is None for d in shape) or int(np.prod(shape)) * shape[-1] > MAX_COMPARATOR_PAIRS:
+        raise ctx.fail(f"a general comparator over shape {operands[0].shape} (more than {MAX_COMPARATOR_PAIRS} "
+                       "pairs, or dynamic) is not supported")
+    arguments = []
+    for x in moved:
+        arguments += [tf.broadcast_to(tf.expand_dims(x, -1), shape + [shape[-1]]),
+                      tf.broadcast_to(tf.expand_dims(x, -2), shape + [shape[-1]])]
+    (less,) = ctx.run_subgraph(index, arguments)  # less[..., i, j]: element i goes before element j
+    less = tf.broadcast_to(tf.cast(less, tf.bool), shape + [shape[-1]])
+    greater = tf.linalg.matrix_transpose(less)  # less(j, i)
+    n = shape[-1]
+    earlier = tf.constant(np.tril(np.ones([n, n], bool), -1))  # j < i
+    tied = tf.logical_not(less) & tf.logical_not(greater) & earlier
+    position = tf.reduce_sum(tf.cast(greater, tf.int32) + tf.cast(tied, tf.int32), axis=-1)
+    permutation = tf.argsort(position, axis=-1, stable=True)
+    inverse = [order.index(d) for d in range(rank)]
+    return [tf.transpose(tf.gather(x, permutation, axis=-1, batch_dims=rank - 1), inverse) for x in moved]
+
+
+@register("STABLEHLO_SORT", note=NUMPY + "; one LT/GT COMPARE of the first operand: a stable argsort; any "
+          "other comparator: every pair compared (up to 2**24 pairs)")
 def build_stablehlo_sort(ctx, op, inputs):
     o = op.options
-    axis = o["dimension"]
-    descending, compare_type = _comparator_direction(ctx, o["comparator_subgraph_index"])
+    axis = o["dimension"] % inputs[0].shape.rank
+    simple = _comparator_direction(ctx, o["comparator_subgraph_index"])
+    if simple is None:
+        return _sort_by_comparator(ctx, o["comparator_subgraph_index"], list(inputs), axis)
+    descending, compare_type = simple
     key = inputs[0]
     if compare_type == "FLOAT_TOTAL_ORDER" and key.dtype.is_floating:
         key = total_order_key(key)
@@ -232,16 +319,15 @@ _SCATTER = {"replace": tf.tensor_scatter_nd_update, "add": tf.tensor_scatter_nd_
             "maximum": tf.tensor_scatter_nd_max, "minimum": tf.tensor_scatter_nd_min}
 
 
-@register("STABLEHLO_SCATTER", note=LITERT + "; computation: replace, add, maximum or minimum; updates "
-          "outside the operand are dropped")
+@register("STABLEHLO_SCATTER", note=LITERT + "; replace, add, maximum, minimum as TensorFlow scatters, any other "
+          "computation one update at a time; updates outside the operand are dropped")
 def build_stablehlo_scatter(ctx, op, inputs):
     o = op.options
     if len(inputs) != 3:
         raise ctx.fail(f"variadic scatter of {(len(inputs) - 1) // 2} operands is not supported")
     operand, indices, updates = inputs
-    kind = computation_kind(ctx, o["update_computation_subgraph_index"], allow_replace=True)
-    if kind not in _SCATTER:
-        raise ctx.fail(f"a {kind} scatter is not supported")
+    body = o["update_computation_subgraph_index"]
+    kind = computation_kind(ctx, body, allow_replace=True)
     shape, rank = operand.shape.as_list(), operand.shape.rank
     window_dims, inserted = list(o["update_window_dims"]), set(o["inserted_window_dims"])
     to_operand = list(o["scatter_dims_to_operand_dims"])
@@ -257,4 +343,21 @@ def build_stablehlo_scatter(ctx, op, inputs):
     index = tf.reshape(_full_index(starts, windows), [-1, rank])
     values = tf.reshape(updates, [-1])
     inside = tf.reduce_all((index >= 0) & (index < tf.constant(shape, tf.int64)), axis=-1)
-    return [_SCATTER[kind](operand, tf.boolean_mask(index, inside), tf.boolean_mask(values, inside))]
+    index, values = tf.boolean_mask(index, inside), tf.boolean_mask(values, inside)
+    if kind in _SCATTER:
+        return [_SCATTER[kind](operand, index, values)]
+    return [_scatter_in_order(ctx, body, operand, index, values)]
+
+
+def _scatter_in_order(ctx, body: int, operand, index, values):
+    """Any update computation: the updates one at a time, in order (the spec leaves the order of
+    updates to the same index to the implementation), body(current, update) written back."""
+    computation(ctx, body, 2, 1)
+
+    def step(k, result):
+        where = index[k:k + 1]
+        (combined,) = ctx.run_subgraph(body, [tf.gather_nd(result, where), values[k:k + 1]])
+        return k + 1, tf.tensor_scatter_nd_update(result, where, tf.broadcast_to(combined, [1]))
+
+    _, result = tf.while_loop(lambda k, _: k < tf.shape(values)[0], step, (tf.constant(0), operand))
+    return result
