@@ -15,9 +15,6 @@ NOT_OPERATORS = {"CUSTOM", "DELEGATE", "PLACEHOLDER_FOR_GREATER_OP_CODES"}
 EXCEPTIONS = {
     "CONCAT_EMBEDDINGS": "LiteRT registers no kernel for it (\"Didn't find op for builtin opcode\"): nothing to be "
                          "equivalent to; tests/ops/test_embedding.py checks both facts",
-    "STABLEHLO_CUSTOM_CALL": "a call of a target named in the file (call_target_name, backend_config) whose semantics "
-                             "the file does not carry, and LiteRT has no kernel: no generic builder; a model with "
-                             "one raises UnsupportedOpsError",
 }
 
 

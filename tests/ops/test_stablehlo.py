@@ -24,6 +24,7 @@ import sys
 import numpy as np
 import pytest
 
+import tflite_inverter as ti
 from graph_writer import ModelWriter
 from stablehlo_parity import (CaseTable, assert_litert, check_case, compare_option, integers, options, single,
                               uniform)
@@ -512,6 +513,60 @@ def convolution_1d():
                 kernel_output_feature_dimension=0, kernel_input_feature_dimension=1, kernel_spatial_dimensions=[2],
                 output_batch_dimension=0, output_feature_dimension=1, output_spatial_dimensions=[2])
     return _convolution_case([2, 3, 9], [4, 3, 3], dims, [2], [(1, 0)], [1], [1], [False], 1)
+
+def _custom_call_model(target: bytes, k: int):
+    option = options("StablehloCustomCallOptions", callTargetName=target, hasSideEffect=False, backendConfig=b"",
+                     apiVersion=1)
+    return single("STABLEHLO_CUSTOM_CALL", [([2, 6], "float32")], [([2, k], "float32"), ([2, k], "int32")], option)
+
+
+@numpy_case
+def custom_call_top_k():
+    """mhlo.topk: the 3 largest of each row with their indices; the tie goes to the lower index."""
+    x = np.array([[0.5, 2.0, -1.0, 2.0, 0.0, 1.5], [3.0, -3.0, 0.25, 0.25, 0.25, 9.0]], np.float32)
+    order = np.argsort(-x, axis=-1, kind="stable")[:, :3]
+    return _custom_call_model(b"mhlo.topk", 3), "STABLEHLO_CUSTOM_CALL", [x], \
+        [np.take_along_axis(x, order, -1), order.astype(np.int32)]
+
+
+def test_custom_call_of_another_target_is_unsupported():
+    with pytest.raises(ti.UnsupportedOpsError, match="custom call target 'my.kernel' has no builder"):
+        ti.invert(_custom_call_model(b"my.kernel", 3))
+
+
+def test_tf_converter_stablehlo_model_matches_tensorflow():
+    """A model TensorFlow's own converter writes in StableHLO (EXPERIMENTAL_STABLEHLO_OPS: REDUCE with an
+    argmax body, REDUCE_WINDOW pools, CONVOLUTION, DOT_GENERAL, GATHER, PAD, CUSTOM_CALL mhlo.topk, ...)
+    inverts to what the TensorFlow function computes; LiteRT runs few of these ops, so the function that
+    was converted is the reference here."""
+    import tensorflow as tf
+
+    def function(x, y):
+        image = tf.reshape(x, [1, 4, 6, 1])
+        return (tf.reduce_sum(x * y + 1.0, axis=1), tf.cast(tf.argmax(x, axis=1), tf.int32),
+                tf.nn.conv2d(image, tf.reshape(tf.range(18, dtype=tf.float32) / 9.0, [3, 3, 1, 2]), 1, "SAME"),
+                tf.gather(x, [2, 0], axis=0), tf.nn.max_pool2d(image, 2, 2, "VALID"),
+                tf.nn.avg_pool2d(tf.reshape(y, [1, 4, 6, 1]), 3, 1, "SAME"), tf.matmul(x, y, transpose_b=True),
+                tf.where(x > y, x, tf.clip_by_value(y, -0.5, 0.5)), tf.transpose(tf.concat([x, y], 0)),
+                x[1:3, ::2], tf.pad(x, [[1, 0], [0, 2]]), tf.sort(y, axis=-1, direction="DESCENDING"),
+                tf.exp(x) - tf.tanh(y) * tf.math.rsqrt(tf.abs(y) + 1.0) / tf.sigmoid(x))
+
+    module = tf.Module()
+    module.f = tf.function(function, input_signature=[tf.TensorSpec([4, 6], tf.float32)] * 2)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.f.get_concrete_function()], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_STABLEHLO_OPS]
+    model = converter.convert()
+    histogram = ti.load(model).op_histogram()
+    assert {"STABLEHLO_REDUCE", "STABLEHLO_REDUCE_WINDOW", "STABLEHLO_CONVOLUTION", "STABLEHLO_DOT_GENERAL",
+            "STABLEHLO_GATHER", "STABLEHLO_CUSTOM_CALL"} <= set(histogram), histogram
+    assert all(name.startswith("STABLEHLO_") for name in histogram), histogram
+    x, y = uniform([4, 6]), uniform([4, 6], seed=1)
+    got = ti.invert(model).run([x, y])
+    for k, want in enumerate(module.f(x, y)):
+        value = got[f"output_{k}"]
+        assert value.dtype == want.dtype.as_numpy_dtype and value.shape == tuple(want.shape), k
+        np.testing.assert_allclose(value, want.numpy(), rtol=1e-5, atol=1e-5, err_msg=f"output {k}")
+
 
 # Registered last: every case above is in the table.
 @pytest.mark.parametrize("case", sorted(CASES.numpy))

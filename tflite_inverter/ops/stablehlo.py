@@ -332,3 +332,44 @@ def build_stablehlo_convolution(ctx, op, inputs):
     y = _convolve(x, kernel, list(o["window_strides"]) or [1] * n, list(o["rhs_dilation"]) or [1] * n, groups)
     layout = [o["output_batch_dimension"], *o["output_spatial_dimensions"], o["output_feature_dimension"]]
     return [tf.transpose(y, [layout.index(p) for p in range(n + 2)])]
+
+
+def _custom_call_attributes(op) -> dict:
+    from ..passthrough import decode_options
+
+    return decode_options(bytes(op.options.get("custom_attributes") or ()))
+
+
+def _top_k(ctx, op, inputs):
+    """mhlo.topk (what TensorFlow's converter writes for TopKV2 / tf.sort): the k largest along the
+    last dimension, k from the output shape, ties to the lower index; ``largest`` false gives the
+    k smallest."""
+    (x,) = inputs
+    k = ctx.output_shape(0)[-1]
+    if k is None:
+        raise ctx.fail("mhlo.topk with a dynamic k")
+    largest = bool(_custom_call_attributes(op).get("largest", True))
+    order = tf.argsort(x, axis=-1, direction="DESCENDING" if largest else "ASCENDING", stable=True)[..., :k]
+    return [tf.gather(x, order, axis=-1, batch_dims=x.shape.rank - 1), tf.cast(order, ctx.output_dtype(1))]
+
+
+# Custom-call targets whose semantics are known; any other target is unsupported (reported before building).
+_CUSTOM_CALL_TARGETS = {"mhlo.topk": _top_k}
+
+
+def _custom_call_refusal(op) -> str | None:
+    target = op.options.get("call_target_name", "")
+    if target not in _CUSTOM_CALL_TARGETS:
+        return f"custom call target {target!r} has no builder (known: {sorted(_CUSTOM_CALL_TARGETS)})"
+    try:
+        _custom_call_attributes(op)
+    except ValueError as exc:
+        return f"custom call {target!r}: attributes {exc}"
+    return None
+
+
+@register("STABLEHLO_CUSTOM_CALL", validator=_custom_call_refusal,
+          note=NUMPY + "; only the target mhlo.topk (TensorFlow's converter writes it for top_k and sort); "
+          "other targets are reported unsupported")
+def build_stablehlo_custom_call(ctx, op, inputs):
+    return _CUSTOM_CALL_TARGETS[op.options["call_target_name"]](ctx, op, inputs)
