@@ -8,6 +8,8 @@ for the others (LiteRT 2.3 has no kernel for them).
 
 from __future__ import annotations
 
+import json
+
 from flatbuffers import flexbuffers
 
 import numpy as np
@@ -94,6 +96,8 @@ def test_composite_litert_and_visible(tmp_path):
     with builder.Map():
         builder.Float("epsilon", 1e-6)
         builder.Int("axis", -1)
+        with builder.Map("nested"):  # no attribute can hold a map: kept as its JSON text
+            builder.Int("depth", 2)
     option = options("StableHLOCompositeOptions", name=b"odml.rms_norm", decompositionSubgraphIndex=1,
                      compositeAttributes=list(builder.Finish()), compositeAttributesFormat=1, version=2)
     g.outputs(*g.op("STABLEHLO_COMPOSITE", [x, y], [([2, 3], "float32")], option))
@@ -107,6 +111,7 @@ def test_composite_litert_and_visible(tmp_path):
     attributes = implements[0].attr
     assert attributes["composite_version"].i == 2 and attributes["axis"].i == -1
     assert attributes["epsilon"].f == pytest.approx(1e-6)
+    assert json.loads(attributes["nested"].s) == {"depth": 2}
     inverted.save_saved_model(tmp_path / "saved_model")
     from tensorflow.core.protobuf import saved_model_pb2
 

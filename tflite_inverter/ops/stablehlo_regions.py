@@ -22,10 +22,13 @@ CASE, REDUCE, REDUCE_WINDOW, SORT, SCATTER (and GATHER, which shares the index a
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+from flatbuffers import flexbuffers
 import tensorflow as tf
 
-from ..passthrough import decode_options, implements
+from ..passthrough import implements
 from .control_flow import build_while
 from .registry import register
 from .stablehlo import LITERT, NUMPY, compare_options, pad, total_order_key
@@ -112,16 +115,39 @@ def _combine(kind: str, x, y):
 
 # -- composite and control flow ------------------------------------------------------------------
 
+def _composite_attributes(ctx, name: str, options) -> dict:
+    """The flexbuffer map of a composite's attributes as tf.function attributes: scalars and lists of
+    one scalar type as they are; anything an attribute cannot hold (a nested map, a mixed list) as its
+    JSON text. Attributes only label the function: the decomposition alone defines the result."""
+    raw = bytes(options.get("composite_attributes") or ())
+    if not raw:
+        return {}
+    try:
+        mapping = flexbuffers.Loads(raw)
+    except Exception as exc:  # flexbuffers raises several kinds on foreign bytes
+        raise ctx.fail(f"composite {name!r}: attributes are not a flexbuffer ({type(exc).__name__})") from None
+    if not isinstance(mapping, dict):
+        raise ctx.fail(f"composite {name!r}: attributes are not a flexbuffer map")
+    result = {}
+    for key, value in mapping.items():
+        scalars = (bool, int, float, str, bytes)
+        if isinstance(value, scalars) or (isinstance(value, list) and value and len({type(v) for v in value}) == 1
+                                          and isinstance(value[0], scalars)):
+            encoded = value.encode() if isinstance(value, str) else value
+            result[key] = [v.encode() if isinstance(v, str) else v for v in encoded] \
+                if isinstance(encoded, list) else encoded
+        else:
+            result[key] = json.dumps(value, default=lambda v: v.decode("utf-8", "replace")
+                                     if isinstance(v, (bytes, bytearray)) else str(v)).encode()
+    return result
+
+
 @register("STABLEHLO_COMPOSITE", note=LITERT + "; the decomposition subgraph is run inside a tf.function whose "
           "experimental_implements names the composite, its version and attributes")
 def build_stablehlo_composite(ctx, op, inputs):
     o = op.options
     name, index = o.get("name") or "composite", o["decomposition_subgraph_index"]
-    try:
-        attributes = decode_options(bytes(o.get("composite_attributes") or ()))
-    except ValueError as exc:
-        raise ctx.fail(f"composite {name!r}: attributes {exc}") from None
-    attributes = {"composite_version": int(o.get("version", 0)), **attributes}
+    attributes = {"composite_version": int(o.get("version", 0)), **_composite_attributes(ctx, name, o)}
 
     def decomposition(*args):
         return ctx.run_subgraph(index, list(args))
