@@ -534,11 +534,11 @@ def test_custom_call_of_another_target_is_unsupported():
         ti.invert(_custom_call_model(b"my.kernel", 3))
 
 
-def test_tf_converter_stablehlo_model_matches_tensorflow():
+@pytest.fixture(scope="module")
+def tf_stablehlo():
     """A model TensorFlow's own converter writes in StableHLO (EXPERIMENTAL_STABLEHLO_OPS: REDUCE with an
-    argmax body, REDUCE_WINDOW pools, CONVOLUTION, DOT_GENERAL, GATHER, PAD, CUSTOM_CALL mhlo.topk, ...)
-    inverts to what the TensorFlow function computes; LiteRT runs few of these ops, so the function that
-    was converted is the reference here."""
+    argmax body, REDUCE_WINDOW pools, CONVOLUTION, DOT_GENERAL, GATHER, PAD, CUSTOM_CALL mhlo.topk, ...),
+    and the TensorFlow function it was converted from."""
     import tensorflow as tf
 
     def function(x, y):
@@ -555,17 +555,37 @@ def test_tf_converter_stablehlo_model_matches_tensorflow():
     module.f = tf.function(function, input_signature=[tf.TensorSpec([4, 6], tf.float32)] * 2)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.f.get_concrete_function()], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_STABLEHLO_OPS]
-    model = converter.convert()
+    return converter.convert(), module.f
+
+
+def test_tf_converter_stablehlo_model_matches_tensorflow(tf_stablehlo):
+    """LiteRT runs few of these ops, so the function that was converted is the reference here."""
+    model, function = tf_stablehlo
     histogram = ti.load(model).op_histogram()
     assert {"STABLEHLO_REDUCE", "STABLEHLO_REDUCE_WINDOW", "STABLEHLO_CONVOLUTION", "STABLEHLO_DOT_GENERAL",
             "STABLEHLO_GATHER", "STABLEHLO_CUSTOM_CALL"} <= set(histogram), histogram
     assert all(name.startswith("STABLEHLO_") for name in histogram), histogram
     x, y = uniform([4, 6]), uniform([4, 6], seed=1)
     got = ti.invert(model).run([x, y])
-    for k, want in enumerate(module.f(x, y)):
+    for k, want in enumerate(function(x, y)):
         value = got[f"output_{k}"]
         assert value.dtype == want.dtype.as_numpy_dtype and value.shape == tuple(want.shape), k
         np.testing.assert_allclose(value, want.numpy(), rtol=1e-5, atol=1e-5, err_msg=f"output {k}")
+
+
+def test_tf_converter_stablehlo_model_reconverts_to_builtins(tf_stablehlo, tmp_path):
+    """The SavedModel of the inversion converts back to ordinary TFLite builtins (what requantize
+    needs), and LiteRT runs that model to the inversion's outputs."""
+    import tensorflow as tf
+
+    inverted = ti.invert(tf_stablehlo[0])
+    inverted.save_saved_model(tmp_path / "saved_model")
+    back = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved_model")).convert()
+    histogram = ti.load(back).op_histogram()
+    assert not any(name.startswith(("STABLEHLO_", "CUSTOM")) for name in histogram), histogram
+    assert {"CONV_2D", "TOPK_V2", "FULLY_CONNECTED"} <= set(histogram), histogram
+    report = ti.verify(back, inverted, draws=2)
+    assert report.passed, report.table()
 
 
 # Registered last: every case above is in the table.

@@ -121,7 +121,9 @@ def total_order_key(x):
     integer = {tf.float16: tf.int16, tf.float32: tf.int32, tf.float64: tf.int64}[x.dtype]
     bits = tf.bitcast(x, integer)
     magnitude = tf.constant(np.iinfo(integer.as_numpy_dtype).max, integer)
-    return tf.bitwise.bitwise_xor(bits, tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, x.dtype.size * 8 - 1), magnitude))
+    # Negative floats: flip the magnitude bits so that larger magnitudes sort lower. (XOR and SELECT,
+    # not AND: the TFLite converter has builtins for the first two only.)
+    return tf.where(bits < 0, tf.bitwise.bitwise_xor(bits, magnitude), bits)
 
 
 def compare(x, y, direction: str, compare_type: str):
