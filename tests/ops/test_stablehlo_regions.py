@@ -82,6 +82,18 @@ def test_reduce_window_litert(body, init):
     assert_litert(model, "STABLEHLO_REDUCE_WINDOW")
 
 
+@pytest.mark.parametrize("body,init,pool", [("STABLEHLO_ADD", 0.0, "AvgPool"), ("STABLEHLO_MAXIMUM", -np.inf, "MaxPool")])
+def test_reduce_window_pooling_litert(body, init, pool):
+    """An NCHW pooling window (what litert-torch writes for max_pool2d / avg_pool2d sums) becomes a
+    TensorFlow pool."""
+    model = _reduce_window_model([2, 3, 6, 5], [1, 1, 3, 2], [1, 1, 2, 2], [1, 1, 1, 1], [1, 1, 1, 1],
+                                 [(0, 0), (0, 0), (1, 1), (0, 1)], body, init)
+    assert_litert(model, "STABLEHLO_REDUCE_WINDOW")
+    inverted = ti.invert(model)
+    graph = inverted.functions[inverted.default_signature].get_concrete_function().graph
+    assert any(op.type == pool for op in graph.get_operations()), [op.type for op in graph.get_operations()]
+
+
 def test_composite_litert_and_visible(tmp_path):
     """The decomposition runs; the composite's name, version and attributes are the experimental_implements
     of the tf.function around it, in the SavedModel too."""

@@ -202,6 +202,27 @@ def _windows(x, sizes, strides, dilations):
     return x
 
 
+def _pool_2d(kind: str, x, init, sizes, strides, padding):
+    """A max or sum window over at most two dimensions of a rank-4 tensor as ``max_pool2d`` /
+    ``avg_pool2d`` (what the TFLite converter turns back into MAX_POOL_2D / AVERAGE_POOL_2D), the
+    other two dimensions as batch and channels; None when more dimensions are windowed."""
+    windowed = [d for d in range(4) if sizes[d] != 1 or strides[d] != 1 or padding[2 * d] or padding[2 * d + 1]]
+    if len(windowed) > 2:
+        return None
+    spatial = (windowed + [d for d in range(4) if d not in windowed])[:2]
+    spatial.sort()
+    batch, channel = [d for d in range(4) if d not in spatial]
+    order = [batch, *spatial, channel]
+    padded = pad(tf.transpose(x, order), init, [0, *(padding[2 * d] for d in spatial), 0],
+                 [0, *(padding[2 * d + 1] for d in spatial), 0], [0, 0, 0, 0])
+    window, step = [sizes[d] for d in spatial], [strides[d] for d in spatial]
+    if kind == "maximum":
+        result = tf.nn.max_pool2d(padded, window, step, "VALID")
+    else:
+        result = tf.nn.avg_pool2d(padded, window, step, "VALID") * float(window[0] * window[1])
+    return tf.transpose(result, [order.index(d) for d in range(4)])
+
+
 @register("STABLEHLO_REDUCE_WINDOW", note=LITERT + "; any body and operand count (a tree of body calls; one "
           "add/multiply/maximum/minimum becomes the TensorFlow reduction)")
 def build_stablehlo_reduce_window(ctx, op, inputs):
@@ -220,6 +241,11 @@ def build_stablehlo_reduce_window(ctx, op, inputs):
                for x, init in zip(operands, inits)]
     window_axes = list(range(1, 2 * rank, 2))
     kind = computation_kind(ctx, o["body_subgraph_index"]) if half == 1 else None
+    if kind in ("maximum", "add") and operands[0].dtype.is_floating and rank == 4 and base == [1] * 4 \
+            and dilations == [1] * 4:
+        pooled = _pool_2d(kind, operands[0], inits[0], sizes, strides, padding)
+        if pooled is not None:
+            return [_combine(kind, pooled, inits[0])]
     if kind is not None and kind not in ("and", "or"):
         return [_combine(kind, _REDUCE[kind](windows[0], axis=window_axes), inits[0])]
     return tree_reduce(ctx, o["body_subgraph_index"], _reduce_front(windows, window_axes), inits)
