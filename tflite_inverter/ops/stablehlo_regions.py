@@ -25,8 +25,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from flatbuffers import flexbuffers
 import tensorflow as tf
+from flatbuffers import flexbuffers
 
 from ..passthrough import implements
 from .control_flow import build_while
@@ -237,15 +237,15 @@ def build_stablehlo_reduce_window(ctx, op, inputs):
     base = list(o["base_dilations"]) or [1] * rank
     dilations = list(o["window_dilations"]) or [1] * rank
     padding = list(o["padding"]) or [0] * (2 * rank)
-    windows = [_windows(pad(x, init, padding[0::2], padding[1::2], [b - 1 for b in base]), sizes, strides, dilations)
-               for x, init in zip(operands, inits)]
-    window_axes = list(range(1, 2 * rank, 2))
     kind = computation_kind(ctx, o["body_subgraph_index"]) if half == 1 else None
     if kind in ("maximum", "add") and operands[0].dtype.is_floating and rank == 4 and base == [1] * 4 \
             and dilations == [1] * 4:
         pooled = _pool_2d(kind, operands[0], inits[0], sizes, strides, padding)
         if pooled is not None:
             return [_combine(kind, pooled, inits[0])]
+    windows = [_windows(pad(x, init, padding[0::2], padding[1::2], [b - 1 for b in base]), sizes, strides, dilations)
+               for x, init in zip(operands, inits)]
+    window_axes = list(range(1, 2 * rank, 2))
     if kind is not None and kind not in ("and", "or"):
         return [_combine(kind, _REDUCE[kind](windows[0], axis=window_axes), inits[0])]
     return tree_reduce(ctx, o["body_subgraph_index"], _reduce_front(windows, window_axes), inits)
@@ -351,20 +351,32 @@ def build_stablehlo_gather(ctx, op, inputs):
     vectors = tf.cast(_index_vectors(indices, o["index_vector_dim"]), tf.int64)
     sizes, collapsed, start_map = list(o["slice_sizes"]), set(o["collapsed_slice_dims"]), list(o["start_index_map"])
     batch_shape = vectors.shape.as_list()[:-1]
-    starts = []
-    for d in range(rank):
-        if d in start_map:
-            start = tf.clip_by_value(vectors[..., start_map.index(d)], 0, shape[d] - sizes[d])
-        else:
-            start = tf.zeros(batch_shape, tf.int64)
-        starts.append(start)
     windows = {d: sizes[d] for d in range(rank) if d not in collapsed}
-    gathered = tf.gather_nd(operand, _full_index(starts, windows))  # [batch..., window...]
+    rows = collapsed == set(start_map) and all(sizes[d] == (1 if d in start_map else shape[d]) for d in range(rank))
+    if rows:  # whole rows (an embedding lookup, tf.gather): gather_nd of rows, not of elements
+        clipped = tf.clip_by_value(vectors, 0, tf.constant([shape[d] - 1 for d in start_map], tf.int64))
+        gathered = tf.gather_nd(tf.transpose(operand, start_map + sorted(windows)), clipped)
+    else:
+        gathered = tf.gather_nd(operand, _full_index(_gather_starts(vectors, shape, sizes, start_map), windows))
+    # gathered: [batch..., window...]; the output puts the window dimensions at offset_dims
     offset_dims = sorted(o["offset_dims"])
     n_batch, out_rank = len(batch_shape), len(batch_shape) + len(windows)
     batch_positions = iter(range(n_batch))
     perm = [n_batch + offset_dims.index(p) if p in offset_dims else next(batch_positions) for p in range(out_rank)]
     return [tf.transpose(gathered, perm)]
+
+
+def _gather_starts(vectors, shape, sizes, start_map):
+    """Per operand dimension, the start of every slice, clamped so that the slice fits."""
+    batch_shape = vectors.shape.as_list()[:-1]
+    starts = []
+    for d in range(len(shape)):
+        if d in start_map:
+            start = tf.clip_by_value(vectors[..., start_map.index(d)], 0, shape[d] - sizes[d])
+        else:
+            start = tf.zeros(batch_shape, tf.int64)
+        starts.append(start)
+    return starts
 
 
 _SCATTER = {"replace": tf.tensor_scatter_nd_update, "add": tf.tensor_scatter_nd_add,
