@@ -157,6 +157,17 @@ def test_case_litert():
     assert_litert(model, "STABLEHLO_CASE", inputs=inputs)
 
 
+def test_case_options_past_the_end_of_the_file_are_invalid():
+    """StablehloCaseOptions are read from the raw table (the tflite readers predate them): a vector
+    length past the end of the file is an InvalidModelError, not a crash or a huge allocation."""
+    model = _case_model(["ADD", "MUL", "MAXIMUM"])
+    vector = np.array([3, 1, 2, 3], np.int32).tobytes()
+    assert model.count(vector) == 1
+    broken = model.replace(vector, np.array([1 << 30, 1, 2, 3], np.int32).tobytes())
+    with pytest.raises(ti.InvalidModelError, match="operator 0.*branch_subgraph_indices.*past the end"):
+        ti.load(broken)
+
+
 @numpy_case
 def while_loop():
     """while i < 5: (i, x) = (i + 1, x * 1.5 + 0.25)."""
