@@ -68,9 +68,9 @@ def single(opcode, input_specs, output_spec, option=None, constants=()):
 
 
 def compare_option(direction, compare_type="FLOAT"):
-    return options("StablehloCompareOptions",
-                   comparisonDirection=getattr(schema.StablehloComparisonDirection, f"STABLEHLO_COMPARISON_DIRECTION_{direction}"),
-                   compareType=getattr(schema.StablehloComparisonType, f"STABLEHLO_COMPARISON_TYPE_{compare_type}"))
+    direction = getattr(schema.StablehloComparisonDirection, f"STABLEHLO_COMPARISON_DIRECTION_{direction}")
+    compare_type = getattr(schema.StablehloComparisonType, f"STABLEHLO_COMPARISON_TYPE_{compare_type}")
+    return options("StablehloCompareOptions", comparisonDirection=direction, compareType=compare_type)
 
 
 class CaseTable:

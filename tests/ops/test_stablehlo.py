@@ -210,7 +210,8 @@ def compare_unsigned():
 def select():
     predicate = integers([2, 3], 0, 2).astype(bool)
     a, b = uniform([2, 3], seed=1), uniform([2, 3], seed=2)
-    model = single("STABLEHLO_SELECT", [([2, 3], "bool"), ([2, 3], "float32"), ([2, 3], "float32")], ([2, 3], "float32"))
+    model = single("STABLEHLO_SELECT", [([2, 3], "bool"), ([2, 3], "float32"), ([2, 3], "float32")],
+                   ([2, 3], "float32"))
     return model, "STABLEHLO_SELECT", [predicate, a, b], [np.where(predicate, a, b)]
 
 

@@ -82,7 +82,8 @@ def test_reduce_window_litert(body, init):
     assert_litert(model, "STABLEHLO_REDUCE_WINDOW")
 
 
-@pytest.mark.parametrize("body,init,pool", [("STABLEHLO_ADD", 0.0, "AvgPool"), ("STABLEHLO_MAXIMUM", -np.inf, "MaxPool")])
+@pytest.mark.parametrize("body,init,pool", [("STABLEHLO_ADD", 0.0, "AvgPool"),
+                                            ("STABLEHLO_MAXIMUM", -np.inf, "MaxPool")])
 def test_reduce_window_pooling_litert(body, init, pool):
     """An NCHW pooling window (what litert-torch writes for max_pool2d / avg_pool2d sums) becomes a
     TensorFlow pool."""
@@ -346,7 +347,8 @@ def _argmax_body(m: ModelWriter, value_dtype="float32", index_dtype="int32") -> 
     """The body TensorFlow's converter writes for argmax: (value, index) pairs, the larger value
     and, on a tie, the smaller index."""
     g = m.graph("argmax_body")
-    v0, i0, v1, i1 = g.input([], value_dtype), g.input([], index_dtype), g.input([], value_dtype), g.input([], index_dtype)
+    v0, i0 = g.input([], value_dtype), g.input([], index_dtype)
+    v1, i1 = g.input([], value_dtype), g.input([], index_dtype)
     (ge,) = g.op("STABLEHLO_COMPARE", [v0, v1], [([], "bool")], compare_option("GE"))
     (value,) = g.op("STABLEHLO_SELECT", [ge, v0, v1], [([], value_dtype)])
     (eq,) = g.op("STABLEHLO_COMPARE", [v0, v1], [([], "bool")], compare_option("EQ"))
