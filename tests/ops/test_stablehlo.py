@@ -394,6 +394,16 @@ def dot_general_batch_matmul():
 
 
 @numpy_case
+def dot_general_int8_to_int32():
+    """int8 operands, an int32 result (the preferred element type): accumulated in int32."""
+    a, b = integers([3, 5], -128, 128, dtype=np.int8), integers([5, 2], -128, 128, seed=1, dtype=np.int8)
+    option = options("StablehloDotGeneralOptions", lhsBatchingDimensions=[], rhsBatchingDimensions=[],
+                     lhsContractingDimensions=[1], rhsContractingDimensions=[0])
+    model = single("STABLEHLO_DOT_GENERAL", [([3, 5], "int8"), ([5, 2], "int8")], ([3, 2], "int32"), option)
+    return model, "STABLEHLO_DOT_GENERAL", [a, b], [a.astype(np.int32) @ b.astype(np.int32)]
+
+
+@numpy_case
 def dot_general_batch_last():
     """Batch dimension 2 of lhs and 0 of rhs, contraction over lhs 0 and rhs 2: result dims are
     (batch, lhs free, rhs free)."""
