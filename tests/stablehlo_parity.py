@@ -73,6 +73,17 @@ def compare_option(direction, compare_type="FLOAT"):
     return options("StablehloCompareOptions", comparisonDirection=direction, compareType=compare_type)
 
 
+def computation(m: ModelWriter, opcode: str | None, dtype: str = "float32") -> int:
+    """A subgraph of two scalar arguments: ``opcode`` of both, or (None) the second argument."""
+    g = m.graph()
+    a, b = g.input([], dtype), g.input([], dtype)
+    if opcode is None:
+        g.outputs(b)
+    else:
+        g.outputs(*g.op(opcode, [a, b], [([], dtype)]))
+    return len(m.graphs) - 1
+
+
 class CaseTable:
     """Cases ``() -> (model, opcode, inputs, expected outputs)``: ``numpy`` for ops LiteRT has no kernel
     for, ``litert`` for ops it runs (checked against LiteRT and against the numpy reference)."""
