@@ -10,8 +10,8 @@ schema's object API (``graph_writer.ModelWriter``): one operator. Two references
   the builder), compared with the inverted model's outputs.
 
 ``test_notes_say_where_litert_has_a_kernel`` checks, for every registered STABLEHLO_* builder (also
-those of stablehlo_regions.py and stablehlo_random.py), that its note names LiteRT exactly where
-LiteRT has a kernel, so that docs/ops.md tells the truth.
+those of stablehlo_regions.py, stablehlo_indexing.py and stablehlo_random.py), that its note names
+LiteRT exactly where LiteRT has a kernel, so that docs/ops.md tells the truth.
 """
 
 from __future__ import annotations
