@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import struct
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -109,6 +110,29 @@ _OPTIONS_NAMES = _enum_names(tflite.BuiltinOptions)
 _OPTIONS2_NAMES = _enum_names(tflite.BuiltinOptions2)
 
 
+# ``builtin_options_2`` tables added to schema.fbs after the generated readers in use: union type
+# -> (table name, ((field key, field id, scalar struct format), ...)), each field a vector.
+NEWER_OPTIONS2: dict[int, tuple[str, tuple[tuple[str, int, str], ...]]] = {
+    23: ("StablehloCaseOptions", (("branch_subgraph_indices", 0, "i"),)),
+}
+
+
+def _decode_raw_vectors(table: Any, fields: tuple[tuple[str, int, str], ...]) -> MappingProxyType:
+    """Vector fields of a flatbuffer table read from its raw bytes (``table`` is a
+    ``flatbuffers.table.Table``); bounds are checked by ``struct`` (``struct.error`` on overrun)."""
+    result: dict[str, Any] = {}
+    for key, field_id, scalar in fields:
+        offset = table.Offset(4 + 2 * field_id)
+        if not offset:
+            result[key] = ()
+            continue
+        length, start = table.VectorLen(offset), table.Vector(offset)
+        if start + length * struct.calcsize("<" + scalar) > len(table.Bytes):
+            raise struct.error(f"{key}: vector of {length} lies past the end of the file")
+        result[key] = tuple(struct.unpack_from(f"<{length}{scalar}", table.Bytes, start))
+    return MappingProxyType(result)
+
+
 def decode_builtin_options(
     options_type: int, table: Any, *, second: bool = False
 ) -> MappingProxyType:
@@ -116,6 +140,8 @@ def decode_builtin_options(
     names = _OPTIONS2_NAMES if second else _OPTIONS_NAMES
     if options_type == 0 or table is None:
         return MappingProxyType({})
+    if second and options_type in NEWER_OPTIONS2 and options_type not in names:
+        return _decode_raw_vectors(table, NEWER_OPTIONS2[options_type][1])
     class_name = names.get(options_type)
     options_class = getattr(tflite, class_name, None) if class_name else None
     if options_class is None:
