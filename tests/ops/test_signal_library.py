@@ -1,0 +1,358 @@
+"""Tests for TFLite Micro's signal-library custom ops (tflite_inverter/ops/signal_library.py,
+signal_fft.py, signal_state.py).
+
+LiteRT has none of these kernels, so the oracle is ``signal_reference.py``: a loop-for-loop
+Python transcription of the C sources (TFLM ``signal/src``, ``signal/micro/kernels``, KissFFT
+1.30). Each test writes a one-op model with the schema object API and flexbuffer options as
+TFLM's Python tools write them, inverts it and compares every call's outputs, exactly (integer
+ops, and the float FFTs: float32 arithmetic in KissFFT's order). Stateful ops are run as a
+sequence of calls in one inverted model against one reference object.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flatbuffers import flexbuffers
+from tensorflow.lite.python import schema_py_generated as schema
+
+import signal_reference as ref
+import tflite_inverter as ti
+from flatbuffer_writer import pack
+
+TYPES = {np.float32: schema.TensorType.FLOAT32, np.int16: schema.TensorType.INT16, np.int32: schema.TensorType.INT32,
+         np.uint32: schema.TensorType.UINT32, np.uint64: schema.TensorType.UINT64, np.bool_: schema.TensorType.BOOL}
+T_FLOAT32, T_INT32, T_INT16 = 0, 2, 7
+
+
+def signal_model(tensors: dict, inputs: list, outputs: list, ops: list) -> bytes:
+    """``tensors``: name -> (numpy dtype, shape, constant data or None); ``ops``:
+    (custom code, input names, output names, options dict)."""
+    model = schema.ModelT()
+    model.version, model.description = 3, "signal library test"
+    model.buffers = [schema.BufferT()]
+    model.operatorCodes = []
+    sg = schema.SubGraphT()
+    sg.tensors, names = [], list(tensors)
+    for name, (dtype, shape, data) in tensors.items():
+        tensor = schema.TensorT()
+        tensor.name, tensor.shape, tensor.type = name, list(shape), TYPES[dtype]
+        buffer = schema.BufferT()
+        if data is not None:
+            buffer.data = list(np.asarray(data, dtype).reshape(-1).view(np.uint8))
+        model.buffers.append(buffer)
+        tensor.buffer = len(model.buffers) - 1
+        sg.tensors.append(tensor)
+    sg.inputs, sg.outputs = [names.index(n) for n in inputs], [names.index(n) for n in outputs]
+    sg.operators = []
+    codes: dict[str, int] = {}
+    for code, op_inputs, op_outputs, options in ops:
+        if code not in codes:
+            opcode = schema.OperatorCodeT()
+            opcode.builtinCode = opcode.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+            opcode.customCode, opcode.version = code, 1
+            model.operatorCodes.append(opcode)
+            codes[code] = len(model.operatorCodes) - 1
+        op = schema.OperatorT()
+        op.opcodeIndex = codes[code]
+        op.inputs, op.outputs = [names.index(n) for n in op_inputs], [names.index(n) for n in op_outputs]
+        op.customOptions = list(flexbuffers.Dumps(options))
+        op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
+        sg.operators.append(op)
+    model.subgraphs = [sg]
+    return pack(model)
+
+
+def one_op(code: str, inputs: dict, outputs: dict, options: dict, constants: dict | None = None) -> bytes:
+    constants = constants or {}
+    tensors = {**{n: (d, s, None) for n, (d, s) in inputs.items()},
+               **{n: (np.asarray(v).dtype.type, np.shape(v), v) for n, v in constants.items()},
+               **{n: (d, s, None) for n, (d, s) in outputs.items()}}
+    return signal_model(tensors, list(inputs), list(outputs), [(code, list(inputs) + list(constants), list(outputs), options)])
+
+
+def run(inverted, *values):
+    return [np.asarray(v) for v in inverted.run(list(values)).values()]
+
+
+def assert_same(actual, expected):
+    assert actual.dtype == np.asarray(expected).dtype, (actual.dtype, np.asarray(expected).dtype)
+    np.testing.assert_array_equal(actual, expected)
+
+
+def assert_float_close(actual, expected):
+    """Float radix-5 butterflies: Grappler's arithmetic optimizer regroups KissFFT's three-term
+    sums (AddN), which moves results by an ulp or two; everything else is bit-exact."""
+    assert actual.dtype == expected.dtype == np.float32
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=4e-7 * float(np.abs(expected).max()))
+    assert not np.array_equal(actual, np.zeros_like(actual))
+
+
+RNG = np.random.default_rng(20261201)
+
+
+def int16s(*shape, low=-32768, high=32768):
+    return RNG.integers(low, high, shape).astype(np.int16)
+
+
+# -- stateless ops ----------------------------------------------------------------------------------
+def test_window():
+    w = RNG.integers(0, 4097, 16).astype(np.int16)
+    model = ti.invert(one_op("SignalWindow", {"x": (np.int16, [3, 16])}, {"y": (np.int16, [3, 16])}, {"shift": 12}, {"w": w}))
+    x = int16s(3, 16)
+    x[0, :4] = [-32768, 32767, -1, 1]
+    w_full = w.copy()
+    assert_same(run(model, x)[0], ref.window(x, w_full, 12))
+
+
+def test_fft_auto_scale_including_the_int16_min_wrap():
+    model = ti.invert(one_op("SignalFftAutoScale", {"x": (np.int16, [12])},
+                             {"y": (np.int16, [12]), "bits": (np.int32, [])}, {}))
+    cases = [int16s(12, low=-300, high=300), np.zeros(12, np.int16), int16s(12),
+             np.array([5, -32768, -7, 3, 100, -2, 0, 1, 2, -3, 4, 9], np.int16),  # max wraps to -32768, then follows
+             np.array([-32768] * 12, np.int16)]
+    for x in cases:
+        y, bits = run(model, x)
+        expected_y, expected_bits = ref.fft_auto_scale(x)
+        assert_same(y, expected_y)
+        assert int(bits) == expected_bits
+    assert ref.fft_auto_scale(cases[3])[1] > 0  # the wrap case really takes the loop's odd path
+
+
+def test_energy():
+    model = ti.invert(one_op("SignalEnergy", {"x": (np.int16, [66])}, {"y": (np.uint32, [33])},
+                             {"end_index": 30, "start_index": 3}))
+    x = int16s(66)
+    x[6:8] = -32768  # bin 3: 2^31, overflows int32 in C, wraps into uint32
+    assert_same(run(model, x)[0], ref.energy(x, 3, 30, 33))
+
+
+def _filter_bank_config(num_channels, bins):
+    starts = np.sort(RNG.choice(np.arange(1, bins - 8), num_channels + 1, replace=False)).astype(np.int16)
+    widths = np.array([max(1, min(6, bins - s)) for s in starts], np.int16)
+    weight_starts = np.concatenate([[0], np.cumsum(widths[:-1])]).astype(np.int16)
+    weights = RNG.integers(0, 4097, int(widths.sum())).astype(np.int16)
+    return weights, (4096 - weights).astype(np.int16), starts, weight_starts, widths
+
+
+def test_filter_bank():
+    channels, bins = 6, 40
+    weights, unweights, starts, weight_starts, widths = _filter_bank_config(channels, bins)
+    model = ti.invert(one_op("SignalFilterBank", {"x": (np.uint32, [bins])}, {"y": (np.uint64, [channels])},
+                             {"num_channels": channels},
+                             {"w": weights, "u": unweights, "s": starts, "ws": weight_starts, "wd": widths}))
+    for x in (RNG.integers(0, 2**31, bins).astype(np.uint32), np.full(bins, 2**32 - 1, np.uint32)):
+        assert_same(run(model, x)[0], ref.filter_bank(x, weights, unweights, starts, weight_starts, widths, channels))
+
+
+def test_filter_bank_square_root():
+    model = ti.invert(one_op("SignalFilterBankSquareRoot", {"x": (np.uint64, [10]), "bits": (np.int32, [])},
+                             {"y": (np.uint32, [10]), }, {}))
+    x = np.array([0, 1, 2, 3, 2**32 - 1, 2**32, 2**40 + 12345, 2**63 + 7, 2**64 - 1, 99], np.uint64)
+    for values, bits in ((x, 0), (RNG.integers(0, 2**62, 10, dtype=np.uint64), 3), (RNG.integers(0, 2**32, 10).astype(np.uint64), 1)):
+        assert_same(run(model, values, np.int32(bits))[0], ref.filter_bank_square_root(values, bits))
+
+
+def test_filter_bank_log():
+    model = ti.invert(one_op("SignalFilterBankLog", {"x": (np.uint32, [14])}, {"y": (np.int16, [14])},
+                             {"input_correction_bits": 3, "output_scale": 1600}))
+    x = np.concatenate([[0, 1, 2, 3, 2**29 - 1, 2**31, 2**32 - 1], RNG.integers(0, 2**32, 7)]).astype(np.uint32)
+    assert_same(run(model, x)[0], ref.filter_bank_log(x, 1600, 3))
+
+
+def test_pcan():
+    lut = RNG.integers(-3000, 9000, 125).astype(np.int16)
+    model = ti.invert(one_op("SignalPCAN", {"x": (np.uint32, [12]), "noise": (np.uint32, [12])},
+                             {"y": (np.uint32, [12])}, {"snr_shift": 6}, {"lut": lut}))
+    x = RNG.integers(0, 2**20, 12).astype(np.uint32)
+    noise = np.concatenate([[0, 1, 2, 3, 1023, 2**31], RNG.integers(0, 2**32, 6)]).astype(np.uint32)
+    assert_same(run(model, x, noise)[0], ref.pcan(x, noise, lut, 6))
+
+
+# -- FFTs ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype,type_code,bits", [(np.int16, T_INT16, 16), (np.int32, T_INT32, 32), (np.float32, T_FLOAT32, None)])
+@pytest.mark.parametrize("fft_length,input_length", [(64, 50), (24, 24), (40, 36)])  # radix 4/2; 4/3; 4/5
+def test_rfft_and_irfft(dtype, type_code, bits, fft_length, input_length):
+    bins = fft_length // 2 + 1
+    options = {"T": type_code, "fft_length": fft_length}
+    forward = ti.invert(one_op("SignalRfft", {"x": (dtype, [2, input_length])}, {"y": (dtype, [2, 2 * bins])}, options))
+    inverse = ti.invert(one_op("SignalIrfft", {"x": (dtype, [2, 2 * bins])}, {"y": (dtype, [2, fft_length])}, options))
+    if bits == 16:
+        x = int16s(2, input_length)
+    elif bits == 32:
+        x = RNG.integers(-2**31, 2**31, (2, input_length)).astype(np.int32)
+    else:
+        x = RNG.normal(0, 1000, (2, input_length)).astype(np.float32)
+    spectrum = run(forward, x)[0]
+    compare = assert_same if bits or fft_length % 5 else assert_float_close
+    compare(spectrum, np.stack([ref.rfft(row, fft_length, bits) for row in x]))
+    samples = run(inverse, spectrum)[0]
+    compare(samples, np.stack([ref.irfft(row, fft_length, bits) for row in spectrum]))
+    if bits is None:  # and KissFFT computes a Fourier transform at all
+        np.testing.assert_allclose(spectrum[:, 0::2] + 1j * spectrum[:, 1::2], np.fft.rfft(x, fft_length), rtol=1e-4, atol=0.05)
+
+
+def test_rfft_generic_radix():
+    fft_length = 14  # ncfft 7: kf_bfly_generic
+    model = ti.invert(one_op("SignalRfft", {"x": (np.int16, [14])}, {"y": (np.int16, [16])}, {"T": T_INT16, "fft_length": 14}))
+    x = int16s(14)
+    assert_same(run(model, x)[0], ref.rfft(x, fft_length, 16))
+
+
+def test_rfft_refuses_a_type_option_that_is_not_the_input_type():
+    model = one_op("SignalRfft", {"x": (np.int16, [8])}, {"y": (np.int16, [10])}, {"T": T_FLOAT32, "fft_length": 8})
+    with pytest.raises(ti.TfliteInverterError, match="option T says float32, the input is int16"):
+        ti.invert(model)
+
+
+# -- stateful ops over a sequence of calls ----------------------------------------------------------
+def test_spectral_subtraction_keeps_its_noise_estimate():
+    config = {"alternate_one_minus_smoothing": 15401, "alternate_smoothing": 983, "clamping": False,
+              "min_signal_remaining": 819, "num_channels": 8, "one_minus_smoothing": 15975, "smoothing": 409,
+              "smoothing_bits": 10, "spectral_subtraction_bits": 14}
+    for clamping in (False, True):
+        config["clamping"] = clamping
+        model = ti.invert(one_op("SignalFilterBankSpectralSubtraction", {"x": (np.uint32, [8])},
+                                 {"y": (np.uint32, [8]), "noise": (np.uint32, [8])}, config))
+        reference = ref.SpectralSubtraction(**config)
+        for call in range(4):
+            x = RNG.integers(0, 2**20 if call % 2 else 2**12, 8).astype(np.uint32)
+            y, noise = run(model, x)
+            expected_y, expected_noise = reference(x)
+            assert_same(y, expected_y)
+            assert_same(noise, expected_noise)
+        assert reference.noise != [0] * 8
+
+
+@pytest.mark.parametrize("frame_size,frame_step,prefill", [(6, 2, True), (5, 2, False), (4, 4, False)])
+def test_framer(frame_size, frame_step, prefill):
+    shape = [2, 4]
+    frames = shape[-1] // frame_step
+    model = ti.invert(one_op("SignalFramer", {"x": (np.int16, shape)},
+                             {"y": (np.int16, [2, frames, frame_size]), "valid": (np.bool_, [])},
+                             {"frame_size": frame_size, "frame_step": frame_step, "prefill": prefill}))
+    reference = ref.Framer(frame_size, frame_step, prefill, outer=2)
+    validity = []
+    for _ in range(4):
+        x = int16s(*shape)
+        y, valid = run(model, x)
+        expected_y, expected_valid = reference(x)
+        assert_same(y, expected_y)
+        assert bool(valid) == expected_valid
+        validity.append(expected_valid)
+    if not prefill and frame_size > frame_step:
+        assert validity[0] is False and validity[-1] is True
+
+
+def test_stacker():
+    options = {"num_channels": 3, "stacker_left_context": 2, "stacker_right_context": 1, "stacker_step": 2}
+    size = 3 * 4
+    model = ti.invert(one_op("SignalStacker", {"x": (np.int16, [3])}, {"y": (np.int16, [size]), "valid": (np.bool_, [])}, options))
+    reference = ref.Stacker(3, 2, 1, 2)
+    validity = []
+    for _ in range(6):
+        x = int16s(3)
+        y, valid = run(model, x)
+        expected_y, expected_valid = reference(x)
+        assert bool(valid) == expected_valid
+        assert_same(y, expected_y)
+        validity.append(expected_valid)
+    assert True in validity and False in validity
+
+
+def test_delay():
+    model = ti.invert(one_op("SignalDelay", {"x": (np.int16, [2, 5])}, {"y": (np.int16, [2, 5])}, {"delay_length": 7}))
+    reference = ref.Delay(7, 5, outer=2)
+    for _ in range(4):
+        x = int16s(2, 5)
+        assert_same(run(model, x)[0], reference(x))
+
+
+@pytest.mark.parametrize("dtype,type_code", [(np.int16, T_INT16), (np.float32, T_FLOAT32)])
+def test_overlap_add(dtype, type_code):
+    model = ti.invert(one_op("SignalOverlapAdd", {"x": (dtype, [2, 3, 6])}, {"y": (dtype, [2, 6])},
+                             {"T": type_code, "frame_step": 2}))
+    reference = ref.OverlapAdd(2, 6, outer=2, dtype=dtype)
+    for _ in range(3):
+        x = int16s(2, 3, 6) if dtype == np.int16 else RNG.normal(0, 1, (2, 3, 6)).astype(np.float32)
+        assert_same(run(model, x)[0], reference(x))
+
+
+def test_state_is_saved_with_the_saved_model(tmp_path):
+    model = one_op("SignalDelay", {"x": (np.int16, [4])}, {"y": (np.int16, [4])}, {"delay_length": 3})
+    inverted = ti.invert(model)
+    first = np.arange(1, 5, dtype=np.int16)
+    run(inverted, first)
+    inverted.save_saved_model(tmp_path / "saved")
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(tmp_path / "saved"))
+    out = list(loaded.signatures["serving_default"](**{"x": tf.constant(np.zeros(4, np.int16))}).values())[0]
+    np.testing.assert_array_equal(out.numpy(), [2, 3, 4, 0])  # the last 3 samples of the first call, then zeros
+
+
+# -- chains: a mini audio front end (int) and a float resynthesis --------------------------------------
+def test_int_audio_front_end_chain():
+    frame, fft_length, channels, bins = 30, 32, 4, 17
+    window_weights = RNG.integers(0, 4097, frame).astype(np.int16)
+    weights, unweights, starts, weight_starts, widths = _filter_bank_config(channels, bins)
+    lut = RNG.integers(-3000, 9000, 125).astype(np.int16)
+    subtraction = {"alternate_one_minus_smoothing": 15401, "alternate_smoothing": 983, "clamping": False,
+                   "min_signal_remaining": 819, "num_channels": channels, "one_minus_smoothing": 15975, "smoothing": 409,
+                   "smoothing_bits": 10, "spectral_subtraction_bits": 14}
+    tensors = {
+        "audio": (np.int16, [frame], None), "window": (np.int16, [frame], window_weights),
+        "windowed": (np.int16, [frame], None), "scaled": (np.int16, [frame], None), "bits": (np.int32, [], None),
+        "spectrum": (np.int16, [2 * bins], None), "energy": (np.uint32, [bins], None),
+        "w": (np.int16, [len(weights)], weights), "u": (np.int16, [len(weights)], unweights),
+        "s": (np.int16, [channels + 1], starts), "ws": (np.int16, [channels + 1], weight_starts),
+        "wd": (np.int16, [channels + 1], widths), "bank": (np.uint64, [channels], None),
+        "root": (np.uint32, [channels], None), "clean": (np.uint32, [channels], None),
+        "noise": (np.uint32, [channels], None), "lut": (np.int16, [125], lut), "gained": (np.uint32, [channels], None),
+        "log": (np.int16, [channels], None),
+    }
+    ops = [("SignalWindow", ["audio", "window"], ["windowed"], {"shift": 12}),
+           ("SignalFftAutoScale", ["windowed"], ["scaled", "bits"], {}),
+           ("SignalRfft", ["scaled"], ["spectrum"], {"T": T_INT16, "fft_length": fft_length}),
+           ("SignalEnergy", ["spectrum"], ["energy"], {"end_index": 15, "start_index": 1}),
+           ("SignalFilterBank", ["energy", "w", "u", "s", "ws", "wd"], ["bank"], {"num_channels": channels}),
+           ("SignalFilterBankSquareRoot", ["bank", "bits"], ["root"], {}),
+           ("SignalFilterBankSpectralSubtraction", ["root"], ["clean", "noise"], subtraction),
+           ("SignalPCAN", ["clean", "noise", "lut"], ["gained"], {"snr_shift": 6}),
+           ("SignalFilterBankLog", ["gained"], ["log"], {"input_correction_bits": 3, "output_scale": 64})]
+    inverted = ti.invert(signal_model(tensors, ["audio"], ["log", "noise"], ops))
+    subtract = ref.SpectralSubtraction(**subtraction)
+    for _ in range(3):
+        audio = int16s(frame, low=-3000, high=3000)
+        windowed = ref.window(audio, window_weights, 12)
+        scaled, bits = ref.fft_auto_scale(windowed)
+        spectrum = ref.rfft(scaled, fft_length, 16)
+        bank = ref.filter_bank(ref.energy(spectrum, 1, 15, bins), weights, unweights, starts, weight_starts, widths, channels)
+        clean, noise = subtract(ref.filter_bank_square_root(bank, bits))
+        expected = ref.filter_bank_log(ref.pcan(clean, noise, lut, 6), 64, 3)
+        log, noise_out = run(inverted, audio)
+        assert_same(log, expected)
+        assert_same(noise_out, noise)
+        assert np.count_nonzero(expected) > 0
+
+
+def test_float_resynthesis_chain():
+    fft_length, frame, step = 16, 16, 8
+    bins = fft_length // 2 + 1
+    tensors = {"x": (np.float32, [1, frame], None), "spectrum": (np.float32, [1, 2 * bins], None),
+               "frames": (np.float32, [1, fft_length], None), "y": (np.float32, [step], None)}
+    options = {"T": T_FLOAT32, "fft_length": fft_length}
+    ops = [("SignalRfft", ["x"], ["spectrum"], options), ("SignalIrfft", ["spectrum"], ["frames"], options),
+           ("SignalOverlapAdd", ["frames"], ["y"], {"T": T_FLOAT32, "frame_step": step})]
+    inverted = ti.invert(signal_model(tensors, ["x"], ["y"], ops))
+    overlap = ref.OverlapAdd(step, fft_length, outer=1, dtype=np.float32)
+    previous = None
+    for _ in range(3):
+        x = RNG.normal(0, 1, (1, frame)).astype(np.float32)
+        samples = ref.irfft(ref.rfft(x[0], fft_length, None), fft_length, None)
+        expected = overlap(samples.reshape(1, fft_length))
+        y = run(inverted, x)[0]
+        assert_same(y, expected)
+        if previous is not None:  # overlap-add of an identity transform: second half of the last frame + first half of this
+            np.testing.assert_allclose(y, previous[step:] + x[0, :step], atol=1e-5)
+        previous = x[0]
