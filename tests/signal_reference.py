@@ -510,26 +510,6 @@ class Kiss:
             F[idx[2]] = self.add(s[11], s[12])
             F[idx[3]] = self.sub(s[11], s[12])
 
-    def bfly_generic(self, F, o, fstride, m, p):
-        for u in range(m):
-            scratch = []
-            k = u
-            for _ in range(p):
-                c = list(F[o + k])
-                self.fixdiv(c, p)
-                scratch.append(c)
-                k += m
-            k = u
-            for _ in range(p):
-                twidx = 0
-                F[o + k] = list(scratch[0])
-                for q in range(1, p):
-                    twidx += fstride * k
-                    if twidx >= self.nfft:
-                        twidx -= self.nfft
-                    F[o + k] = self.add(F[o + k], self.c_mul(scratch[q], self.twiddles[twidx]))
-                k += m
-
     def work(self, F, o, f, fi, fstride, factor):
         p, m = self.factors[factor], self.factors[factor + 1]
         if m == 1:
@@ -538,8 +518,7 @@ class Kiss:
         else:
             for j in range(p):
                 self.work(F, o + j * m, f, fi + j * fstride, fstride * p, factor + 2)
-        {2: self.bfly2, 3: self.bfly3, 4: self.bfly4, 5: self.bfly5}.get(
-            p, lambda F_, o_, fs_, m_: self.bfly_generic(F_, o_, fs_, m_, p))(F, o, fstride, m)
+        {2: self.bfly2, 3: self.bfly3, 4: self.bfly4, 5: self.bfly5}[p](F, o, fstride, m)
 
     def fft(self, cpx):
         F = [None] * self.nfft

@@ -6,7 +6,8 @@ The TFLM kernels (``signal/micro/kernels/rfft.cc``, ``irfft.cc``) call KissFFT 1
 (``C_FIXDIV``) and round every product (``sround``), so their result is not an FFT scaled by
 a constant but a particular integer sequence. The builders therefore run KissFFT's own
 algorithm: the same factorisation (4s, then 2s, then odd primes), the same input permutation,
-one butterfly stage per factor (vectorised over the butterflies of the stage), the same
+one butterfly stage per factor (vectorised over the butterflies of the stage; radix 2, 3, 4, 5:
+KissFFT's generic butterfly crashes in TFLM's build, so those lengths are refused), the same
 twiddles (``floor(.5 + SAMP_MAX * cos)`` in fixed point), the same real-FFT pre/post
 processing, and a store to the 16- or 32-bit sample type (wrapping) wherever C stores one.
 Products are formed in int64 (KissFFT's ``SAMPPROD`` is int32 for 16 bits, int64 for 32).
@@ -148,13 +149,9 @@ class _KissFft:
 
     def __call__(self, re, im):
         re, im = tf.gather(re, self.order, axis=1), tf.gather(im, self.order, axis=1)
-        fstride = self.n
-        stages = []
-        for p, m in self.factors:
-            fstride //= p
-            stages.append((p, m, fstride))
-        # kf_work recurses depth first; every block of a level depends only on the level below.
-        for p, m, _ in reversed(stages):
+        # kf_work recurses depth first; every block of a level depends only on the level below, and a
+        # level with radix p and sub-length m has n / (p m) blocks, which is also its twiddle stride.
+        for p, m in reversed(self.factors):
             fstride = self.n // (p * m)
             shape = [-1, fstride, p, m]
             blocks = (tf.reshape(re, shape), tf.reshape(im, shape))
@@ -214,16 +211,7 @@ class _KissFft:
             s12 = (a.store(-a.s_mul(s10[1], yb[1]) + a.s_mul(s9[1], ya[1])),
                    a.store(a.s_mul(s10[0], yb[1]) - a.s_mul(s9[0], ya[1])))
             return [f0, _sub(a, s5, s6), _add(a, s11, s12), _sub(a, s11, s12), _add(a, s5, s6)]
-        # kf_bfly_generic: output q1 (k = u + q1 m) sums scratch[q] * twiddle[q fstride k mod n].
-        scratch = [a.fixdiv(c, p) for c in f]
-        out = []
-        for q1 in range(p):
-            k = u + q1 * m
-            acc = scratch[0]
-            for q in range(1, p):
-                acc = _add(a, acc, a.c_mul(scratch[q], self._tw((q * fstride * k) % self.n)))
-            out.append(acc)
-        return out
+        raise AssertionError(f"radix {p} is refused in _fft_length")
 
 
 # -- real FFTs ---------------------------------------------------------------------------------------
@@ -240,6 +228,11 @@ def _fft_length(ctx, options) -> int:
     length = options.get("fft_length")
     if not isinstance(length, int) or length < 2 or length % 2:
         raise ctx.fail(f"fft_length {length!r} must be an even integer >= 2 (kiss_fftr_alloc needs an even length)")
+    odd = [p for p, _ in kiss_factors(length // 2) if p > 5]
+    if odd:
+        # TFLM patches KISS_FFT_TMP_ALLOC to return NULL, and kf_bfly_generic writes its scratch there.
+        raise ctx.fail(f"fft_length {length}: fft_length / 2 has the factor {odd[0]} > 5, for which TFLM's KissFFT "
+                       "build writes through a null scratch buffer (the kernel crashes); such a model cannot run")
     return length
 
 
@@ -260,7 +253,7 @@ def _mirror_order(ncfft: int) -> np.ndarray:
     return np.array([source[j] for j in range(1, ncfft)], np.int64)
 
 
-def _rows(ctx, x, length: int):
+def _rows(ctx, x):
     static = x.shape[-1]
     if static is None:
         raise ctx.fail("needs a static innermost dimension")
@@ -276,7 +269,7 @@ def build_signal_rfft(ctx, op, inputs):
     arith = _arith(ctx, options, x.dtype.name)
     fft_length = _fft_length(ctx, options)
     ncfft = fft_length // 2
-    rows, input_length = _rows(ctx, x, fft_length)
+    rows, input_length = _rows(ctx, x)
     if input_length > fft_length:
         raise ctx.fail(f"input length {input_length} exceeds fft_length {fft_length}")
     out_last = ctx.output_shape(0)[-1]
@@ -318,7 +311,7 @@ def build_signal_irfft(ctx, op, inputs):
     arith = _arith(ctx, options, x.dtype.name)
     fft_length = _fft_length(ctx, options)
     ncfft = fft_length // 2
-    rows, last = _rows(ctx, x, fft_length)
+    rows, last = _rows(ctx, x)
     if last % 2 or last // 2 < ncfft + 1:
         raise ctx.fail(f"input's last dimension {last} must hold fft_length / 2 + 1 = {ncfft + 1} complex bins")
     if ctx.output_shape(0)[-1] != fft_length:
