@@ -1,98 +1,21 @@
-"""Tests for TFLite Micro's signal-library custom ops (tflite_inverter/ops/signal_library.py,
-signal_fft.py, signal_state.py).
+"""Tests for tflite_inverter/ops/signal_library.py (TFLite Micro's stateless signal ops), chains of
+the whole library, and the library against TFLite Micro's own interpreter.
 
 LiteRT has none of these kernels, so the oracle is ``signal_reference.py``: a loop-for-loop
 Python transcription of the C sources (TFLM ``signal/src``, ``signal/micro/kernels``, KissFFT
-1.30). Each test writes a one-op model with the schema object API and flexbuffer options as
-TFLM's Python tools write them, inverts it and compares every call's outputs, exactly (integer
-ops, and the float FFTs: float32 arithmetic in KissFFT's order). Stateful ops are run as a
-sequence of calls in one inverted model against one reference object.
+1.30). Each test writes a one-op (or chained) model with the schema object API and flexbuffer
+options as TFLM's Python tools write them, inverts it and compares every call's outputs exactly.
+``test_signal_ops_match_tflite_micro`` then runs the ops in TFLM itself.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from flatbuffers import flexbuffers
-from tensorflow.lite.python import schema_py_generated as schema
 
 import signal_reference as ref
 import tflite_inverter as ti
-from flatbuffer_writer import pack
-
-TYPES = {np.float32: schema.TensorType.FLOAT32, np.int16: schema.TensorType.INT16, np.int32: schema.TensorType.INT32,
-         np.uint32: schema.TensorType.UINT32, np.uint64: schema.TensorType.UINT64, np.bool_: schema.TensorType.BOOL}
-T_FLOAT32, T_INT32, T_INT16 = 0, 2, 7
-
-
-def signal_model(tensors: dict, inputs: list, outputs: list, ops: list) -> bytes:
-    """``tensors``: name -> (numpy dtype, shape, constant data or None); ``ops``:
-    (custom code, input names, output names, options dict)."""
-    model = schema.ModelT()
-    model.version, model.description = 3, "signal library test"
-    model.buffers = [schema.BufferT()]
-    model.operatorCodes = []
-    sg = schema.SubGraphT()
-    sg.tensors, names = [], list(tensors)
-    for name, (dtype, shape, data) in tensors.items():
-        tensor = schema.TensorT()
-        tensor.name, tensor.shape, tensor.type = name, list(shape), TYPES[dtype]
-        buffer = schema.BufferT()
-        if data is not None:
-            buffer.data = list(np.asarray(data, dtype).reshape(-1).view(np.uint8))
-        model.buffers.append(buffer)
-        tensor.buffer = len(model.buffers) - 1
-        sg.tensors.append(tensor)
-    sg.inputs, sg.outputs = [names.index(n) for n in inputs], [names.index(n) for n in outputs]
-    sg.operators = []
-    codes: dict[str, int] = {}
-    for code, op_inputs, op_outputs, options in ops:
-        if code not in codes:
-            opcode = schema.OperatorCodeT()
-            opcode.builtinCode = opcode.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
-            opcode.customCode, opcode.version = code, 1
-            model.operatorCodes.append(opcode)
-            codes[code] = len(model.operatorCodes) - 1
-        op = schema.OperatorT()
-        op.opcodeIndex = codes[code]
-        op.inputs, op.outputs = [names.index(n) for n in op_inputs], [names.index(n) for n in op_outputs]
-        op.customOptions = list(flexbuffers.Dumps(options))
-        op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
-        sg.operators.append(op)
-    model.subgraphs = [sg]
-    return pack(model)
-
-
-def one_op(code: str, inputs: dict, outputs: dict, options: dict, constants: dict | None = None) -> bytes:
-    constants = constants or {}
-    tensors = {**{n: (d, s, None) for n, (d, s) in inputs.items()},
-               **{n: (np.asarray(v).dtype.type, np.shape(v), v) for n, v in constants.items()},
-               **{n: (d, s, None) for n, (d, s) in outputs.items()}}
-    return signal_model(tensors, list(inputs), list(outputs), [(code, list(inputs) + list(constants), list(outputs), options)])
-
-
-def run(inverted, *values):
-    return [np.asarray(v) for v in inverted.run(list(values)).values()]
-
-
-def assert_same(actual, expected):
-    assert actual.dtype == np.asarray(expected).dtype, (actual.dtype, np.asarray(expected).dtype)
-    np.testing.assert_array_equal(actual, expected)
-
-
-def assert_float_close(actual, expected):
-    """Float radix-5 butterflies: Grappler's arithmetic optimizer regroups KissFFT's three-term
-    sums (AddN), which moves results by an ulp or two; everything else is bit-exact."""
-    assert actual.dtype == expected.dtype == np.float32
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=4e-7 * float(np.abs(expected).max()))
-    assert not np.array_equal(actual, np.zeros_like(actual))
-
-
-RNG = np.random.default_rng(20261201)
-
-
-def int16s(*shape, low=-32768, high=32768):
-    return RNG.integers(low, high, shape).astype(np.int16)
+from signal_models import RNG, T_FLOAT32, T_INT16, T_INT32, assert_same, filter_bank_config, int16s, one_op, run, signal_model
 
 
 # -- stateless ops ----------------------------------------------------------------------------------
@@ -101,8 +24,7 @@ def test_window():
     model = ti.invert(one_op("SignalWindow", {"x": (np.int16, [3, 16])}, {"y": (np.int16, [3, 16])}, {"shift": 12}, {"w": w}))
     x = int16s(3, 16)
     x[0, :4] = [-32768, 32767, -1, 1]
-    w_full = w.copy()
-    assert_same(run(model, x)[0], ref.window(x, w_full, 12))
+    assert_same(run(model, x)[0], ref.window(x, w, 12))
 
 
 def test_fft_auto_scale_including_the_int16_min_wrap():
@@ -127,19 +49,9 @@ def test_energy():
     assert_same(run(model, x)[0], ref.energy(x, 3, 30, 33))
 
 
-def _filter_bank_config(num_channels, bins, first=1, end=None):
-    """Channels over bins first..end-1 (end defaults to bins)."""
-    end = bins if end is None else end
-    starts = np.sort(RNG.choice(np.arange(first, end - 6), num_channels + 1, replace=False)).astype(np.int16)
-    widths = np.array([max(1, min(6, end - s)) for s in starts], np.int16)
-    weight_starts = np.concatenate([[0], np.cumsum(widths[:-1])]).astype(np.int16)
-    weights = RNG.integers(0, 4097, int(widths.sum())).astype(np.int16)
-    return weights, (4096 - weights).astype(np.int16), starts, weight_starts, widths
-
-
 def test_filter_bank():
     channels, bins = 6, 40
-    weights, unweights, starts, weight_starts, widths = _filter_bank_config(channels, bins)
+    weights, unweights, starts, weight_starts, widths = filter_bank_config(channels, bins)
     model = ti.invert(one_op("SignalFilterBank", {"x": (np.uint32, [bins])}, {"y": (np.uint64, [channels])},
                              {"num_channels": channels},
                              {"w": weights, "u": unweights, "s": starts, "ws": weight_starts, "wd": widths}))
@@ -171,136 +83,11 @@ def test_pcan():
     assert_same(run(model, x, noise)[0], ref.pcan(x, noise, lut, 6))
 
 
-# -- FFTs ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype,type_code,bits,fft_length,input_length", [
-    (np.int16, T_INT16, 16, 64, 50), (np.int32, T_INT32, 32, 64, 50), (np.float32, T_FLOAT32, None, 64, 50),  # radix 4, 4, 2
-    (np.int16, T_INT16, 16, 24, 24), (np.float32, T_FLOAT32, None, 24, 24),  # radix 4, 3
-    (np.int32, T_INT32, 32, 40, 36), (np.float32, T_FLOAT32, None, 40, 36)])  # radix 4, 5
-def test_rfft_and_irfft(dtype, type_code, bits, fft_length, input_length):
-    bins = fft_length // 2 + 1
-    options = {"T": type_code, "fft_length": fft_length}
-    forward = ti.invert(one_op("SignalRfft", {"x": (dtype, [2, input_length])}, {"y": (dtype, [2, 2 * bins])}, options))
-    inverse = ti.invert(one_op("SignalIrfft", {"x": (dtype, [2, 2 * bins])}, {"y": (dtype, [2, fft_length])}, options))
-    if bits == 16:
-        x = int16s(2, input_length)
-    elif bits == 32:
-        x = RNG.integers(-2**31, 2**31, (2, input_length)).astype(np.int32)
-    else:
-        x = RNG.normal(0, 1000, (2, input_length)).astype(np.float32)
-    spectrum = run(forward, x)[0]
-    compare = assert_same if bits or fft_length % 5 else assert_float_close
-    compare(spectrum, np.stack([ref.rfft(row, fft_length, bits) for row in x]))
-    samples = run(inverse, spectrum)[0]
-    compare(samples, np.stack([ref.irfft(row, fft_length, bits) for row in spectrum]))
-    if bits is None:  # and KissFFT computes a Fourier transform at all
-        np.testing.assert_allclose(spectrum[:, 0::2] + 1j * spectrum[:, 1::2], np.fft.rfft(x, fft_length), rtol=1e-4, atol=0.05)
-
-
-def test_rfft_refuses_a_length_with_a_factor_above_5():
-    """ncfft 7 needs KissFFT's generic butterfly, which crashes in TFLM (its scratch allocator is
-    patched to return NULL; measured: the TFLM Python runtime dies with SIGSEGV)."""
-    model = one_op("SignalRfft", {"x": (np.int16, [14])}, {"y": (np.int16, [16])}, {"T": T_INT16, "fft_length": 14})
-    with pytest.raises(ti.TfliteInverterError, match="factor 7 > 5"):
-        ti.invert(model)
-
-
-def test_rfft_refuses_a_type_option_that_is_not_the_input_type():
-    model = one_op("SignalRfft", {"x": (np.int16, [8])}, {"y": (np.int16, [10])}, {"T": T_FLOAT32, "fft_length": 8})
-    with pytest.raises(ti.TfliteInverterError, match="option T says float32, the input is int16"):
-        ti.invert(model)
-
-
-# -- stateful ops over a sequence of calls ----------------------------------------------------------
-def test_spectral_subtraction_keeps_its_noise_estimate():
-    config = {"alternate_one_minus_smoothing": 15401, "alternate_smoothing": 983, "clamping": False,
-              "min_signal_remaining": 819, "num_channels": 8, "one_minus_smoothing": 15975, "smoothing": 409,
-              "smoothing_bits": 10, "spectral_subtraction_bits": 14}
-    for clamping in (False, True):
-        config["clamping"] = clamping
-        model = ti.invert(one_op("SignalFilterBankSpectralSubtraction", {"x": (np.uint32, [8])},
-                                 {"y": (np.uint32, [8]), "noise": (np.uint32, [8])}, config))
-        reference = ref.SpectralSubtraction(**config)
-        for call in range(4):
-            x = RNG.integers(0, 2**20 if call % 2 else 2**12, 8).astype(np.uint32)
-            y, noise = run(model, x)
-            expected_y, expected_noise = reference(x)
-            assert_same(y, expected_y)
-            assert_same(noise, expected_noise)
-        assert reference.noise != [0] * 8
-
-
-@pytest.mark.parametrize("frame_size,frame_step,prefill", [(6, 2, True), (5, 2, False), (4, 4, False)])
-def test_framer(frame_size, frame_step, prefill):
-    shape = [2, 4]
-    frames = shape[-1] // frame_step
-    model = ti.invert(one_op("SignalFramer", {"x": (np.int16, shape)},
-                             {"y": (np.int16, [2, frames, frame_size]), "valid": (np.bool_, [])},
-                             {"frame_size": frame_size, "frame_step": frame_step, "prefill": prefill}))
-    reference = ref.Framer(frame_size, frame_step, prefill, outer=2)
-    validity = []
-    for _ in range(4):
-        x = int16s(*shape)
-        y, valid = run(model, x)
-        expected_y, expected_valid = reference(x)
-        assert_same(y, expected_y)
-        assert bool(valid) == expected_valid
-        validity.append(expected_valid)
-    if not prefill and frame_size > frame_step:
-        assert validity[0] is False and validity[-1] is True
-
-
-def test_stacker():
-    options = {"num_channels": 3, "stacker_left_context": 2, "stacker_right_context": 1, "stacker_step": 2}
-    size = 3 * 4
-    model = ti.invert(one_op("SignalStacker", {"x": (np.int16, [3])}, {"y": (np.int16, [size]), "valid": (np.bool_, [])}, options))
-    reference = ref.Stacker(3, 2, 1, 2)
-    validity = []
-    for _ in range(6):
-        x = int16s(3)
-        y, valid = run(model, x)
-        expected_y, expected_valid = reference(x)
-        assert bool(valid) == expected_valid
-        assert_same(y, expected_y)
-        validity.append(expected_valid)
-    assert True in validity and False in validity
-
-
-def test_delay():
-    model = ti.invert(one_op("SignalDelay", {"x": (np.int16, [2, 5])}, {"y": (np.int16, [2, 5])}, {"delay_length": 7}))
-    reference = ref.Delay(7, 5, outer=2)
-    for _ in range(4):
-        x = int16s(2, 5)
-        assert_same(run(model, x)[0], reference(x))
-
-
-@pytest.mark.parametrize("dtype,type_code", [(np.int16, T_INT16), (np.float32, T_FLOAT32)])
-def test_overlap_add(dtype, type_code):
-    model = ti.invert(one_op("SignalOverlapAdd", {"x": (dtype, [2, 3, 6])}, {"y": (dtype, [2, 6])},
-                             {"T": type_code, "frame_step": 2}))
-    reference = ref.OverlapAdd(2, 6, outer=2, dtype=dtype)
-    for _ in range(3):
-        x = int16s(2, 3, 6) if dtype == np.int16 else RNG.normal(0, 1, (2, 3, 6)).astype(np.float32)
-        assert_same(run(model, x)[0], reference(x))
-
-
-def test_state_is_saved_with_the_saved_model(tmp_path):
-    model = one_op("SignalDelay", {"x": (np.int16, [4])}, {"y": (np.int16, [4])}, {"delay_length": 3})
-    inverted = ti.invert(model)
-    first = np.arange(1, 5, dtype=np.int16)
-    run(inverted, first)
-    inverted.save_saved_model(tmp_path / "saved")
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(tmp_path / "saved"))
-    out = list(loaded.signatures["serving_default"](**{"x": tf.constant(np.zeros(4, np.int16))}).values())[0]
-    np.testing.assert_array_equal(out.numpy(), [2, 3, 4, 0])  # the last 3 samples of the first call, then zeros
-
-
 # -- chains: a mini audio front end (int) and a float resynthesis --------------------------------------
 def test_int_audio_front_end_chain():
     frame, fft_length, channels, bins = 30, 32, 4, 17
     window_weights = RNG.integers(0, 4097, frame).astype(np.int16)
-    weights, unweights, starts, weight_starts, widths = _filter_bank_config(channels, bins, 1, 15)  # bins SignalEnergy writes
+    weights, unweights, starts, weight_starts, widths = filter_bank_config(channels, bins, 1, 15)  # bins SignalEnergy writes
     lut = RNG.integers(-3000, 9000, 125).astype(np.int16)
     subtraction = {"alternate_one_minus_smoothing": 15401, "alternate_smoothing": 983, "clamping": False,
                    "min_signal_remaining": 819, "num_channels": channels, "one_minus_smoothing": 15975, "smoothing": 409,
@@ -427,7 +214,7 @@ def _micro_speech_chain():
     4 frames of audio (the noise estimate carries over)."""
     frame, fft_length, channels, bins = 480, 512, 40, 257
     window_weights = RNG.integers(0, 4097, frame).astype(np.int16)
-    weights, unweights, starts, weight_starts, widths = _filter_bank_config(channels, bins, 5, 241)  # bins SignalEnergy writes
+    weights, unweights, starts, weight_starts, widths = filter_bank_config(channels, bins, 5, 241)  # bins SignalEnergy writes
     lut = RNG.integers(-3000, 9000, 125).astype(np.int16)
     subtraction = {"alternate_one_minus_smoothing": 15401, "alternate_smoothing": 983, "clamping": False,
                    "min_signal_remaining": 819, "num_channels": channels, "one_minus_smoothing": 15975, "smoothing": 409,
