@@ -17,7 +17,8 @@ T_FLOAT32, T_INT32, T_INT16 = 0, 2, 7
 
 def signal_model(tensors: dict, inputs: list, outputs: list, ops: list) -> bytes:
     """``tensors``: name -> (numpy dtype, shape, constant data or None); ``ops``:
-    (custom code, input names, output names, options dict)."""
+    (custom code, input names, output names, options dict), or (builtin name such as ``"CAST"``,
+    inputs, outputs, None) for a builtin operator without options."""
     model = schema.ModelT()
     model.version, model.description = 3, "signal library test"
     model.buffers = [schema.BufferT()]
@@ -39,15 +40,20 @@ def signal_model(tensors: dict, inputs: list, outputs: list, ops: list) -> bytes
     for code, op_inputs, op_outputs, options in ops:
         if code not in codes:
             opcode = schema.OperatorCodeT()
-            opcode.builtinCode = opcode.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
-            opcode.customCode, opcode.version = code, 1
+            if code.isupper():
+                opcode.builtinCode = opcode.deprecatedBuiltinCode = getattr(schema.BuiltinOperator, code)
+            else:
+                opcode.builtinCode = opcode.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+                opcode.customCode = code
+            opcode.version = 1
             model.operatorCodes.append(opcode)
             codes[code] = len(model.operatorCodes) - 1
         op = schema.OperatorT()
         op.opcodeIndex = codes[code]
         op.inputs, op.outputs = [names.index(n) for n in op_inputs], [names.index(n) for n in op_outputs]
-        op.customOptions = list(flexbuffers.Dumps(options))
-        op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
+        if not code.isupper():  # a custom op; an upper-case code is a builtin without options
+            op.customOptions = list(flexbuffers.Dumps(options))
+            op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
         sg.operators.append(op)
     model.subgraphs = [sg]
     return pack(model)

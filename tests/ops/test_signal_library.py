@@ -150,6 +150,23 @@ def test_float_resynthesis_chain():
         previous = x[0]
 
 
+def test_mixed_model_verifies_in_segments():
+    """Builtin operators around signal ops (as in micro_speech's preprocessor): LiteRT cannot run
+    the model, so verify checks its three builtin operators in LiteRT, fed at the cuts."""
+    window = RNG.integers(0, 4097, 32).astype(np.int16)
+    tensors = {"x": (np.float32, [32], None), "gain": (np.float32, [32], np.full(32, 3000.0, np.float32)),
+               "scaled_x": (np.float32, [32], None), "samples": (np.int16, [32], None),
+               "window": (np.int16, [32], window), "windowed": (np.int16, [32], None),
+               "normalised": (np.int16, [32], None), "bits": (np.int32, [], None), "y": (np.float32, [32], None)}
+    ops = [("MUL", ["x", "gain"], ["scaled_x"], None), ("CAST", ["scaled_x"], ["samples"], None),
+           ("SignalWindow", ["samples", "window"], ["windowed"], {"shift": 12}),
+           ("SignalFftAutoScale", ["windowed"], ["normalised", "bits"], {}), ("CAST", ["normalised"], ["y"], None)]
+    model = signal_model(tensors, ["x"], ["y", "bits"], ops)
+    report = ti.verify(model, ti.invert(model), draws=2)
+    assert report.passed, report.table()
+    assert "verified in segments" in report.table() and "3 builtin operators verified in LiteRT" in report.table()
+
+
 # -- against TFLite Micro itself ----------------------------------------------------------------------
 # The tflite-micro wheel ships TFLM's Python interpreter with the signal library registered. It is
 # fetched like the MediaPipe models (``pip download --no-deps``, never installed) into the cache and
