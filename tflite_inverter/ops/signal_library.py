@@ -125,7 +125,10 @@ def build_signal_energy(ctx, op, inputs):
     start, end = int_option(ctx, options, "start_index", 0), int_option(ctx, options, "end_index", 0)
     x = inputs[0]
     (length,) = static_shape(ctx, x, "the input")
-    (out_length,) = [d for d in ctx.output_shape(0)]
+    out_shape = ctx.output_shape(0)
+    if len(out_shape) != 1 or out_shape[0] is None:
+        raise ctx.fail(f"output shape {out_shape} must be static and 1-D")
+    out_length = out_shape[0]
     if not start <= end <= min(out_length, length // 2):
         raise ctx.fail(f"bins [{start}, {end}) do not fit the input's {length // 2} bins and output's {out_length}")
     spectrum = tf.cast(x, tf.int64)
