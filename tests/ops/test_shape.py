@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 
+import tflite_inverter as ti
 from flatbuffer_writer import edit
 from parity import assert_parity, convert
 
@@ -75,6 +76,28 @@ def test_reshape_shape_input(new_shape):
     # the signature orders inputs by name: x, y
     model = convert(lambda x, y: tf.reshape(x, y), [spec(4, 6), spec(2, dtype=tf.int32)])
     assert_parity(model, ["RESHAPE"], inputs=[[v[0], np.array(new_shape, np.int32)] for v in draws([4, 6])])
+
+
+@pytest.mark.parametrize("operand_shape,operand_type", [([1, 2], schema.TensorType.INT32), ([2], schema.TensorType.INT64)])
+def test_reshape_ignores_a_shape_operand_that_is_not_a_1d_int32_tensor(operand_shape, operand_type):
+    """LiteRT's reshape.cc reads the shape operand only when it is a 1-D int32 tensor; otherwise
+    ReshapeOptions.new_shape gives the shape (an audio classifier feeds a run-time [1, n] tensor)."""
+
+    def change(model):
+        sg = model.subgraphs[0]
+        op = sg.operators[0]
+        shape_tensor = sg.tensors[op.inputs[1]]
+        shape_tensor.shape, shape_tensor.shapeSignature, shape_tensor.type = list(operand_shape), None, operand_type
+        op.builtinOptionsType = schema.BuiltinOptions.ReshapeOptions
+        op.builtinOptions = schema.ReshapeOptionsT()
+        op.builtinOptions.newShape = [3, -1]
+
+    model = edit(convert(lambda x, y: tf.reshape(x, y), [spec(4, 6), spec(2, dtype=tf.int32)]), change)
+    dtype = np.int32 if operand_type == schema.TensorType.INT32 else np.int64
+    garbage = np.array([5, 7], dtype).reshape(operand_shape)  # would be an invalid shape if it were used
+    assert_parity(model, ["RESHAPE"], inputs=[[v[0], garbage] for v in draws([4, 6])])
+    out = list(ti.invert(model).run([draws([4, 6])[0][0], garbage]).values())[0]
+    assert out.shape == (3, 8)
 
 
 # -- SQUEEZE, EXPAND_DIMS --------------------------------------------------------------------

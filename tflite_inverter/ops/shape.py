@@ -8,10 +8,20 @@ import tensorflow as tf
 from .registry import register
 
 
+def _shape_operand_is_used(ctx) -> bool:
+    """LiteRT's ShapeIsVector: the shape operand counts only if it is a 1-D int32 tensor; any other
+    operand (rank 2, int64) is ignored for ReshapeOptions.new_shape."""
+    tensor = ctx.input_tensor(1)
+    return tensor is not None and tensor.has_rank and len(tensor.shape_signature) == 1 and tensor.dtype == "int32"
+
+
 @register("RESHAPE", max_version=1)
 def build_reshape(ctx, op, inputs):
     x = inputs[0]
     shape = inputs[1] if len(inputs) > 1 and inputs[1] is not None else None
+    if shape is not None and not _shape_operand_is_used(ctx):
+        new_shape = list(op.options.get("new_shape") or ())
+        return [tf.reshape(x, [] if new_shape == [0] else new_shape)]  # [0]: a scalar in legacy models
     if shape is None or (shape.shape.rank == 1 and shape.shape[0] == 0 and ctx.output_tensor(0).shape):
         new_shape = op.options.get("new_shape") or ()
         shape = list(new_shape) if new_shape else [-1 if d is None else d for d in ctx.output_shape(0)]
