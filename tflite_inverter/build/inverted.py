@@ -88,9 +88,10 @@ class InvertedModel:
         self._debug_functions: dict[str, Any] = {}
         for info in self.signatures.values():
             function = tf.function(self._signature_body(info), input_signature=self._input_specs(info), autograph=False)
-            setattr(self.module, f"signature_{python_identifier(info.key)}", function)
             self.functions[info.key] = function
-        # Trace now so that an op that cannot be built fails here, not at save time.
+        # Trace once, now (an op that cannot be built fails here, not at save time). The concrete
+        # functions serve run(), the SavedModel's signatures and the frozen pb; the functions are
+        # not attributes of the module, which would make tf.saved_model.save trace them again.
         self.concrete_functions = {key: fn.get_concrete_function() for key, fn in self.functions.items()}
 
     # -- description ---------------------------------------------------------------------------
@@ -151,9 +152,16 @@ class InvertedModel:
         return {int(key): value.numpy() for key, value in result.items()}
 
     def frozen_concrete_function(self, signature: str | None = None):
-        """The signature traced with a placeholder for each weight, and the map from those placeholder
-        node names to :attr:`module.weights` names (see :mod:`tflite_inverter.emit.frozen_pb`)."""
+        """A concrete function of the signature and the map from the graph's nodes that stand for a
+        weight to :attr:`module.weights` names (``None``: a node to drop), for
+        :mod:`tflite_inverter.emit.frozen_pb`. The traced function is reused when each weight enters
+        its graph only through ``ReadVariableOp`` s (replaced by Const nodes); otherwise (a weight read
+        inside a control-flow body) the signature is traced again with a placeholder per weight."""
         info = self._info(signature)
+        concrete = self.concrete_functions[info.key]
+        reads = _weight_reads(concrete.graph, self.module.weights)
+        if reads is not None:
+            return concrete, reads
         with self.module.frozen() as placeholders:
             function = tf.function(self._signature_body(info), input_signature=self._input_specs(info), autograph=False)
             concrete = function.get_concrete_function()
@@ -247,6 +255,27 @@ class InvertedModel:
             [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in parameter_names]
         )
         return body
+
+
+def _weight_reads(graph: Any, weights: Mapping[str, tf.Variable]) -> dict[str, str | None] | None:
+    """In a traced graph: each ``ReadVariableOp`` of a weight -> the weight's name, and each captured
+    weight handle -> ``None``; ``None`` when any captured resource is used otherwise (or is not a weight)."""
+    by_handle = {id(variable.handle): name for name, variable in weights.items()}
+    handles: dict[str, str] = {}
+    for external, internal in graph.captures:
+        name = by_handle.get(id(external))
+        if name is not None:
+            handles[internal.op.name] = name
+        elif internal.dtype == tf.resource:
+            return None  # module state (a resource variable, a hash table): the frozen pb refuses it anyway
+    mapping: dict[str, str | None] = dict.fromkeys(handles)
+    for operation in graph.get_operations():
+        for tensor in operation.inputs:
+            if tensor.op.name in handles:
+                if operation.type != "ReadVariableOp":
+                    return None
+                mapping[operation.name] = handles[tensor.op.name]
+    return mapping
 
 
 def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quantized: str = "fake_quant",
