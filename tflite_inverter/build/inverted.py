@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,8 @@ class InvertedModel:
         if equalize and quantized == "fake_quant" and any(is_quantized_activation(t) for t in model.main.tensors):
             raise TfliteInverterError("equalize rescales activations, so the FakeQuant ranges of a quantized model no "
                                       "longer hold: use quantized='dequantize' and calibrate again")
+        clock = time.perf_counter()
+        self.timings: dict[str, float] = {}  # seconds per phase of the inversion (for profiles)
         self.cut = (tuple(inputs or ()), tuple(outputs or ())) if inputs or outputs else None
         self.passthrough = Passthrough.of(passthrough)
         plan = plan_cut(model, inputs, outputs) if self.cut else None
@@ -75,8 +78,10 @@ class InvertedModel:
         else:
             check_supported(model, strict=strict, passthrough=self.passthrough)
             signatures = model_signatures(model)
+        self.timings["scan"], clock = time.perf_counter() - clock, time.perf_counter()
         self.model = model  # as read: tensor and operator indices name the file's
         self.prepared = prepare(model, cut_plan=plan, equalize_layers=equalize)  # as built
+        self.timings["passes"], clock = time.perf_counter() - clock, time.perf_counter()
         self.io = io
         self.signatures: dict[str, SignatureInfo] = {s.key: s for s in signatures}
         self.input_shapes = self._resolve_input_shapes(input_shapes or {})
@@ -84,6 +89,7 @@ class InvertedModel:
         # follow the inputs, and an op that hard-codes a shape fails, named, when it is traced.
         self.module = InvertedModule(self.prepared, quantized=quantized, check_static_shapes=not self.input_shapes,
                                      passthrough=self.passthrough)
+        self.timings["variables"], clock = time.perf_counter() - clock, time.perf_counter()
         self.functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._debug_functions: dict[str, Any] = {}
         for info in self.signatures.values():
@@ -93,6 +99,7 @@ class InvertedModel:
         # functions serve run(), the SavedModel's signatures and the frozen pb; the functions are
         # not attributes of the module, which would make tf.saved_model.save trace them again.
         self.concrete_functions = {key: fn.get_concrete_function() for key, fn in self.functions.items()}
+        self.timings["trace"] = time.perf_counter() - clock
 
     # -- description ---------------------------------------------------------------------------
     def inputs(self, signature: str | None = None) -> list[IOSpec]:
