@@ -83,6 +83,7 @@ result["ops"] = sum(len(s.operators) for s in model.subgraphs)
 t = time.perf_counter()
 inverted = InvertedModel(model)
 result["build_s"] = time.perf_counter() - t
+result.update({f"{phase}_s": seconds for phase, seconds in inverted.timings.items()})
 result["peak_after_build"] = status("VmHWM")
 with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as out:
     t = time.perf_counter()
@@ -113,7 +114,7 @@ def mediapipe_models() -> list[Path]:
 def table(results: list[dict]) -> str:
     mb = 1e6
     lines = [
-        "| model | size MB | weights MB | ops | read s | build s | SavedModel s | pb s | read RSS MB | read RSS / size | TF baseline MB | peak MB | (peak - baseline) / weights |",
+        "| model | size MB | weights MB | ops | read s | build s (scan / passes / variables / trace) | SavedModel s | pb s | read RSS MB | read RSS / size | TF baseline MB | peak MB | (peak - baseline) / weights |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -121,9 +122,10 @@ def table(results: list[dict]) -> str:
             lines.append(f"| {r['model']} | error: {r['error'][:80]} |" + " |" * 11)
             continue
         growth = (r["peak_rss"] - r["baseline_rss"]) / max(r["weights"], 1)
+        phases = " / ".join(f"{r.get(phase + '_s', 0.0):.2f}" for phase in ("scan", "passes", "variables", "trace"))
         lines.append(
             f"| {r['model']} | {r['size'] / mb:.1f} | {r['weights'] / mb:.1f} | {r['ops']} | {r['read_s']:.3f} | "
-            f"{r['build_s']:.2f} | {r['saved_model_s']:.2f} | {r['pb_s']:.2f} | {r['read_rss'] / mb:.1f} | "
+            f"{r['build_s']:.2f} ({phases}) | {r['saved_model_s']:.2f} | {r['pb_s']:.2f} | {r['read_rss'] / mb:.1f} | "
             f"{r['read_rss'] / r['size']:.1%} | {r['baseline_rss'] / mb:.0f} | {r['peak_rss'] / mb:.0f} | {growth:.2f} |"
         )
     return "\n".join(lines)

@@ -120,3 +120,12 @@ def test_requantize_and_compare_commands(sample, tmp_path):
     assert "scores" in compared.stdout and (tmp_path / "c.json").exists()
     refused = run_cli("requantize", str(sample), "-o", "x.tflite", "--mode", "int8", cwd=tmp_path)
     assert refused.returncode == 2 and "needs representative data" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_inspect_never_imports_tensorflow(sample):
+    """`inspect` (without --check) answers from the reader alone: TensorFlow is never imported."""
+    code = ("import sys; from tflite_inverter.cli import main; rc = main(['inspect', sys.argv[1]]); "
+            "print('TF' if 'tensorflow' in sys.modules else 'NO_TF', rc)")
+    done = subprocess.run([sys.executable, "-c", code, str(sample)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "NO_TF 0"

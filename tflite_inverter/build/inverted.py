@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,8 @@ class InvertedModel:
         if equalize and quantized == "fake_quant" and any(is_quantized_activation(t) for t in model.main.tensors):
             raise TfliteInverterError("equalize rescales activations, so the FakeQuant ranges of a quantized model no "
                                       "longer hold: use quantized='dequantize' and calibrate again")
+        clock = time.perf_counter()
+        self.timings: dict[str, float] = {}  # seconds per phase of the inversion (for profiles)
         self.cut = (tuple(inputs or ()), tuple(outputs or ())) if inputs or outputs else None
         self.passthrough = Passthrough.of(passthrough)
         plan = plan_cut(model, inputs, outputs) if self.cut else None
@@ -75,8 +78,10 @@ class InvertedModel:
         else:
             check_supported(model, strict=strict, passthrough=self.passthrough)
             signatures = model_signatures(model)
+        self.timings["scan"], clock = time.perf_counter() - clock, time.perf_counter()
         self.model = model  # as read: tensor and operator indices name the file's
         self.prepared = prepare(model, cut_plan=plan, equalize_layers=equalize)  # as built
+        self.timings["passes"], clock = time.perf_counter() - clock, time.perf_counter()
         self.io = io
         self.signatures: dict[str, SignatureInfo] = {s.key: s for s in signatures}
         self.input_shapes = self._resolve_input_shapes(input_shapes or {})
@@ -84,14 +89,17 @@ class InvertedModel:
         # follow the inputs, and an op that hard-codes a shape fails, named, when it is traced.
         self.module = InvertedModule(self.prepared, quantized=quantized, check_static_shapes=not self.input_shapes,
                                      passthrough=self.passthrough)
+        self.timings["variables"], clock = time.perf_counter() - clock, time.perf_counter()
         self.functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._debug_functions: dict[str, Any] = {}
         for info in self.signatures.values():
             function = tf.function(self._signature_body(info), input_signature=self._input_specs(info), autograph=False)
-            setattr(self.module, f"signature_{python_identifier(info.key)}", function)
             self.functions[info.key] = function
-        # Trace now so that an op that cannot be built fails here, not at save time.
+        # Trace once, now (an op that cannot be built fails here, not at save time). The concrete
+        # functions serve run(), the SavedModel's signatures and the frozen pb; the functions are
+        # not attributes of the module, which would make tf.saved_model.save trace them again.
         self.concrete_functions = {key: fn.get_concrete_function() for key, fn in self.functions.items()}
+        self.timings["trace"] = time.perf_counter() - clock
 
     # -- description ---------------------------------------------------------------------------
     def inputs(self, signature: str | None = None) -> list[IOSpec]:
@@ -151,9 +159,16 @@ class InvertedModel:
         return {int(key): value.numpy() for key, value in result.items()}
 
     def frozen_concrete_function(self, signature: str | None = None):
-        """The signature traced with a placeholder for each weight, and the map from those placeholder
-        node names to :attr:`module.weights` names (see :mod:`tflite_inverter.emit.frozen_pb`)."""
+        """A concrete function of the signature and the map from the graph's nodes that stand for a
+        weight to :attr:`module.weights` names (``None``: a node to drop), for
+        :mod:`tflite_inverter.emit.frozen_pb`. The traced function is reused when each weight enters
+        its graph only through ``ReadVariableOp`` s (replaced by Const nodes); otherwise (a weight read
+        inside a control-flow body) the signature is traced again with a placeholder per weight."""
         info = self._info(signature)
+        concrete = self.concrete_functions[info.key]
+        reads = _weight_reads(concrete.graph, self.module.weights)
+        if reads is not None:
+            return concrete, reads
         with self.module.frozen() as placeholders:
             function = tf.function(self._signature_body(info), input_signature=self._input_specs(info), autograph=False)
             concrete = function.get_concrete_function()
@@ -247,6 +262,27 @@ class InvertedModel:
             [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in parameter_names]
         )
         return body
+
+
+def _weight_reads(graph: Any, weights: Mapping[str, tf.Variable]) -> dict[str, str | None] | None:
+    """In a traced graph: each ``ReadVariableOp`` of a weight -> the weight's name, and each captured
+    weight handle -> ``None``; ``None`` when any captured resource is used otherwise (or is not a weight)."""
+    by_handle = {id(variable.handle): name for name, variable in weights.items()}
+    handles: dict[str, str] = {}
+    for external, internal in graph.captures:
+        name = by_handle.get(id(external))
+        if name is not None:
+            handles[internal.op.name] = name
+        elif internal.dtype == tf.resource:
+            return None  # module state (a resource variable, a hash table): the frozen pb refuses it anyway
+    mapping: dict[str, str | None] = dict.fromkeys(handles)
+    for operation in graph.get_operations():
+        for tensor in operation.inputs:
+            if tensor.op.name in handles:
+                if operation.type != "ReadVariableOp":
+                    return None
+                mapping[operation.name] = handles[tensor.op.name]
+    return mapping
 
 
 def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quantized: str = "fake_quant",

@@ -1,8 +1,9 @@
 """Frozen GraphDef emitter: the weights as Const nodes, plus a JSON sidecar.
 
-The signature is traced with a placeholder for each weight; the small GraphDef that results is
-written first, then each weight is appended as a Const ``NodeDef`` with the same name, one at a
-time. Protocol buffers merge concatenated messages (a repeated field's entries are appended), so
+The signature's graph comes without its weights: the traced function's ``ReadVariableOp`` nodes
+(or, where a weight is read inside a control-flow body, a placeholder per weight in a second
+trace) stand for them. The small GraphDef that results is written first, then each weight is
+appended as a Const ``NodeDef`` with the name of the node it replaces, one at a time. Protocol buffers merge concatenated messages (a repeated field's entries are appended), so
 the file is one valid GraphDef, and the weights are never all copied into one proto in memory.
 
 The sidecar (``<name>.json`` next to the ``.pb``) names the input and output nodes with their
@@ -29,7 +30,7 @@ class FreezableModel(Protocol):
     module: Any  # the tf.Module: ``weights`` and ``resources``
     passthrough: Any
 
-    def frozen_concrete_function(self, signature: str | None = None) -> tuple[Any, dict[str, str]]: ...
+    def frozen_concrete_function(self, signature: str | None = None) -> tuple[Any, dict[str, str | None]]: ...
     def inputs(self, signature: str | None = None) -> list: ...
     def outputs(self, signature: str | None = None) -> list: ...
     @property
@@ -80,6 +81,8 @@ def write_frozen_graph(inverted: "FreezableModel", handle: BinaryIO, signature: 
     handle.write(graph_def.SerializeToString())
     del graph_def
     for node_name, weight_name in placeholders.items():
+        if weight_name is None:
+            continue  # a captured variable handle: dropped, its reads became Const nodes
         value = inverted.module.weights[weight_name].numpy()
         node = tf.compat.v1.NodeDef(name=node_name, op="Const")
         node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum

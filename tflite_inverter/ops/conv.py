@@ -61,8 +61,12 @@ def build_depthwise_conv_2d(ctx, op, inputs):
     o = op.options
     stride_h, stride_w = o["stride_h"], o["stride_w"]
     dilations = [o["dilation_h_factor"], o["dilation_w_factor"]]
-    if stride_h == stride_w and (stride_h == 1 or dilations == [1, 1]):
-        y = tf.nn.depthwise_conv2d(x, w, [1, stride_h, stride_w, 1], o["padding"], dilations=dilations)
+    if stride_h == stride_w and dilations == [1, 1]:
+        # The kernel itself: tf.nn.depthwise_conv2d's Python wrapper (space-to-batch for dilations)
+        # costs more to trace than the op.
+        y = tf.raw_ops.DepthwiseConv2dNative(input=x, filter=w, strides=[1, stride_h, stride_w, 1], padding=o["padding"])
+    elif stride_h == stride_w == 1:
+        y = tf.nn.depthwise_conv2d(x, w, [1, 1, 1, 1], o["padding"], dilations=dilations)
     else:
         # TF's kernel needs equal strides (and no strides with dilation): pad like TFLite, run at
         # stride 1, then subsample.
