@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from .errors import TfliteInverterError
+from .display import html_block, html_lines, html_table, shape_text, text_table
+
 
 # IR dtype names that are plain numpy dtypes (everything but string, resource, variant, int4, ...).
 NUMPY_DTYPES: dict[str, np.dtype] = {name: np.dtype(name) for name in (
@@ -42,6 +45,9 @@ class QuantParams:
                 f"in [{self.scales.min():.6g}, {self.scales.max():.6g}]"
             )
         return f"scale={float(self.scales[0]):.9g} zero_point={int(self.zero_points[0])}"
+
+    def __repr__(self) -> str:
+        return f"QuantParams({self.describe()})"
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,10 @@ class Tensor:
             text += f" ({self.quantization.describe()})"
         return text
 
+    def __repr__(self) -> str:
+        kind = ", constant" if self.data is not None else (", variable" if self.is_variable else "")
+        return f"Tensor({self.index}: {self.describe()}{kind})"
+
 
 @dataclass(frozen=True)
 class Operator:
@@ -121,6 +131,10 @@ class Operator:
         """The custom code of a custom operator (``"CUSTOM:Foo"`` -> ``"Foo"``)."""
         return self.opcode[len("CUSTOM:"):] if self.is_custom else ""
 
+    def __repr__(self) -> str:
+        inputs = ",".join("-" if i is None else str(i) for i in self.inputs)
+        return f"Operator({self.index}: {self.opcode} v{self.version}, inputs [{inputs}] -> outputs {list(self.outputs)})"
+
 
 @dataclass(frozen=True)
 class Subgraph:
@@ -130,6 +144,79 @@ class Subgraph:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     operators: tuple[Operator, ...]
+
+    def __repr__(self) -> str:
+        return (f"Subgraph({self.index} {self.name!r}: {len(self.operators)} operators, {len(self.tensors)} tensors, "
+                f"inputs {[self.tensors[i].name for i in self.inputs]}, outputs {[self.tensors[i].name for i in self.outputs]})")
+
+    def tensor_table(self) -> "TensorTable":
+        """Every tensor: name, shape, dtype, quantization and the operator that computes it."""
+        producer = {out: op for op in self.operators for out in op.outputs if out is not None}
+        inputs, outputs = set(self.inputs), set(self.outputs)
+        rows = []
+        for tensor in self.tensors:
+            op = producer.get(tensor.index)
+            if op is not None:
+                made_by = f"{op.index} {op.opcode}"
+            elif tensor.index in inputs:
+                made_by = "(input)"
+            elif tensor.data is not None:
+                made_by = "(constant)"
+            elif tensor.is_variable:
+                made_by = "(variable)"
+            else:
+                made_by = "-"
+            role = "output" if tensor.index in outputs else ""
+            rows.append(TensorRow(tensor.index, tensor.name, tuple(tensor.shape_signature), tensor.dtype,
+                                  tensor.quantization.describe() if tensor.quantization is not None else "",
+                                  made_by, role))
+        return TensorTable(rows, f"subgraph {self.index} {self.name!r}: {len(rows)} tensors")
+
+
+@dataclass(frozen=True)
+class TensorRow:
+    index: int
+    name: str
+    shape: tuple[int, ...]  # -1 marks a dynamic dimension
+    dtype: str
+    quantization: str  # "" when not quantized
+    producer: str  # "12 CONV_2D", "(input)", "(constant)", "(variable)" or "-"
+    role: str = ""  # "output" for a subgraph output
+
+    @property
+    def is_constant(self) -> bool:
+        return self.producer == "(constant)"
+
+
+class TensorTable(list):
+    """A list of :class:`TensorRow` that prints as a table (and as HTML in a notebook)."""
+
+    _HEADERS = ("index", "name", "shape", "dtype", "quantization", "producer", "")
+
+    def __init__(self, rows: list[TensorRow], title: str = ""):
+        super().__init__(rows)
+        self.title = title
+
+    def names(self) -> list[str]:
+        return [row.name for row in self]
+
+    def computed(self) -> "TensorTable":
+        """Only the tensors operators compute (the names ``outputs=`` cuts accept, besides the inputs)."""
+        return TensorTable([r for r in self if r.producer[:1].isdigit()], self.title + " (computed)")
+
+    def _rows(self) -> list[tuple]:
+        return [(r.index, r.name, shape_text(r.shape), r.dtype, r.quantization, r.producer, r.role) for r in self]
+
+    def table(self) -> str:
+        return "\n".join(filter(None, [self.title, text_table(self._HEADERS, self._rows())]))
+
+    def __repr__(self) -> str:
+        return self.table()
+
+    __str__ = table
+
+    def _repr_html_(self) -> str:
+        return html_table(self._HEADERS, self._rows(), caption=self.title)
 
 
 @dataclass(frozen=True)
@@ -153,6 +240,44 @@ class Model:
     @property
     def main(self) -> Subgraph:
         return self.subgraphs[0]
+
+    def tensors(self, subgraph: int = 0) -> TensorTable:
+        """The tensors of a subgraph (default: the main one) with name, shape, dtype, quantization and
+        producing operator: the names that ``invert(outputs=..., inputs=...)`` accepts."""
+        if not 0 <= subgraph < len(self.subgraphs):
+            raise TfliteInverterError(f"{self.source}: no subgraph {subgraph}; it has {len(self.subgraphs)}")
+        return self.subgraphs[subgraph].tensor_table()
+
+    def __repr__(self) -> str:
+        sg = self.main
+        ios = []
+        for label, indices in (("inputs", sg.inputs), ("outputs", sg.outputs)):
+            described = [f"{sg.tensors[i].name} {sg.tensors[i].dtype}{shape_text(sg.tensors[i].shape_signature)}"
+                         for i in indices[:3]]
+            more = f", +{len(indices) - 3} more" if len(indices) > 3 else ""
+            ios.append(f"{label} [{', '.join(described)}{more}]")
+        operators = sum(len(s.operators) for s in self.subgraphs)
+        return (f"<Model {self.source!r}: {len(self.subgraphs)} subgraph(s), {operators} operators, "
+                f"{'; '.join(ios)}>")
+
+    def _repr_html_(self) -> str:
+        parts = []
+        for sg in self.subgraphs:
+            rows = []
+            for label, indices in (("input", sg.inputs), ("output", sg.outputs)):
+                for i in indices:
+                    t = sg.tensors[i]
+                    rows.append((label, t.name, shape_text(t.shape_signature), t.dtype,
+                                 t.quantization.describe() if t.quantization is not None else ""))
+            parts.append(html_table(("", "name", "shape", "dtype", "quantization"), rows,
+                                    caption=f"subgraph {sg.index} {sg.name!r}: {len(sg.operators)} operators, "
+                                            f"{len(sg.tensors)} tensors"))
+        signatures = [f"signature {s.key!r} (subgraph {s.subgraph_index}): inputs {list(s.inputs)} "
+                      f"outputs {list(s.outputs)}" for s in self.signatures]
+        ops = html_table(("operator", "count"), self.op_histogram().most_common(), caption="operators")
+        title = (f"model {self.source}: schema v{self.version}, {self.size_bytes / 1e6:.2f} MB, "
+                 f"constants {self.weight_bytes() / 1e6:.2f} MB")
+        return html_block(title, html_lines(signatures), *parts, ops)
 
     def op_histogram(self) -> Counter:
         return Counter(op.opcode for sg in self.subgraphs for op in sg.operators)

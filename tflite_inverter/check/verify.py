@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import ir
+from ..display import html_block, html_lines, html_status, html_table, text_table
 from ..errors import TfliteInverterError, VerificationError
 from ..reader import load
 from .runner import make_inputs, run_reference
@@ -90,28 +91,61 @@ class VerifyReport:
         result["passed"] = self.passed
         return result
 
-    def table(self) -> str:
-        header = f"{'output':40} {'max abs':>10} {'mean abs':>10} {'max rel':>10} {'magnitude':>10} {'floor':>10} {'tolerance':>10}  result"
-        lines = [f"verify {self.candidate} against {self.model} (signature {self.signature!r}, {self.draws} draws)", header]
+    _HEADERS = ("output", "shape", "max abs", "mean abs", "max rel", "magnitude", "floor", "tolerance", "unit", "result")
+
+    def _rows(self) -> list[tuple]:
+        rows = []
         for o in self.outputs:
-            floor = "n/a" if o.noise_floor is None else f"{o.noise_floor:.3g}"
-            unit = f" (LSB; {o.within_one_step:.2%} within 1 LSB)" if o.unit == "LSB" else ""
-            lines.append(
-                f"{o.name[:40]:40} {o.max_abs_error:10.3g} {o.mean_abs_error:10.3g} {o.max_rel_error:10.3g} "
-                f"{o.magnitude:10.4g} {floor:>10} {o.tolerance:10.3g}  {'ok' if o.passed else 'FAIL'}{unit}"
-            )
-        if self.tensors:
-            failing = [t for t in self.tensors if not t.passed]
-            lines.append(f"per tensor: {len(self.tensors)} intermediate tensors compared, {len(failing)} beyond tolerance")
-            first = self.first_divergence
-            if first is not None:
-                lines.append(f"first divergence: operator {first.operator} {first.opcode} -> {first.tensor!r}: max abs error "
-                             f"{first.max_abs_error:.4g} {first.unit} (tolerance {first.tolerance:.3g}, magnitude {first.magnitude:.4g})")
+            unit = f"LSB ({o.within_one_step:.2%} within 1)" if o.unit == "LSB" and o.within_one_step is not None else o.unit
+            rows.append((o.name, "x".join(map(str, o.shape)) or "scalar", f"{o.max_abs_error:.3g}", f"{o.mean_abs_error:.3g}",
+                         f"{o.max_rel_error:.3g}", f"{o.magnitude:.4g}",
+                         "n/a" if o.noise_floor is None else f"{o.noise_floor:.3g}", f"{o.tolerance:.3g}", unit,
+                         "ok" if o.passed else "FAIL"))
+        return rows
+
+    def _title(self) -> str:
+        return f"verify {self.candidate} against {self.model} (signature {self.signature!r}, {self.draws} draws)"
+
+    def _tensor_lines(self) -> list[str]:
+        if not self.tensors:
+            return []
+        failing = [t for t in self.tensors if not t.passed]
+        lines = [f"per tensor: {len(self.tensors)} intermediate tensors compared, {len(failing)} beyond tolerance"]
+        first = self.first_divergence
+        if first is not None:
+            lines.append(f"first divergence: operator {first.operator} {first.opcode} -> {first.tensor!r}: max abs error "
+                         f"{first.max_abs_error:.4g} {first.unit} (tolerance {first.tolerance:.3g}, magnitude {first.magnitude:.4g})")
+        return lines
+
+    def table(self) -> str:
+        right = [False, False] + [True] * 6 + [False, False]
+        lines = [self._title(), text_table(self._HEADERS, self._rows(), right)]
+        lines.extend(self._tensor_lines())
         lines.extend(self.notes)
         lines.append("PASSED" if self.passed else "FAILED")
         return "\n".join(lines)
 
     __str__ = table
+
+    def __repr__(self) -> str:
+        ok = sum(o.passed for o in self.outputs)
+        first = self.first_divergence
+        diverges = f"; first divergence at operator {first.operator} {first.opcode}" if first is not None else ""
+        return (f"<VerifyReport {'PASSED' if self.passed else 'FAILED'}: {ok}/{len(self.outputs)} outputs within "
+                f"tolerance, {self.candidate} against {self.model}{diverges}>")
+
+    def _repr_html_(self) -> str:
+        outputs = html_table(self._HEADERS, self._rows(), status=[o.passed for o in self.outputs])
+        tensors = ""
+        if self.tensors:
+            shown = [t for t in self.tensors if not t.passed][:20] or self.tensors[:5]
+            tensors = html_table(("operator", "opcode", "tensor", "max abs", "tolerance", "magnitude", "unit", "result"),
+                                 [(t.operator, t.opcode, t.tensor, f"{t.max_abs_error:.3g}", f"{t.tolerance:.3g}",
+                                   f"{t.magnitude:.4g}", t.unit, "ok" if t.passed else "FAIL") for t in shown],
+                                 status=[t.passed for t in shown],
+                                 caption="tensors beyond tolerance (first 20)" if not shown[0].passed else "tensors (first 5)")
+        return html_block(self._title(), html_status(self.passed), outputs,
+                          html_lines(self._tensor_lines() + list(self.notes)), tensors)
 
 
 def quantization_step(subgraph: ir.Subgraph, index: int) -> float | None:

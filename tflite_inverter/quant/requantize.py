@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import ir
+from ..display import html_block, html_lines, html_table
 from ..emit.atomic import write_bytes_atomic
 from ..errors import TfliteInverterError
 from ..reader import load
@@ -53,6 +54,19 @@ class RequantizeReport:
         return "\n".join(lines)
 
     __str__ = table
+
+    def __repr__(self) -> str:
+        floats = sum(self.float_ops.values())
+        return (f"<RequantizeReport {self.path} ({self.mode}, {self.size_bytes / 1e6:.2f} MB, "
+                f"{sum(self.op_histogram.values())} ops, {floats} in float)>")
+
+    def _repr_html_(self) -> str:
+        io = html_table(("", "tensor"), [("input", t) for t in self.inputs] + [("output", t) for t in self.outputs])
+        ops = html_table(("operator", "count", "in float"), [(name, count, self.float_ops.get(name, 0))
+                                                            for name, count in sorted(self.op_histogram.items())])
+        comparison = self.comparison._repr_html_() if self.comparison is not None else ""
+        return html_block(f"wrote {self.path} ({self.mode}, {self.size_bytes / 1e6:.2f} MB)", io, ops, comparison,
+                          html_lines(self.notes))
 
 
 def float_ops(model: ir.Model) -> Counter:
