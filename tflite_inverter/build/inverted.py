@@ -14,6 +14,7 @@ import tensorflow as tf
 from .. import ir
 from ..display import did_you_mean, html_block, html_lines, html_table, shape_text
 from ..errors import TfliteInverterError
+from ..logs import progress
 from ..names import python_identifier
 from ..passes.cut import plan_cut
 from ..passes.pipeline import prepare
@@ -93,7 +94,16 @@ class InvertedModel:
             setattr(self.module, f"signature_{python_identifier(info.key)}", function)
             self.functions[info.key] = function
         # Trace now so that an op that cannot be built fails here, not at save time.
-        self.concrete_functions = {key: fn.get_concrete_function() for key, fn in self.functions.items()}
+        self.concrete_functions = {}
+        for key, fn in self.functions.items():
+            info = self.signatures[key]
+            count = len(info.operators) if info.operators is not None else len(self.prepared.subgraphs[info.subgraph_index].operators)
+            with progress(total=count, description=f"building {key}", unit="op") as bar:
+                self.module._tables.progress = bar
+                try:
+                    self.concrete_functions[key] = fn.get_concrete_function()
+                finally:
+                    self.module._tables.progress = None
 
     # -- description ---------------------------------------------------------------------------
     def inputs(self, signature: str | None = None) -> list[IOSpec]:

@@ -29,6 +29,7 @@ import numpy as np
 from .. import ir
 from ..display import html_block, html_lines, html_status, html_table, text_table
 from ..errors import TfliteInverterError, VerificationError
+from ..logs import progress
 from ..reader import load
 from .runner import make_inputs, run_reference
 
@@ -437,7 +438,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
 
         if not isinstance(candidate, (str, os.PathLike)) or not str(candidate).endswith(".tflite"):
             label, runner = _candidate_runner(candidate, model, info)
-            candidate_outputs = [runner(values) for values in draw_inputs]
+            candidate_outputs = [runner(values) for values in progress(draw_inputs, description="verifying", unit="draw")]
         else:
             label = f"TFLite model {candidate}"
             other = run_reference(str(candidate), draw_inputs, resolvers=("default",), timeout=timeout,

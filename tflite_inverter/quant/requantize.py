@@ -21,6 +21,7 @@ from .. import ir
 from ..display import html_block, html_lines, html_table
 from ..emit.atomic import write_bytes_atomic
 from ..errors import TfliteInverterError
+from ..logs import quiet_stderr
 from ..reader import load
 from .representative import as_generator, make_samples
 
@@ -286,7 +287,8 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             notes.append(f"kept in float: ops {list(keep_float_ops)} nodes {list(keep_float_nodes)}")
         else:
             try:
-                data = converter.convert()
+                with quiet_stderr():  # the converter's MLIR log lines
+                    data = converter.convert()
             except (ValueError, RuntimeError) as error:
                 message = str(error).strip().splitlines()
                 raise TfliteInverterError(f"the TFLite converter failed ({mode}): {message[-1] if message else error}") from None
@@ -381,7 +383,8 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
             stats[entry["node"]] = (float(zero_point), 1.0 / scale)  # real = (q - mean) / std
         converter.quantized_input_stats = stats
         try:
-            data = converter.convert()
+            with quiet_stderr():  # the TF1 converter's log lines
+                data = converter.convert()
         except Exception as error:  # the TF1 converter raises several kinds
             raise TfliteInverterError(f"the TF1 converter could not make a uint8 model: {str(error).strip().splitlines()[-1]}") from None
     path = write_bytes_atomic(out_path, data, overwrite=overwrite)
