@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from ..display import did_you_mean, html_block, html_lines, html_table, shape_te
 from ..errors import TfliteInverterError
 from ..logs import progress
 from ..names import python_identifier
+from ..passes.batch import follow_new_shapes
 from ..passes.cut import plan_cut
 from ..passes.pipeline import prepare
 from ..quant.grids import dequantize_tensor, is_quantized_activation, quantize_tensor
@@ -83,6 +85,7 @@ class InvertedModel:
         self.notes: list[str] = []  # what the passes changed or could not change (batch rewrites)
         self.signatures: dict[str, SignatureInfo] = {s.key: s for s in signatures}
         self.input_shapes = self._resolve_input_shapes(input_shapes or {})
+        self._follow_input_shapes(strict)
         # With new input shapes, the file's static shapes of later tensors no longer hold: builders
         # follow the inputs, and an op that hard-codes a shape fails, named, when it is traced.
         self.module = InvertedModule(self.prepared, quantized=quantized, check_static_shapes=not self.input_shapes,
@@ -143,8 +146,10 @@ class InvertedModel:
         info = self._info(key)
         rows = [("input", s.name, shape_text(self._expected_shape(info, s) or []), s.dtype,
                  s.tensor.quantization.describe() if s.quantized else "") for s in self.inputs(key)]
-        rows += [("output", s.name, shape_text(s.shape), s.dtype, s.tensor.quantization.describe() if s.quantized else "")
-                 for s in self.outputs(key)]
+        traced = getattr(self, "concrete_functions", {}).get(key)
+        shapes = {name: [d for d in value.shape] for name, value in traced.structured_outputs.items()} if traced else {}
+        rows += [("output", s.name, shape_text(shapes.get(s.name, s.shape)), s.dtype,
+                  s.tensor.quantization.describe() if s.quantized else "") for s in self.outputs(key)]
         return rows
 
     def summary(self) -> str:
@@ -333,6 +338,24 @@ class InvertedModel:
             hints = "".join(f"; {n!r}{did_you_mean(n, names)}" for n in sorted(unknown) if did_you_mean(n, names))
             raise TfliteInverterError(f"input_shapes names unknown inputs {sorted(unknown)}{hints}; the inputs are {names}")
         return resolved
+
+    def _follow_input_shapes(self, strict: bool) -> None:
+        """Constants that hard-code the file's batch or resolution rewritten (:mod:`tflite_inverter.passes.batch`);
+        an operator that cannot follow a new batch is a warning (an error with ``strict``), one that cannot
+        follow a new resolution an error, both naming the operator, before anything is traced."""
+        main = {index: shape for (key, index), shape in self.input_shapes.items() if self.signatures[key].subgraph_index == 0}
+        if not main:
+            return
+        rewrite = follow_new_shapes(self.prepared, main)
+        self.prepared = rewrite.model
+        self.notes.extend(f"input_shapes: {line}" for line in rewrite.changed)
+        if rewrite.problems:
+            message = (f"{self.model.source}: the new input shape cannot flow through "
+                       f"{len(rewrite.problems)} operator(s): " + "; ".join(rewrite.problems))
+            if strict:
+                raise TfliteInverterError(message)
+            warnings.warn(message, stacklevel=3)
+            self.notes.append("warning: " + message)
 
     def _input_specs(self, info: SignatureInfo) -> list[tf.TensorSpec]:
         sg = self.model.subgraphs[info.subgraph_index]
