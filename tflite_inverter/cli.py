@@ -480,8 +480,8 @@ _CLI_TERMS = [
     (re.compile(r"\bkeep_float_ops\b"), "--keep-float-op"),
     (re.compile(r"\bkeep_float_nodes\b"), "--keep-float-node"),
     (re.compile(r"\bio_dtype\b"), "--io-dtype"),
-    (re.compile(r"\boutputs="), "--outputs "),
-    (re.compile(r"\binputs="), "--inputs "),
+    (re.compile(r"\boutputs=\s?"), "--outputs "),
+    (re.compile(r"\binputs=\s?"), "--inputs "),
     (re.compile(r"\bmodel\.tensors\(\)"), "`tflite-inverter inspect MODEL --tensors`"),
     (re.compile(r"\boverwrite=True\b"), "--overwrite"),
 ]
