@@ -565,7 +565,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
         for candidate in [p for p in written if p.suffix != ".json"]:
             with progress.step(f"verifying {candidate}"):
                 # A cut model is verified in memory against the same cut of the .tflite.
-                report = verify(args.model, inverted if inverted.cut else candidate, **_verify_kwargs(args, model))
+                # Where LiteRT cannot run the model, the file is compared with this in-memory inversion.
+                report = verify(args.model, inverted if inverted.cut else candidate, inversion=inverted,
+                                **_verify_kwargs(args, model))
             print(report.table())
             if not report.passed:
                 status = EXIT_VERIFY_FAILED

@@ -361,7 +361,8 @@ def _run_reference_with_fallbacks(model_path: str, draws: list, ref_kwargs: dict
 def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature: str | None = None, draws: int = 3,
            seed: int = 0, inputs: Sequence[Sequence[np.ndarray]] | None = None, rtol: float = DEFAULT_RTOL,
            noise_floor: bool = True, float_range: tuple[float, float] = (-1.0, 1.0), timeout: float = 900,
-           per_tensor: bool = False, segments: bool | None = None, _cut_applied: bool = False) -> VerifyReport:
+           per_tensor: bool = False, segments: bool | None = None, inversion: Any = None,
+           _cut_applied: bool = False) -> VerifyReport:
     """Run ``tflite_model`` in LiteRT and ``candidate`` on the same inputs; report per-output errors.
 
     ``candidate`` is an :class:`InvertedModel`, a SavedModel directory, a frozen ``.pb`` (with its
@@ -372,7 +373,10 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
     ``segments``: when LiteRT cannot run the model (custom ops it does not know, Flex ops), the model
     is cut at its custom operators and the builtin part is verified in LiteRT, fed at the cuts with
     the inverted model's own values (``None``: only when needed; ``True``: always). Custom ops are
-    then verified by their own tests against their documented semantics; the notes say so.
+    then verified by their own tests against their documented semantics; the notes say so. A
+    SavedModel or frozen ``.pb`` candidate is then also run on the same inputs and compared with the
+    in-memory inversion (``inversion``, the :class:`InvertedModel` it was written from, or a fresh
+    one), so what is on disk is always run.
 
     ``per_tensor=True`` also compares every intermediate tensor with LiteRT's (all tensors preserved,
     builtin kernels without delegates) and names the first operator whose output diverges
@@ -431,6 +435,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
                 notes.append(f"note: LiteRT cannot run the whole model ({str(error)[-160:]}); verified in segments")
         if segments:
             return _verify_by_segments(model_path, model, info, candidate, draw_inputs, rtol, noise_floor, notes, timeout,
+                                       inversion,
                                        str(tflite_model) if not isinstance(tflite_model, bytes) else "<bytes>")
         if not (customs and info.subgraph_index == 0 and segments is not None):
             reference, primary, noise_floor = _run_reference_with_fallbacks(
@@ -459,7 +464,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
 
 
 def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: Any, draws: list, rtol: float,
-                        noise_floor: bool, notes: list[str], timeout: float, label_model: str) -> VerifyReport:
+                        noise_floor: bool, notes: list[str], timeout: float, inversion: Any, label_model: str) -> VerifyReport:
     """Verify the builtin part of a model in LiteRT, fed with the inverted model's values where the
     custom operators were cut out; model outputs computed by custom ops are left to their tests."""
     from ..build.inverted import InvertedModel, invert
@@ -471,10 +476,7 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
         raise VerificationError("segment verification covers signatures of subgraph 0")
     if isinstance(candidate, (str, os.PathLike)) and str(candidate).endswith(".tflite"):
         return _verify_tflite_by_segments(model_path, info, str(candidate), draws, rtol, notes, timeout, label_model)
-    inverted = candidate if isinstance(candidate, InvertedModel) else invert(model)
-    if not isinstance(candidate, InvertedModel):
-        notes.append(f"note: {candidate} itself was not run: segment verification compares a fresh in-memory "
-                     "inversion of the .tflite (the same builders) with LiteRT")
+    inverted = candidate if isinstance(candidate, InvertedModel) else (inversion if inversion is not None else invert(model))
     sg = model.subgraphs[0]
     customs = [op for op in sg.operators if op.is_custom]
     segment = builtin_segment(Path(model_path).read_bytes(), [op.index for op in customs])
@@ -517,6 +519,8 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
             step = float(tensor.quantization.scales[0])
         label = names.get(index, f"(feeds a custom op) {tensor.name}")
         report.outputs.append(compare_output(label, tensor, ref, got, floor, rtol, step))
+    if not isinstance(candidate, InvertedModel):
+        _compare_written_with_inversion(report, candidate, model, info, inverted, draws, rtol)
     by_custom = sorted({f"{op.opcode} x{sum(o.opcode == op.opcode for o in customs)}" for op in customs})
     notes.append(f"segments: {len(sg.operators) - len(customs)} builtin operators verified in LiteRT, fed at "
                  f"{len(segment.inputs) - len(info.input_tensors)} cut tensors with the inverted model's values; "
@@ -525,6 +529,30 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
     if from_customs:
         notes.append(f"outputs computed by custom operators (not compared here): {from_customs}")
     return report
+
+
+def _compare_written_with_inversion(report: VerifyReport, candidate: Any, model: ir.Model, info: Any, inverted: Any,
+                                    draws: list, rtol: float) -> None:
+    """Run a SavedModel or frozen pb on the draws and compare every output with the in-memory
+    inversion that segment verification checked against LiteRT: rows ``<output> (file vs in memory)``."""
+    from ..names import python_identifier
+
+    label, runner = _candidate_runner(candidate, model, info)
+    keys = [python_identifier(n) for n in info.input_names]
+    sg = model.subgraphs[info.subgraph_index]
+    tensors = [sg.tensors[i] for i in info.input_tensors]
+    dtypes = [spec.dtype for spec in inverted.inputs(info.key)]
+    written = [runner(values) for values in draws]
+    in_memory = []
+    for values in draws:
+        out = inverted.run(dict(zip(keys, _adapt_inputs(values, tensors, dtypes))), signature=info.key)
+        in_memory.append([out[name] for name in info.output_names])
+    for i, (name, index) in enumerate(zip(info.output_names, info.output_tensors)):
+        report.outputs.append(compare_output(f"{name} (file vs in memory)", sg.tensors[index], [m[i] for m in in_memory],
+                                             [w[i] for w in written], None, rtol, quantization_step(sg, index)))
+    report.candidate += f"; {label} run and compared with it"
+    report.notes.append(f"note: LiteRT cannot run the whole model, so {label} was run on the same inputs and "
+                        "compared with the in-memory inversion that the segments verified (rows 'file vs in memory')")
 
 
 def _verify_tflite_by_segments(model_path: str, info: Any, candidate: str, draws: list, rtol: float, notes: list[str],
