@@ -64,6 +64,9 @@ MISTAKES = [
     (["inspect", "nothere"], "MODEL nothere: no such file"),
     (["sample", "afile"], "PATH afile: exists; pass --overwrite"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["verify", "palm.tflite", "palm.tflite", "--report", "report.txt"], "--report report.txt: the page is HTML"),
+    (["convert", "palm.tflite", "-o", "out", "--report", "r.html"], "--report shows the verification: add --verify"),
+    (["compare", "palm.tflite", "palm.tflite", "--report", "empty"], "--report empty: the page is HTML"),
 ]
 
 

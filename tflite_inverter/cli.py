@@ -96,6 +96,12 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signature", help="signature key to verify (default: serving_default or the first)")
 
 
+def _add_report_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", metavar="FILE.html",
+                        help="also write a self-contained HTML page: summary, tables and (with matplotlib, "
+                             "the [plot] extra) per-tensor plots")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -133,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--pb", action="store_true", help="also write OUTDIR/model.pb and its sidecar model.json")
     convert.add_argument("--verify", action="store_true", help="verify what was written against the reference interpreter")
     convert.add_argument("--overwrite", action="store_true", help="replace existing outputs in OUTDIR")
+    _add_report_option(convert)
     convert.add_argument("--strict", action="store_true",
                          help="fail on op versions above those the tests cover, and on shape changes the graph cannot follow")
     convert.add_argument("--quantized", choices=["fake_quant", "dequantize"], default="fake_quant",
@@ -159,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("model", help="the original .tflite file")
     verify.add_argument("candidate", help="SavedModel directory, frozen .pb (with its .json sidecar) or .tflite")
     verify.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    _add_report_option(verify)
     verify.add_argument("--per-tensor", action="store_true",
                         help="also compare every intermediate tensor and name the first operator that diverges")
     _add_verify_options(verify)
@@ -212,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     requantize.add_argument("--quantized", choices=["fake_quant", "dequantize"], default="fake_quant",
                             help="how a quantized .tflite source is inverted first (fake_quant: its own grids, no data needed)")
     requantize.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    _add_report_option(requantize)
 
     compare = command("compare", "compare two .tflite models on the same inputs",
                       "Run A and B on the same real-valued inputs; per output, the error in real units and "
@@ -228,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--limit", type=int, metavar="N", help="use at most N samples of --data")
     compare.add_argument("--draws", type=int, default=3, help="random inputs when --data is not given (default 3)")
     compare.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    _add_report_option(compare)
     compare.add_argument("--per-tensor", action="store_true",
                          help="also compare the intermediate tensors both models share by name, largest error first")
 
@@ -316,6 +326,24 @@ def _data_source(args: argparse.Namespace) -> None:
             raise TfliteInverterError("--std 0: the std must not be zero")
 
 
+def _report_location(args: argparse.Namespace) -> None:
+    report = getattr(args, "report", None)
+    if report is None:
+        return
+    if Path(report).suffix.lower() not in (".html", ".htm"):
+        raise TfliteInverterError(f"--report {report}: the page is HTML; name it NAME.html")
+    if getattr(args, "command", None) == "convert" and not args.verify:
+        raise TfliteInverterError("--report shows the verification: add --verify")
+    _output_file(report, "--report", None)
+
+
+def _write_report(args: argparse.Namespace, title: str, reports: list) -> None:
+    if getattr(args, "report", None) and reports:
+        from .display import write_report_page
+
+        print(write_report_page(args.report, title, reports), file=sys.stderr)
+
+
 def _writable_location(path: Path, flag: str) -> None:
     """``path``'s nearest existing ancestor is a writable directory."""
     ancestor = path.absolute().parent
@@ -385,6 +413,7 @@ def check_convert(args: argparse.Namespace):
 
         plan_cut(model, args.inputs, args.outputs)
     _data_source(args)
+    _report_location(args)
     return model
 
 
@@ -414,6 +443,7 @@ def check_verify(args: argparse.Namespace):
                                       f"{did_you_mean(args.signature, keys)}; it has {keys}")
     _output_file(args.json, "--json", None)
     _data_source(args)
+    _report_location(args)
     return model
 
 
@@ -439,6 +469,7 @@ def check_requantize(args: argparse.Namespace) -> None:
     if Path(args.output).suffix != ".tflite":
         raise TfliteInverterError(f"-o/--output {args.output}: the output is a .tflite file; name it NAME.tflite")
     _data_source(args)
+    _report_location(args)
     if (args.keep_float_op or args.keep_float_node) and args.data is None:
         raise TfliteInverterError("--keep-float-op / --keep-float-node need calibration data: give --data")
     if model is not None and args.keep_float_node:
@@ -464,6 +495,7 @@ def check_compare(args: argparse.Namespace) -> None:
     _input_model(args.b, "B")
     _output_file(args.json, "--json", None)
     _data_source(args)
+    _report_location(args)
 
 
 CHECKS = {"convert": check_convert, "verify": check_verify, "inspect": check_inspect, "sample": check_sample,
@@ -561,6 +593,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     status = EXIT_OK
+    reports = []
     if args.verify:
         for candidate in [p for p in written if p.suffix != ".json"]:
             with progress.step(f"verifying {candidate}"):
@@ -569,8 +602,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 report = verify(args.model, inverted if inverted.cut else candidate, inversion=inverted,
                                 **_verify_kwargs(args, model))
             print(report.table())
+            reports.append(report)
             if not report.passed:
                 status = EXIT_VERIFY_FAILED
+    _write_report(args, f"tflite-inverter convert {args.model}", reports)
     return status
 
 
@@ -583,6 +618,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    _write_report(args, f"tflite-inverter verify {args.model} {args.candidate}", [report])
     return EXIT_OK if report.passed else EXIT_VERIFY_FAILED
 
 
@@ -633,6 +669,7 @@ def cmd_requantize(args: argparse.Namespace) -> int:
             equalize=equalize,
         )
     print(report.table())
+    _write_report(args, f"tflite-inverter requantize {args.source} -o {args.output}", [report])
     return EXIT_OK
 
 
@@ -652,6 +689,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    _write_report(args, f"tflite-inverter compare {args.a} {args.b}", [report])
     return EXIT_OK
 
 

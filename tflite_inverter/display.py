@@ -78,3 +78,76 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Seq
     for row in cells:
         lines.append("  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)).rstrip())
     return "\n".join(lines)
+
+
+# -- pictures and a self-contained page (matplotlib: the optional extra ``[plot]``) ----------------
+
+def require_matplotlib():
+    """matplotlib's pyplot with a non-interactive backend, or an error saying how to install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        from .errors import TfliteInverterError
+
+        raise TfliteInverterError("plots need matplotlib: pip install 'tflite-inverter[plot]'") from None
+    if "matplotlib.pyplot" not in __import__("sys").modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def require_pandas():
+    try:
+        import pandas
+    except ImportError:
+        from .errors import TfliteInverterError
+
+        raise TfliteInverterError("to_pandas needs pandas: pip install 'tflite-inverter[plot]'") from None
+    return pandas
+
+
+def figure_html(figure: Any) -> str:
+    """A matplotlib figure as an ``<img>`` with the PNG embedded (base64), for a self-contained page."""
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="plot" src="data:image/png;base64,{encoded}"/>'
+
+
+def report_page(title: str, sections: Sequence[str]) -> str:
+    """One self-contained HTML page: the title and each section's HTML (tables, embedded images)."""
+    body = "".join(f"<section style=\"margin:12px 0\">{section}</section>" for section in sections)
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head>"
+            f"<body style=\"font-family:sans-serif;margin:16px\"><h1 style=\"font-size:18px\">{html.escape(title)}</h1>"
+            f"{body}</body></html>")
+
+
+def report_sections(report: Any) -> list[str]:
+    """A report's HTML: its tables, and its per-tensor plot when it has one (and matplotlib is installed)."""
+    sections = [report._repr_html_()]
+    nested = getattr(report, "comparison", None)
+    source = report if getattr(report, "tensors", None) else nested if getattr(nested, "tensors", None) else None
+    if source is not None and hasattr(source, "plot"):
+        try:
+            plt = require_matplotlib()
+        except Exception as error:  # the library's own error: matplotlib missing
+            sections.append(html_lines([str(error)]))
+        else:
+            figure = source.plot()
+            sections.append(figure_html(figure))
+            plt.close(figure)
+    return sections
+
+
+def write_report_page(path: Any, title: str, reports: Sequence[Any]) -> Any:
+    """Write one self-contained HTML page (tables, embedded plots) for ``reports``; returns the path."""
+    from pathlib import Path
+
+    target = Path(path)
+    sections = [section for report in reports for section in report_sections(report)]
+    target.write_text(report_page(title, sections), encoding="utf-8")
+    return target

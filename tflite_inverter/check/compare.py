@@ -13,11 +13,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .. import ir
-from ..display import html_block, html_lines, html_table, text_table
+from ..display import html_block, html_lines, html_table, require_matplotlib, require_pandas, text_table
 from ..errors import TfliteInverterError
 from ..ir import NUMPY_DTYPES
 from ..quant.grids import dequantize_array, is_quantized_activation
@@ -106,6 +107,36 @@ class CompareReport:
         worst = max(self.outputs, key=lambda o: o.max_steps or 0.0, default=None)
         detail = f"; largest error {worst.max_abs_error:.4g} on {worst.name!r}" if worst is not None else ""
         return f"<CompareReport {self.b} against {self.a}: {len(self.outputs)} outputs on {self._inputs_label()}{detail}>"
+
+    def to_pandas(self, what: str | None = None):
+        """A DataFrame of the per-tensor rows (default after ``per_tensor=True``) or of the outputs."""
+        pandas = require_pandas()
+        what = what or ("tensors" if self.tensors else "outputs")
+        if what not in ("tensors", "outputs"):
+            raise TfliteInverterError(f"to_pandas: what must be 'tensors' or 'outputs', not {what!r}")
+        frame = pandas.DataFrame([asdict(r) for r in (self.tensors if what == "tensors" else self.outputs)])
+        if what == "tensors" and len(frame):
+            frame["relative_error"] = frame["max_abs_error"] / frame["magnitude"].clip(lower=1e-12)
+        return frame
+
+    def plot(self, ax: Any = None, limit: int = 30):
+        """The ``limit`` tensors with the largest errors: in quantization steps where both are
+        quantized, else relative to max |a|; returns the matplotlib figure. Needs ``per_tensor=True``."""
+        if not self.tensors:
+            raise TfliteInverterError("plot() shows the per-tensor comparison: compare with per_tensor=True")
+        plt = require_matplotlib()
+        shown = self.tensors[:limit]
+        steps = all(t.max_steps is not None for t in shown)
+        values = [t.max_steps if steps else t.max_abs_error / max(t.magnitude, 1e-12) for t in shown]
+        figure = ax.figure if ax is not None else plt.figure(figsize=(9, 0.25 * len(shown) + 1.2))
+        ax = ax or figure.add_subplot(1, 1, 1)
+        labels = [t.name if len(t.name) <= 60 else "..." + t.name[-57:] for t in shown]
+        ax.barh(range(len(shown)), values, color="#c62828")
+        ax.set_yticks(range(len(shown)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("max error (quantization steps)" if steps else "max abs error / max |a|")
+        ax.set_title(f"largest per-tensor errors, {self.b} against {self.a} ({self._inputs_label()})", fontsize=9)
+        return figure
 
     def _repr_html_(self) -> str:
         tensors = html_table(("opcode", "tensor", "max abs", "relative", "steps"), self._tensor_rows(),

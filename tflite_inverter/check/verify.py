@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from .. import ir
-from ..display import html_block, html_lines, html_status, html_table, text_table
+from ..display import (figure_html, html_block, html_lines, html_status, html_table, require_matplotlib,
+                       require_pandas, text_table)
 from ..errors import TfliteInverterError, VerificationError
 from ..logs import progress
 from ..reader import load
@@ -134,6 +135,48 @@ class VerifyReport:
         diverges = f"; first divergence at operator {first.operator} {first.opcode}" if first is not None else ""
         return (f"<VerifyReport {'PASSED' if self.passed else 'FAILED'}: {ok}/{len(self.outputs)} outputs within "
                 f"tolerance, {self.candidate} against {self.model}{diverges}>")
+
+    def to_pandas(self, what: str | None = None):
+        """A DataFrame of the per-tensor rows (``what="tensors"``, the default after ``per_tensor=True``)
+        or of the outputs (``"outputs"``), with an ``error_over_tolerance`` column."""
+        pandas = require_pandas()
+        what = what or ("tensors" if self.tensors else "outputs")
+        if what not in ("tensors", "outputs"):
+            raise TfliteInverterError(f"to_pandas: what must be 'tensors' or 'outputs', not {what!r}")
+        rows = [asdict(r) for r in (self.tensors if what == "tensors" else self.outputs)]
+        frame = pandas.DataFrame(rows)
+        if rows:
+            frame["error_over_tolerance"] = [r["max_abs_error"] / r["tolerance"] if r["tolerance"] else float("inf")
+                                             for r in rows]
+        return frame
+
+    def plot(self, ax: Any = None):
+        """Per-tensor error over tolerance along the operator order (log scale), the tolerance line at
+        1 and the first divergence marked; returns the matplotlib figure. Needs ``per_tensor=True``."""
+        if not self.tensors:
+            raise TfliteInverterError("plot() shows the per-tensor comparison: verify with per_tensor=True")
+        plt = require_matplotlib()
+        figure = ax.figure if ax is not None else plt.figure(figsize=(9, 3.2))
+        ax = ax or figure.add_subplot(1, 1, 1)
+        ratios = [max(t.max_abs_error / t.tolerance if t.tolerance else float("inf"), 1e-12) for t in self.tensors]
+        ratios = [min(r, 1e12) for r in ratios]
+        positions = list(range(len(self.tensors)))
+        colours = ["#2e7d32" if t.passed else "#c62828" for t in self.tensors]
+        ax.scatter(positions, ratios, c=colours, s=12)
+        ax.plot(positions, ratios, color="#999999", linewidth=0.6)
+        ax.axhline(1.0, color="#c62828", linestyle="--", linewidth=0.8, label="tolerance")
+        ax.set_yscale("log")
+        ax.set_xlabel("operator (execution order)")
+        ax.set_ylabel("max abs error / tolerance")
+        first = self.first_divergence
+        if first is not None:
+            at = self.tensors.index(first)
+            ax.axvline(at, color="#c62828", linewidth=0.8)
+            ax.annotate(f"first divergence: op {first.operator} {first.opcode}", (at, ratios[at]),
+                        textcoords="offset points", xytext=(6, 8), color="#c62828", fontsize=8)
+        ax.set_title(f"per-tensor error, {self.candidate}", fontsize=9)
+        ax.legend(loc="upper left", fontsize=8)
+        return figure
 
     def _repr_html_(self) -> str:
         outputs = html_table(self._HEADERS, self._rows(), status=[o.passed for o in self.outputs])
