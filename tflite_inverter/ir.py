@@ -228,6 +228,54 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class TensorDescription:
+    """What a model's TFLite metadata says of one input or output."""
+
+    name: str = ""
+    description: str = ""
+    mean: tuple[float, ...] | None = None  # input normalization: (x - mean) / std
+    std: tuple[float, ...] | None = None
+    labels: tuple[str, ...] | None = None  # from an associated label file
+    associated_files: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        details = []
+        if self.mean is not None or self.std is not None:
+            details.append(f"normalization (x - {list(self.mean or [])}) / {list(self.std or [])}")
+        if self.labels:
+            details.append(f"{len(self.labels)} labels ({', '.join(map(repr, self.labels[:3]))}"
+                           + (", ...)" if len(self.labels) > 3 else ")"))
+        elif self.associated_files:
+            details.append(f"files {list(self.associated_files)}")
+        name = self.name or "(unnamed)"
+        return f"{name}: {', '.join(details)}" if details else name
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """The model's TFLite metadata (``TFLITE_METADATA``), when it has one."""
+
+    name: str = ""
+    description: str = ""
+    version: str = ""
+    author: str = ""
+    license: str = ""
+    inputs: tuple[TensorDescription, ...] = ()
+    outputs: tuple[TensorDescription, ...] = ()
+    associated_files: tuple[str, ...] = ()
+    error: str | None = None  # unreadable metadata (the model itself loads)
+
+    def lines(self) -> list[str]:
+        if self.error:
+            return [f"metadata: {self.error}"]
+        head = " ".join(filter(None, [self.name, f"v{self.version}" if self.version else "", f"by {self.author}" if self.author else ""]))
+        lines = [f"metadata: {head or '(unnamed)'}" + (f" ({self.license})" if self.license else "")]
+        lines += [f"  input  {t.describe()}" for t in self.inputs]
+        lines += [f"  output {t.describe()}" for t in self.outputs]
+        return lines
+
+
+@dataclass(frozen=True)
 class Model:
     source: str  # file path or "<bytes>"
     version: int
@@ -236,6 +284,8 @@ class Model:
     signatures: tuple[Signature, ...]
     metadata: Mapping[str, bytes] = field(repr=False, default_factory=dict)
     size_bytes: int = 0
+    # The TFLITE_METADATA buffer read (reader/metadata.py): normalization, labels; None without one.
+    tflite_metadata: ModelDescription | None = field(default=None, repr=False, compare=False)
 
     @property
     def main(self) -> Subgraph:
@@ -275,6 +325,8 @@ class Model:
         signatures = [f"signature {s.key!r} (subgraph {s.subgraph_index}): inputs {list(s.inputs)} "
                       f"outputs {list(s.outputs)}" for s in self.signatures]
         ops = html_table(("operator", "count"), self.op_histogram().most_common(), caption="operators")
+        if self.tflite_metadata is not None:
+            signatures = self.tflite_metadata.lines() + signatures
         title = (f"model {self.source}: schema v{self.version}, {self.size_bytes / 1e6:.2f} MB, "
                  f"constants {self.weight_bytes() / 1e6:.2f} MB")
         return html_block(title, html_lines(signatures), *parts, ops)
@@ -295,6 +347,8 @@ class Model:
         ]
         if self.description:
             lines.append(f"description: {self.description}")
+        if self.tflite_metadata is not None:
+            lines.extend(self.tflite_metadata.lines())
         for sg in self.subgraphs:
             lines.append(
                 f"subgraph {sg.index} {sg.name!r}: {len(sg.operators)} operators, "
