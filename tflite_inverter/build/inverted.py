@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
-from .. import ir
+from ..logs import import_tensorflow
+
+tf = import_tensorflow()  # TensorFlow's start-up lines hidden unless ti.set_verbosity(...)
+
+from .. import ir  # noqa: E402
 from ..display import did_you_mean, html_block, html_lines, html_table, shape_text
 from ..errors import TfliteInverterError
 from ..logs import progress
@@ -300,10 +303,16 @@ class InvertedModel:
 
     # -- saving -----------------------------------------------------------------------------------
     def save_saved_model(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        return save_saved_model(self.module, self.concrete_functions, Path(path), overwrite=overwrite)
+        with progress(total=1, description=f"writing {Path(path).name}", unit="file") as bar:
+            written = save_saved_model(self.module, self.concrete_functions, Path(path), overwrite=overwrite)
+            bar.update()
+        return written
 
     def save_frozen_pb(self, path: str | Path, *, overwrite: bool = False, signature: str | None = None) -> Path:
-        return save_frozen_pb(self, Path(path), overwrite=overwrite, signature=signature)
+        with progress(total=1, description=f"writing {Path(path).name}", unit="file") as bar:
+            written = save_frozen_pb(self, Path(path), overwrite=overwrite, signature=signature)
+            bar.update()
+        return written
 
     # -- internals --------------------------------------------------------------------------------
     def _refuse_passthrough(self, info: SignatureInfo) -> None:

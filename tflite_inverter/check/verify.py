@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import ir
-from ..display import (figure_html, html_block, html_lines, html_status, html_table, require_matplotlib,
+from ..display import (did_you_mean, figure_html, html_block, html_lines, html_status, html_table, require_matplotlib,
                        require_pandas, text_table)
 from ..errors import TfliteInverterError, VerificationError
 from ..logs import progress
@@ -449,7 +449,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
         infos = {s.key: s for s in model_signatures(model)}
         key = signature or ("serving_default" if "serving_default" in infos else next(iter(infos)))
         if key not in infos:
-            raise TfliteInverterError(f"{model_path}: no signature {key!r}; it has {sorted(infos)}")
+            raise TfliteInverterError(f"{model_path}: no signature {key!r}{did_you_mean(key, infos)}; it has {sorted(infos)}")
         info = infos[key]
         sg = model.subgraphs[info.subgraph_index]
         input_tensors = [sg.tensors[i] for i in info.input_tensors]
