@@ -24,8 +24,11 @@ from .errors import (
     VerificationError,
 )
 from .ir import Model, Operator, QuantParams, Signature, Subgraph, Tensor
+from .logs import default_environment as _default_environment, import_tensorflow as _import_tensorflow, set_verbosity
 from .reader import load
-from .check.verify import VerifyReport, verify  # no TensorFlow import at module level
+from .check.verify import VerifyReport, verify as _verify  # no TensorFlow import at module level
+
+_default_environment()  # TensorFlow's C++ log lines hidden unless TF_CPP_MIN_LOG_LEVEL is set or set_verbosity(...)
 
 __version__ = "0.1.0"
 
@@ -35,13 +38,21 @@ if TYPE_CHECKING:
 
 def invert(model: Any, **kwargs: Any) -> "InvertedModel":
     """Rebuild a model (path, bytes or :class:`Model`) as TensorFlow. See :func:`tflite_inverter.build.inverted.invert`."""
+    _import_tensorflow()
     from .build.inverted import invert as _invert
 
     return _invert(model, **kwargs)
 
 
+def verify(tflite_model: Any, candidate: Any, **kwargs: Any) -> VerifyReport:
+    """Run a ``.tflite`` in LiteRT and a candidate on the same inputs (see :func:`tflite_inverter.check.verify.verify`)."""
+    _import_tensorflow()
+    return _verify(tflite_model, candidate, **kwargs)
+
+
 def requantize(source: Any, out_path: Any, **kwargs: Any):
     """Re-quantize an inverted model, a SavedModel or a ``.tflite`` (see :func:`tflite_inverter.quant.requantize.requantize`)."""
+    _import_tensorflow()
     from .quant.requantize import requantize as _requantize
 
     return _requantize(source, out_path, **kwargs)
@@ -49,6 +60,7 @@ def requantize(source: Any, out_path: Any, **kwargs: Any):
 
 def compare(a: Any, b: Any, **kwargs: Any):
     """Compare two ``.tflite`` models on the same real-valued inputs (see :func:`tflite_inverter.check.compare.compare`)."""
+    _import_tensorflow()
     from .check.compare import compare as _compare
 
     return _compare(a, b, **kwargs)
@@ -78,5 +90,5 @@ def supported_ops() -> list:
 __all__ = [
     "BuildError", "InvalidModelError", "Model", "Operator", "OutputExistsError", "QuantParams", "Signature",
     "Subgraph", "Tensor", "TfliteInverterError", "UnsupportedOpsError", "VerificationError", "VerifyReport",
-    "compare", "invert", "load", "register", "register_custom", "requantize", "supported_ops", "verify",
+    "compare", "invert", "load", "register", "register_custom", "requantize", "set_verbosity", "supported_ops", "verify",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -19,29 +20,22 @@ EXIT_OK, EXIT_VERIFY_FAILED, EXIT_ERROR = 0, 1, 2
 
 
 def _quiet_tensorflow() -> None:
-    """Import TensorFlow with its start-up chatter (C++ log lines on fd 2) hidden.
+    """Import TensorFlow with its start-up chatter (C++ log lines on fd 2) hidden unless ``-v``.
 
     Only the import is silenced; a failing import still raises with its Python message.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    from .logs import import_tensorflow
+
+    import_tensorflow()
 
 
 class _Progress:
-    """One line per step on stderr, with its duration."""
+    """One line per step on stderr, with its duration (none with ``-q``)."""
 
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
+    def __init__(self, enabled: bool | None = None):
+        from .logs import verbosity
+
+        self.enabled = verbosity() >= 0 if enabled is None else enabled
 
     def step(self, message: str):
         progress = self
@@ -61,8 +55,39 @@ class _Progress:
         return _Step()
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (no usage dump), exit 2, as every CLI error is."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _add_common_options(parser: argparse.ArgumentParser, top_level: bool = False) -> None:
+    """-q / -v, before or after the command name."""
+    default = 0 if top_level else argparse.SUPPRESS
+    parser.add_argument("-q", "--quiet", action="count", default=default,
+                        help="print only results and errors (no progress lines or bars)")
+    parser.add_argument("-v", "--verbose", action="count", default=default,
+                        help="show TensorFlow's and the converter's log lines (-vv: also their INFO lines)")
+
+
 def _add_verify_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--draws", type=int, default=3, help="random input draws to compare (default 3)")
+    parser.add_argument("--data", metavar="PATH",
+                        help="inputs to verify on instead of random ones: a folder of images, a .npy ([N, ...]) or "
+                             "a .npz (arrays by input name)")
+    parser.add_argument("--mean", type=float, nargs="+", default=[0.0],
+                        help="with an image folder: normalise as (pixel - mean) / std, one value or one per channel (default 0)")
+    parser.add_argument("--std", type=float, nargs="+", default=[1.0],
+                        help="with an image folder: the std of (pixel - mean) / std (default 1)")
+    parser.add_argument("--limit", type=int, metavar="N", help="use at most N samples of --data")
+    parser.add_argument("--draws", type=int, default=3, help="random input draws to compare without --data (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     parser.add_argument("--rtol", type=float, default=1e-4,
                         help="relative tolerance: max abs error <= max(rtol*max(1,|ref|), 2*noise floor) (default 1e-4)")
@@ -71,29 +96,59 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signature", help="signature key to verify (default: serving_default or the first)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tflite-inverter",
-        description="Turn a .tflite model back into TensorFlow (SavedModel, frozen .pb) and check it against LiteRT.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_report_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", metavar="FILE.html",
+                        help="also write a self-contained HTML page: summary, tables and (with matplotlib, "
+                             "the [plot] extra) per-tensor plots")
 
-    convert = commands.add_parser("convert", help="invert a .tflite into a SavedModel and/or a frozen .pb",
-                                  description="Invert MODEL into OUTDIR/saved_model (and OUTDIR/model.pb with --pb).")
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(
+        prog="tflite-inverter", formatter_class=_FORMATTER,
+        description="Turn a .tflite model back into TensorFlow (SavedModel, frozen .pb) and check it against LiteRT.",
+        epilog=_examples(
+            "tflite-inverter inspect model.tflite --tensors",
+            "tflite-inverter convert model.tflite -o out --pb --verify",
+            "tflite-inverter verify model.tflite out/saved_model --data images/ --mean 127.5 --std 127.5",
+            "tflite-inverter requantize model.tflite -o model_int8.tflite --mode int8 --data images/",
+            "tflite-inverter requantize model_int8.tflite -o model_u8.tflite --mode uint8_throughout",
+            "tflite-inverter compare model.tflite model_int8.tflite --data images/"),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_common_options(parser, top_level=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help: str, description: str, examples: tuple[str, ...]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=description, formatter_class=_FORMATTER,
+                                  epilog=_examples(*examples))
+        _add_common_options(sub)
+        return sub
+
+    convert = command("convert", "invert a .tflite into a SavedModel and/or a frozen .pb",
+                      "Invert MODEL into OUTDIR/saved_model (and OUTDIR/model.pb with --pb).",
+                      ("tflite-inverter convert model.tflite -o out",
+                       "tflite-inverter convert model.tflite -o out --pb --verify --overwrite",
+                       "tflite-inverter convert palm.tflite -o out --input-shape input_1:?,192,192,3",
+                       "tflite-inverter convert model.tflite -o out --outputs raw_boxes raw_scores"))
     convert.add_argument("model", help="the .tflite file")
-    convert.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
+    convert.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory (made if missing)")
     convert.add_argument("--saved-model", action=argparse.BooleanOptionalAction, default=True,
                          help="write OUTDIR/saved_model (default: yes)")
     convert.add_argument("--pb", action="store_true", help="also write OUTDIR/model.pb and its sidecar model.json")
     convert.add_argument("--verify", action="store_true", help="verify what was written against the reference interpreter")
-    convert.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    convert.add_argument("--strict", action="store_true", help="fail on op versions above those the tests cover")
+    convert.add_argument("--overwrite", action="store_true", help="replace existing outputs in OUTDIR")
+    _add_report_option(convert)
+    convert.add_argument("--strict", action="store_true",
+                         help="fail on op versions above those the tests cover, and on shape changes the graph cannot follow")
     convert.add_argument("--quantized", choices=["fake_quant", "dequantize"], default="fake_quant",
                          help="integer models: keep every activation's grid as FakeQuant ops (default) or plain float")
     convert.add_argument("--input-shape", action="append", default=[], metavar="NAME:D0,D1,...",
                          help="fix or change an input's shape, e.g. image:1,256,256,3 (? or -1 for a dynamic dimension)")
     convert.add_argument("--outputs", nargs="+", metavar="TENSOR",
-                         help="cut the model: these tensors become the outputs (drop post-processing)")
+                         help="cut the model: these tensors become the outputs (drop post-processing); "
+                              "`inspect --tensors` lists the names")
     convert.add_argument("--inputs", nargs="+", metavar="TENSOR", help="cut the model: start at these tensors")
     convert.add_argument("--passthrough", nargs="*", metavar="CUSTOM_CODE",
                          help="keep custom ops with no builder (all, or those named) as opaque nodes for re-conversion "
@@ -102,39 +157,55 @@ def build_parser() -> argparse.ArgumentParser:
                          help="quantized inputs/outputs: as the original (uint8 in, uint8 out; default) or real-valued float")
     _add_verify_options(convert)
 
-    verify = commands.add_parser("verify", help="compare a .tflite with a SavedModel, frozen .pb or another .tflite",
-                                 description="Run MODEL in LiteRT and CANDIDATE on the same seeded inputs; exit 1 above tolerance.")
+    verify = command("verify", "compare a .tflite with a SavedModel, frozen .pb or another .tflite",
+                     "Run MODEL in LiteRT and CANDIDATE on the same inputs (seeded random ones, or --data); "
+                     "exit 1 above tolerance.",
+                     ("tflite-inverter verify model.tflite out/saved_model",
+                      "tflite-inverter verify model.tflite out/model.pb --per-tensor",
+                      "tflite-inverter verify model.tflite out/saved_model --data images/ --mean 127.5 --std 127.5"))
     verify.add_argument("model", help="the original .tflite file")
     verify.add_argument("candidate", help="SavedModel directory, frozen .pb (with its .json sidecar) or .tflite")
     verify.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    _add_report_option(verify)
     verify.add_argument("--per-tensor", action="store_true",
                         help="also compare every intermediate tensor and name the first operator that diverges")
     _add_verify_options(verify)
 
-    inspect = commands.add_parser("inspect", help="summarise a .tflite: inputs, outputs, quantization, ops",
-                                  description="Print a summary of MODEL (no TensorFlow needed).")
+    inspect = command("inspect", "summarise a .tflite: inputs, outputs, quantization, ops, tensors",
+                      "Print a summary of MODEL (no TensorFlow needed).",
+                      ("tflite-inverter inspect model.tflite", "tflite-inverter inspect model.tflite --tensors",
+                       "tflite-inverter inspect model.tflite --check"))
     inspect.add_argument("model", help="the .tflite file")
     inspect.add_argument("--check", action="store_true", help="also report ops no builder supports (exit 2 if any)")
+    inspect.add_argument("--tensors", action="store_true",
+                         help="list every tensor: name, shape, dtype, quantization, producing operator")
 
-    sample = commands.add_parser("sample", help="write the small sample model used in the README",
-                                 description="Write a small float CNN made with the TFLite converter to PATH.")
-    sample.add_argument("path", nargs="?", default="sample.tflite")
-    sample.add_argument("--overwrite", action="store_true")
+    sample = command("sample", "write the small sample model used in the README",
+                     "Write a small float CNN made with the TFLite converter to PATH.",
+                     ("tflite-inverter sample", "tflite-inverter sample /tmp/sample.tflite --overwrite"))
+    sample.add_argument("path", nargs="?", default="sample.tflite", help="where to write it (default sample.tflite)")
+    sample.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
 
-    requantize = commands.add_parser(
-        "requantize", help="re-quantize a .tflite or SavedModel (float16, dynamic_range, int8, uint8, int16x8)",
-        description="Write a re-quantized .tflite from SOURCE (a .tflite, inverted first, or a SavedModel) and report "
-                    "its size, ops, ops left in float and its error against the original.")
+    requantize = command(
+        "requantize", "re-quantize a .tflite or SavedModel (float16, dynamic_range, int8, uint8, int16x8, uint8_throughout)",
+        "Write a re-quantized .tflite from SOURCE (a .tflite, inverted first, or a SavedModel) and report "
+        "its size, ops, ops left in float and its error against the original.",
+        ("tflite-inverter requantize model_int8.tflite -o again.tflite --mode uint8",
+         "tflite-inverter requantize model.tflite -o int8.tflite --mode int8 --data images/ --mean 127.5 --std 127.5",
+         "tflite-inverter requantize model_int8.tflite -o u8.tflite --mode uint8_throughout --data images/"))
     requantize.add_argument("source", help=".tflite file or SavedModel directory")
-    requantize.add_argument("-o", "--output", required=True, help="the .tflite to write")
+    requantize.add_argument("-o", "--output", required=True, metavar="FILE", help="the .tflite to write")
     requantize.add_argument("--mode", choices=["float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout"],
-                            default="int8", help="uint8_throughout: uint8 activations everywhere, for NPUs that take only "
-                                                 "uint8 (from a quantized .tflite, through the TF1 converter)")
+                            default="int8", help="the quantization (default int8); uint8_throughout: uint8 activations "
+                                                 "everywhere, for NPUs that take only uint8 (from a quantized .tflite, "
+                                                 "through the TF1 converter)")
     requantize.add_argument("--data", metavar="PATH",
                             help="calibration data: a folder of images, a .npy ([N, ...]) or a .npz (arrays by input name)")
-    requantize.add_argument("--mean", type=float, nargs="+", default=[0.0], help="image normalisation: (pixel - mean) / std")
-    requantize.add_argument("--std", type=float, nargs="+", default=[1.0])
-    requantize.add_argument("--limit", type=int, help="use at most this many calibration samples")
+    requantize.add_argument("--mean", type=float, nargs="+", default=[0.0],
+                            help="image normalisation: (pixel - mean) / std, one value or one per channel (default 0)")
+    requantize.add_argument("--std", type=float, nargs="+", default=[1.0],
+                            help="the std of the image normalisation (default 1)")
+    requantize.add_argument("--limit", type=int, metavar="N", help="use at most N calibration samples")
     requantize.add_argument("--io-dtype", choices=["float", "int8", "uint8", "int16"], help="input/output type (default by mode)")
     requantize.add_argument("--per-tensor", action="store_true",
                             help="one scale per weight tensor (no per-channel); a .tflite source is then equalized "
@@ -148,28 +219,58 @@ def build_parser() -> argparse.ArgumentParser:
                             help="leave the op producing this tensor in float (repeatable)")
     requantize.add_argument("--quantized", choices=["fake_quant", "dequantize"], default="fake_quant",
                             help="how a quantized .tflite source is inverted first (fake_quant: its own grids, no data needed)")
-    requantize.add_argument("--overwrite", action="store_true")
+    requantize.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    _add_report_option(requantize)
 
-    compare = commands.add_parser("compare", help="compare two .tflite models on the same inputs",
-                                  description="Run A and B on the same real-valued inputs; per output, the error in "
-                                              "real units and quantization steps, and top-1 agreement.")
+    compare = command("compare", "compare two .tflite models on the same inputs",
+                      "Run A and B on the same real-valued inputs; per output, the error in real units and "
+                      "quantization steps, and top-1 agreement (meaningful with --data only).",
+                      ("tflite-inverter compare float.tflite int8.tflite --data images/ --mean 127.5 --std 127.5",
+                       "tflite-inverter compare float.tflite int8.tflite --per-tensor --json report.json"))
     compare.add_argument("a", help="the reference .tflite")
     compare.add_argument("b", help="the .tflite to compare with it")
     compare.add_argument("--data", metavar="PATH", help="inputs: image folder, .npy or .npz (default: random)")
-    compare.add_argument("--mean", type=float, nargs="+", default=[0.0])
-    compare.add_argument("--std", type=float, nargs="+", default=[1.0])
-    compare.add_argument("--draws", type=int, default=3, help="random inputs when --data is not given")
+    compare.add_argument("--mean", type=float, nargs="+", default=[0.0],
+                         help="with an image folder: normalise as (pixel - mean) / std (default 0)")
+    compare.add_argument("--std", type=float, nargs="+", default=[1.0],
+                         help="with an image folder: the std of (pixel - mean) / std (default 1)")
+    compare.add_argument("--limit", type=int, metavar="N", help="use at most N samples of --data")
+    compare.add_argument("--draws", type=int, default=3, help="random inputs when --data is not given (default 3)")
     compare.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    _add_report_option(compare)
     compare.add_argument("--per-tensor", action="store_true",
                          help="also compare the intermediate tensors both models share by name, largest error first")
 
-    commands.add_parser("ops", help="list the supported TFLite opcodes", description="List every registered builder.")
+    command("ops", "list the supported TFLite opcodes", "List every registered builder.", ("tflite-inverter ops",))
     return parser
 
 
-def _verify_kwargs(args: argparse.Namespace) -> dict:
-    return dict(draws=args.draws, seed=args.seed, rtol=args.rtol, float_range=tuple(args.float_range),
-                signature=args.signature)
+def _verify_kwargs(args: argparse.Namespace, model=None) -> dict:
+    kwargs = dict(draws=args.draws, seed=args.seed, rtol=args.rtol, float_range=tuple(args.float_range),
+                  signature=args.signature)
+    if getattr(args, "data", None) is not None and model is not None:
+        kwargs["inputs"] = _verify_inputs(args, model)
+    return kwargs
+
+
+def _verify_inputs(args: argparse.Namespace, model) -> list[list]:
+    """--data as verification draws: real values (normalised images or arrays) in the signature's
+    input order, each in the model's own input type (quantized to its grid if integer)."""
+    from .build.signatures import model_signatures
+    from .check.runner import to_model_input
+    from .quant.representative import make_samples
+
+    infos = {info.key: info for info in model_signatures(model)}
+    key = args.signature or ("serving_default" if "serving_default" in infos else next(iter(infos)))
+    info = infos[key]
+    sg = model.subgraphs[info.subgraph_index]
+    tensors = [sg.tensors[i] for i in info.input_tensors]
+    specs = [(name, [None if d < 0 else d for d in t.shape_signature]) for name, t in zip(info.input_names, tensors)]
+    samples = make_samples(args.data, specs, mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std),
+                           limit=args.limit)
+    if not samples:
+        raise TfliteInverterError(f"--data {args.data}: no samples found")
+    return [[to_model_input(v, t) for v, t in zip(sample, tensors)] for sample in samples]
 
 
 def parse_input_shapes(values: list[str]) -> dict[str, list[int | None]]:
@@ -185,25 +286,285 @@ def parse_input_shapes(values: list[str]) -> dict[str, list[int | None]]:
     return shapes
 
 
-def cmd_convert(args: argparse.Namespace) -> int:
-    from . import load, verify
-    from .build.inverted import InvertedModel
+# -- checks made before TensorFlow is imported: paths, names, output locations --------------------
+# Each raises a TfliteInverterError in the CLI's own terms (flag names); main() prints it as one line.
 
+def _input_file(path: str, label: str) -> Path:
+    file = Path(path)
+    if not file.exists():
+        raise TfliteInverterError(f"{label} {path}: no such file")
+    if file.is_dir():
+        raise TfliteInverterError(f"{label} {path}: is a directory, not a .tflite file")
+    return file
+
+
+def _input_model(path: str, label: str = "MODEL"):
+    """The model read with the reader (no TensorFlow): a file that is not a .tflite fails here."""
+    from .reader import load
+
+    _input_file(path, label)
+    return load(path)
+
+
+def _data_source(args: argparse.Namespace) -> None:
+    data = getattr(args, "data", None)
+    if data is not None:
+        path = Path(data)
+        if not path.exists():
+            raise TfliteInverterError(f"--data {data}: no such file or folder")
+        if path.is_file() and path.suffix not in (".npy", ".npz"):
+            raise TfliteInverterError(f"--data {data}: give a folder of images, a .npy or a .npz file")
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        raise TfliteInverterError(f"--limit {args.limit}: must be at least 1")
+    if getattr(args, "draws", 1) < 1:
+        raise TfliteInverterError(f"--draws {args.draws}: must be at least 1")
+    if getattr(args, "rtol", 0.0) < 0:
+        raise TfliteInverterError(f"--rtol {args.rtol}: must not be negative")
+    for flag in ("mean", "std"):
+        values = getattr(args, flag, None) or []
+        if flag == "std" and any(v == 0 for v in values):
+            raise TfliteInverterError("--std 0: the std must not be zero")
+
+
+def _report_location(args: argparse.Namespace) -> None:
+    report = getattr(args, "report", None)
+    if report is None:
+        return
+    if Path(report).suffix.lower() not in (".html", ".htm"):
+        raise TfliteInverterError(f"--report {report}: the page is HTML; name it NAME.html")
+    if getattr(args, "command", None) == "convert" and not args.verify:
+        raise TfliteInverterError("--report shows the verification: add --verify")
+    _output_file(report, "--report", None)
+
+
+def _write_report(args: argparse.Namespace, title: str, reports: list) -> None:
+    if getattr(args, "report", None) and reports:
+        from .display import write_report_page
+
+        print(write_report_page(args.report, title, reports), file=sys.stderr)
+
+
+def _writable_location(path: Path, flag: str) -> None:
+    """``path``'s nearest existing ancestor is a writable directory."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise TfliteInverterError(f"{flag} {path}: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK):
+        raise TfliteInverterError(f"{flag} {path}: {ancestor} is not writable")
+
+
+def _output_file(path: str | None, flag: str, overwrite: bool | None) -> None:
+    """An output file: not a directory; existing only with --overwrite (``overwrite=None``: replaced anyway)."""
+    if path is None:
+        return
+    file = Path(path)
+    if file.is_dir():
+        raise TfliteInverterError(f"{flag} {path}: is a directory; give a file name")
+    if file.exists() and overwrite is False:
+        raise TfliteInverterError(f"{flag} {path}: exists; pass --overwrite to replace it")
+    _writable_location(file, flag)
+
+
+def _input_shapes_for(model, values: list[str]) -> dict[str, list[int | None]]:
+    """--input-shape values parsed and matched to the model's inputs, before TensorFlow is imported."""
+    from .build.signatures import model_signatures
+    from .display import did_you_mean
+    from .names import python_identifier
+
+    shapes = parse_input_shapes(values)
+    known: dict[str, tuple[str, int]] = {}
+    for info in model_signatures(model):
+        sg = model.subgraphs[info.subgraph_index]
+        for name, index in zip(info.input_names, info.input_tensors):
+            tensor = sg.tensors[index]
+            for alias in (name, python_identifier(name), tensor.name):
+                known.setdefault(alias, (name, len(tensor.shape_signature) if tensor.has_rank else -1))
+    for name, shape in shapes.items():
+        if name not in known:
+            names = sorted({n for n, _ in known.values()})
+            raise TfliteInverterError(f"--input-shape {name}:...: the model has no input {name!r}{did_you_mean(name, names)}; "
+                                      f"its inputs are {names}")
+        input_name, rank = known[name]
+        if rank >= 0 and rank != len(shape):
+            raise TfliteInverterError(f"--input-shape {name}:{','.join('?' if d is None else str(d) for d in shape)}: "
+                                      f"{len(shape)} dimensions given; input {input_name!r} has {rank}")
+    return shapes
+
+
+def check_convert(args: argparse.Namespace):
+    """The model read, the cut and the input shapes matched to it, the outputs free: returns the model."""
+    model = _input_model(args.model)
     if not args.saved_model and not args.pb:
         raise TfliteInverterError("nothing to write: --no-saved-model without --pb")
     out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise TfliteInverterError(f"-o/--output {out}: is a file; give a directory (it is made if missing)")
+    _writable_location(out / "x", "-o/--output")
     saved_model_path, pb_path = out / "saved_model", out / "model.pb"
     targets = ([saved_model_path] if args.saved_model else []) + ([pb_path, pb_path.with_suffix(".json")] if args.pb else [])
     existing = [str(p) for p in targets if p.exists()]
     if existing and not args.overwrite:
         raise TfliteInverterError(f"{', '.join(existing)} exist(s); pass --overwrite to replace")
+    args.input_shapes = _input_shapes_for(model, args.input_shape)
+    if args.inputs or args.outputs:
+        from .passes.cut import plan_cut
+
+        plan_cut(model, args.inputs, args.outputs)
+    _data_source(args)
+    _report_location(args)
+    return model
+
+
+def check_verify(args: argparse.Namespace):
+    from .build.signatures import model_signatures
+    from .display import did_you_mean
+
+    model = _input_model(args.model)
+    candidate = Path(args.candidate)
+    if not candidate.exists():
+        raise TfliteInverterError(f"CANDIDATE {candidate}: no such file or directory")
+    if candidate.is_dir():
+        if not (candidate / "saved_model.pb").exists():
+            raise TfliteInverterError(f"CANDIDATE {candidate}: a directory without saved_model.pb, so not a SavedModel")
+    elif candidate.suffix == ".pb":
+        if not candidate.with_suffix(".json").exists():
+            raise TfliteInverterError(f"CANDIDATE {candidate}: its sidecar {candidate.with_suffix('.json').name} "
+                                      "(input and output node names, written by convert --pb) is missing")
+    elif candidate.suffix == ".tflite":
+        _input_model(str(candidate), "CANDIDATE")
+    else:
+        raise TfliteInverterError(f"CANDIDATE {candidate}: not a SavedModel directory, a .pb or a .tflite file")
+    if args.signature is not None:
+        keys = [info.key for info in model_signatures(model)]
+        if args.signature not in keys:
+            raise TfliteInverterError(f"--signature {args.signature}: the model has no such signature"
+                                      f"{did_you_mean(args.signature, keys)}; it has {keys}")
+    _output_file(args.json, "--json", None)
+    _data_source(args)
+    _report_location(args)
+    return model
+
+
+def check_inspect(args: argparse.Namespace):
+    return _input_model(args.model)
+
+
+def check_sample(args: argparse.Namespace) -> None:
+    _output_file(args.path, "PATH", args.overwrite)
+
+
+def check_requantize(args: argparse.Namespace) -> None:
+    source = Path(args.source)
+    if not source.exists():
+        raise TfliteInverterError(f"SOURCE {source}: no such file or directory")
+    model = None
+    if source.is_dir():
+        if not (source / "saved_model.pb").exists():
+            raise TfliteInverterError(f"SOURCE {source}: a directory without saved_model.pb, so not a SavedModel")
+    else:
+        model = _input_model(str(source), "SOURCE")
+    _output_file(args.output, "-o/--output", args.overwrite)
+    if Path(args.output).suffix != ".tflite":
+        raise TfliteInverterError(f"-o/--output {args.output}: the output is a .tflite file; name it NAME.tflite")
+    _data_source(args)
+    _report_location(args)
+    if (args.keep_float_op or args.keep_float_node) and args.data is None:
+        raise TfliteInverterError("--keep-float-op / --keep-float-node need calibration data: give --data")
+    if model is not None and args.keep_float_node:
+        from .display import did_you_mean
+
+        names = [t.name for t in model.main.tensors]
+        for name in args.keep_float_node:
+            if name not in names:
+                raise TfliteInverterError(f"--keep-float-node {name}: no such tensor{did_you_mean(name, names)}; "
+                                          "`tflite-inverter inspect SOURCE --tensors` lists them")
+    if model is not None and args.keep_float_op:
+        opcodes = sorted(model.op_histogram())
+        for opcode in args.keep_float_op:
+            if opcode not in opcodes:
+                from .display import did_you_mean
+
+                raise TfliteInverterError(f"--keep-float-op {opcode}: the model has no {opcode} operator"
+                                          f"{did_you_mean(opcode, opcodes)}; it has {opcodes}")
+
+
+def check_compare(args: argparse.Namespace) -> None:
+    _input_model(args.a, "A")
+    _input_model(args.b, "B")
+    _output_file(args.json, "--json", None)
+    _data_source(args)
+    _report_location(args)
+
+
+CHECKS = {"convert": check_convert, "verify": check_verify, "inspect": check_inspect, "sample": check_sample,
+          "requantize": check_requantize, "compare": check_compare}
+
+# Library messages in Python terms, said as the CLI's flags.
+_CLI_TERMS = [
+    (re.compile(r"\binput_shapes\b"), "--input-shape"),
+    (re.compile(r"\brepresentative data\b|\brepresentative=|\brepresentative\b"), "--data"),
+    (re.compile(r"quantized='(\w+)'"), r"--quantized \1"),
+    (re.compile(r"\bio='(\w+)'"), r"--io \1"),
+    (re.compile(r"\bper_tensor(=True)?\b"), "--per-tensor"),
+    (re.compile(r"\bequalize=False\b"), "--no-equalize"),
+    (re.compile(r"\bkeep_float_ops\b"), "--keep-float-op"),
+    (re.compile(r"\bkeep_float_nodes\b"), "--keep-float-node"),
+    (re.compile(r"\bio_dtype\b"), "--io-dtype"),
+    (re.compile(r"\boutputs=\s?"), "--outputs "),
+    (re.compile(r"\binputs=\s?"), "--inputs "),
+    (re.compile(r"\bmodel\.tensors\(\)"), "`tflite-inverter inspect MODEL --tensors`"),
+    (re.compile(r"\boverwrite=True\b"), "--overwrite"),
+]
+
+
+def in_cli_terms(message: str) -> str:
+    for pattern, replacement in _CLI_TERMS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def _speaking_cli_terms(command):
+    """A command whose library errors speak of flags, not of Python keyword arguments."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except TfliteInverterError as error:
+            error.args = (in_cli_terms(str(error)),)
+            raise
+
+    run.__name__ = command.__name__
+    return run
+
+
+def _prepare(args: argparse.Namespace):
+    """Verbosity set, arguments checked; then TensorFlow imported if the command needs it."""
+    from .logs import set_verbosity
+
+    quiet, verbose = getattr(args, "quiet", 0) or 0, getattr(args, "verbose", 0) or 0
+    set_verbosity(-1 if quiet and not verbose else min(2, verbose))
+    checked = CHECKS[args.command](args) if args.command in CHECKS else None
+    if args.command in NEEDS_TENSORFLOW or getattr(args, "check", False) or args.command == "ops":
+        _quiet_tensorflow()
+    return checked
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    model = _prepare(args)
+    from . import verify
+    from .build.inverted import InvertedModel
+
+    out = Path(args.output)
+    saved_model_path, pb_path = out / "saved_model", out / "model.pb"
     progress = _Progress()
-    with progress.step(f"reading {args.model}"):
-        model = load(args.model)
     with progress.step(f"building TensorFlow graph ({sum(len(s.operators) for s in model.subgraphs)} operators)"):
         inverted = InvertedModel(model, strict=args.strict, quantized=args.quantized, io=args.io,
-                                 input_shapes=parse_input_shapes(args.input_shape), inputs=args.inputs,
+                                 input_shapes=args.input_shapes, inputs=args.inputs,
                                  outputs=args.outputs, passthrough=args.passthrough or args.passthrough == [])
+    for note in inverted.notes:
+        print(note, file=sys.stderr)
     if inverted.passthrough is not None:
         from collections import Counter
 
@@ -232,33 +593,41 @@ def cmd_convert(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     status = EXIT_OK
+    reports = []
     if args.verify:
         for candidate in [p for p in written if p.suffix != ".json"]:
             with progress.step(f"verifying {candidate}"):
                 # A cut model is verified in memory against the same cut of the .tflite.
-                report = verify(args.model, inverted if inverted.cut else candidate, **_verify_kwargs(args))
+                # Where LiteRT cannot run the model, the file is compared with this in-memory inversion.
+                report = verify(args.model, inverted if inverted.cut else candidate, inversion=inverted,
+                                **_verify_kwargs(args, model))
             print(report.table())
+            reports.append(report)
             if not report.passed:
                 status = EXIT_VERIFY_FAILED
+    _write_report(args, f"tflite-inverter convert {args.model}", reports)
     return status
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    model = _prepare(args)
     from . import verify
 
     with _Progress().step(f"verifying {args.candidate} against {args.model}"):
-        report = verify(args.model, args.candidate, per_tensor=args.per_tensor, **_verify_kwargs(args))
+        report = verify(args.model, args.candidate, per_tensor=args.per_tensor, **_verify_kwargs(args, model))
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    _write_report(args, f"tflite-inverter verify {args.model} {args.candidate}", [report])
     return EXIT_OK if report.passed else EXIT_VERIFY_FAILED
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from . import load
-
-    model = load(args.model)
+    model = _prepare(args)
     print(model.summary())
+    if args.tensors:
+        for index in range(len(model.subgraphs)):
+            print(model.tensors(index).table())
     if args.check:
         from .build.supported import check_supported
 
@@ -268,6 +637,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    _prepare(args)
     from .sample import write_sample_model
 
     print(write_sample_model(args.path, overwrite=args.overwrite))
@@ -279,6 +649,7 @@ def _scalar_or_list(values: list[float]) -> float | list[float]:
 
 
 def cmd_requantize(args: argparse.Namespace) -> int:
+    _prepare(args)
     from . import requantize
     from .build.inverted import invert
 
@@ -298,10 +669,12 @@ def cmd_requantize(args: argparse.Namespace) -> int:
             equalize=equalize,
         )
     print(report.table())
+    _write_report(args, f"tflite-inverter requantize {args.source} -o {args.output}", [report])
     return EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    _prepare(args)
     from . import compare, load
     from .quant.representative import make_samples
 
@@ -309,16 +682,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.data:
         sg = load(args.a).main
         specs = [(sg.tensors[i].name, [None if d < 0 else d for d in sg.tensors[i].shape_signature]) for i in sg.inputs]
-        inputs = make_samples(args.data, specs, mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std))
+        inputs = make_samples(args.data, specs, mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std),
+                              limit=args.limit)
     with _Progress().step(f"comparing {args.b} with {args.a}"):
         report = compare(args.a, args.b, inputs=inputs, draws=args.draws, per_tensor=args.per_tensor)
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    _write_report(args, f"tflite-inverter compare {args.a} {args.b}", [report])
     return EXIT_OK
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
+    _prepare(args)
     from . import supported_ops
 
     for spec in supported_ops():
@@ -326,8 +702,9 @@ def cmd_ops(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"convert": cmd_convert, "verify": cmd_verify, "inspect": cmd_inspect, "sample": cmd_sample, "ops": cmd_ops,
-            "requantize": cmd_requantize, "compare": cmd_compare}
+COMMANDS = {name: _speaking_cli_terms(command) for name, command in {
+    "convert": cmd_convert, "verify": cmd_verify, "inspect": cmd_inspect, "sample": cmd_sample, "ops": cmd_ops,
+    "requantize": cmd_requantize, "compare": cmd_compare}.items()}
 
 
 NEEDS_TENSORFLOW = {"convert", "verify", "sample", "requantize", "compare"}
@@ -335,9 +712,7 @@ NEEDS_TENSORFLOW = {"convert", "verify", "sample", "requantize", "compare"}
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in NEEDS_TENSORFLOW or getattr(args, "check", False) or args.command == "ops":
-        _quiet_tensorflow()
-    try:
+    try:  # each command checks its arguments before TensorFlow is imported (_prepare)
         return COMMANDS[args.command](args)
     except TfliteInverterError as exc:
         print(f"tflite-inverter {args.command}: error: {exc}", file=sys.stderr)

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from .errors import TfliteInverterError
+from .display import html_block, html_lines, html_table, shape_text, text_table
+
 
 # IR dtype names that are plain numpy dtypes (everything but string, resource, variant, int4, ...).
 NUMPY_DTYPES: dict[str, np.dtype] = {name: np.dtype(name) for name in (
@@ -58,6 +61,9 @@ class QuantParams:
                 f"in [{self.scales.min():.6g}, {self.scales.max():.6g}]"
             )
         return f"scale={float(self.scales[0]):.9g} zero_point={int(self.zero_points[0])}"
+
+    def __repr__(self) -> str:
+        return f"QuantParams({self.describe()})"
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,10 @@ class Tensor:
             text += f" ({self.quantization.describe()})"
         return text
 
+    def __repr__(self) -> str:
+        kind = ", constant" if self.data is not None else (", variable" if self.is_variable else "")
+        return f"Tensor({self.index}: {self.describe()}{kind})"
+
 
 @dataclass(frozen=True)
 class Operator:
@@ -137,6 +147,10 @@ class Operator:
         """The custom code of a custom operator (``"CUSTOM:Foo"`` -> ``"Foo"``)."""
         return self.opcode[len("CUSTOM:"):] if self.is_custom else ""
 
+    def __repr__(self) -> str:
+        inputs = ",".join("-" if i is None else str(i) for i in self.inputs)
+        return f"Operator({self.index}: {self.opcode} v{self.version}, inputs [{inputs}] -> outputs {list(self.outputs)})"
+
 
 @dataclass(frozen=True)
 class Subgraph:
@@ -146,6 +160,79 @@ class Subgraph:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     operators: tuple[Operator, ...]
+
+    def __repr__(self) -> str:
+        return (f"Subgraph({self.index} {self.name!r}: {len(self.operators)} operators, {len(self.tensors)} tensors, "
+                f"inputs {[self.tensors[i].name for i in self.inputs]}, outputs {[self.tensors[i].name for i in self.outputs]})")
+
+    def tensor_table(self) -> "TensorTable":
+        """Every tensor: name, shape, dtype, quantization and the operator that computes it."""
+        producer = {out: op for op in self.operators for out in op.outputs if out is not None}
+        inputs, outputs = set(self.inputs), set(self.outputs)
+        rows = []
+        for tensor in self.tensors:
+            op = producer.get(tensor.index)
+            if op is not None:
+                made_by = f"{op.index} {op.opcode}"
+            elif tensor.index in inputs:
+                made_by = "(input)"
+            elif tensor.data is not None:
+                made_by = "(constant)"
+            elif tensor.is_variable:
+                made_by = "(variable)"
+            else:
+                made_by = "-"
+            role = "output" if tensor.index in outputs else ""
+            rows.append(TensorRow(tensor.index, tensor.name, tuple(tensor.shape_signature), tensor.dtype,
+                                  tensor.quantization.describe() if tensor.quantization is not None else "",
+                                  made_by, role))
+        return TensorTable(rows, f"subgraph {self.index} {self.name!r}: {len(rows)} tensors")
+
+
+@dataclass(frozen=True)
+class TensorRow:
+    index: int
+    name: str
+    shape: tuple[int, ...]  # -1 marks a dynamic dimension
+    dtype: str
+    quantization: str  # "" when not quantized
+    producer: str  # "12 CONV_2D", "(input)", "(constant)", "(variable)" or "-"
+    role: str = ""  # "output" for a subgraph output
+
+    @property
+    def is_constant(self) -> bool:
+        return self.producer == "(constant)"
+
+
+class TensorTable(list):
+    """A list of :class:`TensorRow` that prints as a table (and as HTML in a notebook)."""
+
+    _HEADERS = ("index", "name", "shape", "dtype", "quantization", "producer", "")
+
+    def __init__(self, rows: list[TensorRow], title: str = ""):
+        super().__init__(rows)
+        self.title = title
+
+    def names(self) -> list[str]:
+        return [row.name for row in self]
+
+    def computed(self) -> "TensorTable":
+        """Only the tensors operators compute (the names ``outputs=`` cuts accept, besides the inputs)."""
+        return TensorTable([r for r in self if r.producer[:1].isdigit()], self.title + " (computed)")
+
+    def _rows(self) -> list[tuple]:
+        return [(r.index, r.name, shape_text(r.shape), r.dtype, r.quantization, r.producer, r.role) for r in self]
+
+    def table(self) -> str:
+        return "\n".join(filter(None, [self.title, text_table(self._HEADERS, self._rows())]))
+
+    def __repr__(self) -> str:
+        return self.table()
+
+    __str__ = table
+
+    def _repr_html_(self) -> str:
+        return html_table(self._HEADERS, self._rows(), caption=self.title)
 
 
 @dataclass(frozen=True)
@@ -157,6 +244,54 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class TensorDescription:
+    """What a model's TFLite metadata says of one input or output."""
+
+    name: str = ""
+    description: str = ""
+    mean: tuple[float, ...] | None = None  # input normalization: (x - mean) / std
+    std: tuple[float, ...] | None = None
+    labels: tuple[str, ...] | None = None  # from an associated label file
+    associated_files: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        details = []
+        if self.mean is not None or self.std is not None:
+            details.append(f"normalization (x - {list(self.mean or [])}) / {list(self.std or [])}")
+        if self.labels:
+            details.append(f"{len(self.labels)} labels ({', '.join(map(repr, self.labels[:3]))}"
+                           + (", ...)" if len(self.labels) > 3 else ")"))
+        elif self.associated_files:
+            details.append(f"files {list(self.associated_files)}")
+        name = self.name or "(unnamed)"
+        return f"{name}: {', '.join(details)}" if details else name
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """The model's TFLite metadata (``TFLITE_METADATA``), when it has one."""
+
+    name: str = ""
+    description: str = ""
+    version: str = ""
+    author: str = ""
+    license: str = ""
+    inputs: tuple[TensorDescription, ...] = ()
+    outputs: tuple[TensorDescription, ...] = ()
+    associated_files: tuple[str, ...] = ()
+    error: str | None = None  # unreadable metadata (the model itself loads)
+
+    def lines(self) -> list[str]:
+        if self.error:
+            return [f"metadata: {self.error}"]
+        head = " ".join(filter(None, [self.name, f"v{self.version}" if self.version else "", f"by {self.author}" if self.author else ""]))
+        lines = [f"metadata: {head or '(unnamed)'}" + (f" ({self.license})" if self.license else "")]
+        lines += [f"  input  {t.describe()}" for t in self.inputs]
+        lines += [f"  output {t.describe()}" for t in self.outputs]
+        return lines
+
+
+@dataclass(frozen=True)
 class Model:
     source: str  # file path or "<bytes>"
     version: int
@@ -165,10 +300,52 @@ class Model:
     signatures: tuple[Signature, ...]
     metadata: Mapping[str, bytes] = field(repr=False, default_factory=dict)
     size_bytes: int = 0
+    # The TFLITE_METADATA buffer read (reader/metadata.py): normalization, labels; None without one.
+    tflite_metadata: ModelDescription | None = field(default=None, repr=False, compare=False)
 
     @property
     def main(self) -> Subgraph:
         return self.subgraphs[0]
+
+    def tensors(self, subgraph: int = 0) -> TensorTable:
+        """The tensors of a subgraph (default: the main one) with name, shape, dtype, quantization and
+        producing operator: the names that ``invert(outputs=..., inputs=...)`` accepts."""
+        if not 0 <= subgraph < len(self.subgraphs):
+            raise TfliteInverterError(f"{self.source}: no subgraph {subgraph}; it has {len(self.subgraphs)}")
+        return self.subgraphs[subgraph].tensor_table()
+
+    def __repr__(self) -> str:
+        sg = self.main
+        ios = []
+        for label, indices in (("inputs", sg.inputs), ("outputs", sg.outputs)):
+            described = [f"{sg.tensors[i].name} {sg.tensors[i].dtype}{shape_text(sg.tensors[i].shape_signature)}"
+                         for i in indices[:3]]
+            more = f", +{len(indices) - 3} more" if len(indices) > 3 else ""
+            ios.append(f"{label} [{', '.join(described)}{more}]")
+        operators = sum(len(s.operators) for s in self.subgraphs)
+        return (f"<Model {self.source!r}: {len(self.subgraphs)} subgraph(s), {operators} operators, "
+                f"{'; '.join(ios)}>")
+
+    def _repr_html_(self) -> str:
+        parts = []
+        for sg in self.subgraphs:
+            rows = []
+            for label, indices in (("input", sg.inputs), ("output", sg.outputs)):
+                for i in indices:
+                    t = sg.tensors[i]
+                    rows.append((label, t.name, shape_text(t.shape_signature), t.dtype,
+                                 t.quantization.describe() if t.quantization is not None else ""))
+            parts.append(html_table(("", "name", "shape", "dtype", "quantization"), rows,
+                                    caption=f"subgraph {sg.index} {sg.name!r}: {len(sg.operators)} operators, "
+                                            f"{len(sg.tensors)} tensors"))
+        signatures = [f"signature {s.key!r} (subgraph {s.subgraph_index}): inputs {list(s.inputs)} "
+                      f"outputs {list(s.outputs)}" for s in self.signatures]
+        ops = html_table(("operator", "count"), self.op_histogram().most_common(), caption="operators")
+        if self.tflite_metadata is not None:
+            signatures = self.tflite_metadata.lines() + signatures
+        title = (f"model {self.source}: schema v{self.version}, {self.size_bytes / 1e6:.2f} MB, "
+                 f"constants {self.weight_bytes() / 1e6:.2f} MB")
+        return html_block(title, html_lines(signatures), *parts, ops)
 
     def op_histogram(self) -> Counter:
         return Counter(op.opcode for sg in self.subgraphs for op in sg.operators)
@@ -223,6 +400,8 @@ class Model:
         ]
         if self.description:
             lines.append(f"description: {self.description}")
+        if self.tflite_metadata is not None:
+            lines.extend(self.tflite_metadata.lines())
         for sg in self.subgraphs:
             lines.append(
                 f"subgraph {sg.index} {sg.name!r}: {len(sg.operators)} operators, "

@@ -16,7 +16,9 @@ from .emit.atomic import write_bytes_atomic
 
 
 def make_sample_model(seed: int = 0) -> bytes:
-    import tensorflow as tf
+    from .logs import import_tensorflow, quiet_stderr
+
+    tf = import_tensorflow()
 
     rng = np.random.default_rng(seed)
 
@@ -43,7 +45,8 @@ def make_sample_model(seed: int = 0) -> bytes:
 
     module = Sample()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
-    return converter.convert()
+    with quiet_stderr():
+        return converter.convert()
 
 
 def write_sample_model(path: str | Path, *, overwrite: bool = False) -> Path:

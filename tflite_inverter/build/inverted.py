@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
-from .. import ir
+from ..logs import import_tensorflow
+
+tf = import_tensorflow()  # TensorFlow's start-up lines hidden unless ti.set_verbosity(...)
+
+from .. import ir  # noqa: E402
+from ..display import did_you_mean, html_block, html_lines, html_table, shape_text
 from ..errors import TfliteInverterError
+from ..logs import progress
 from ..names import python_identifier
+from ..passes.batch import follow_new_shapes
 from ..passes.cut import plan_cut
 from ..passes.pipeline import prepare
 from ..quant.grids import dequantize_tensor, is_quantized_activation, quantize_tensor
@@ -83,8 +90,10 @@ class InvertedModel:
         self.prepared = prepare(model, cut_plan=plan, equalize_layers=equalize)  # as built
         self.timings["passes"], clock = time.perf_counter() - clock, time.perf_counter()
         self.io = io
+        self.notes: list[str] = []  # what the passes changed or could not change (batch rewrites)
         self.signatures: dict[str, SignatureInfo] = {s.key: s for s in signatures}
         self.input_shapes = self._resolve_input_shapes(input_shapes or {})
+        self._follow_input_shapes(strict)
         # With new input shapes, the file's static shapes of later tensors no longer hold: builders
         # follow the inputs, and an op that hard-codes a shape fails, named, when it is traced.
         self.module = InvertedModule(self.prepared, quantized=quantized, check_static_shapes=not self.input_shapes,
@@ -98,7 +107,16 @@ class InvertedModel:
         # Trace once, now (an op that cannot be built fails here, not at save time). The concrete
         # functions serve run(), the SavedModel's signatures and the frozen pb; the functions are
         # not attributes of the module, which would make tf.saved_model.save trace them again.
-        self.concrete_functions = {key: fn.get_concrete_function() for key, fn in self.functions.items()}
+        self.concrete_functions = {}
+        for key, fn in self.functions.items():
+            info = self.signatures[key]
+            count = len(info.operators) if info.operators is not None else len(self.prepared.subgraphs[info.subgraph_index].operators)
+            with progress(total=count, description=f"building {key}", unit="op") as bar:
+                self.module._tables.progress = bar
+                try:
+                    self.concrete_functions[key] = fn.get_concrete_function()
+                finally:
+                    self.module._tables.progress = None
         self.timings["trace"] = time.perf_counter() - clock
 
     # -- description ---------------------------------------------------------------------------
@@ -117,6 +135,58 @@ class InvertedModel:
     def quantized_mode(self) -> str:
         return self.module.quantized_mode
 
+    def _settings(self) -> list[str]:
+        settings = [f"quantized={self.quantized_mode!r}", f"io={self.io!r}"]
+        if self.cut:
+            settings.append(f"cut: inputs {list(self.cut[0]) or 'of the model'}, outputs {list(self.cut[1]) or 'of the model'}")
+        if self.input_shapes:
+            settings.append("input_shapes: " + ", ".join(f"{self.model.subgraphs[self.signatures[k].subgraph_index].tensors[i].name}"
+                                                         f"={shape_text(v)}" for (k, i), v in self.input_shapes.items()))
+        if self.passthrough is not None:
+            settings.append("passthrough: " + ("every custom op without a builder" if self.passthrough.codes is None
+                                               else ", ".join(sorted(self.passthrough.codes))))
+        return settings
+
+    def _weight_summary(self) -> str:
+        variables = list(self.module.trainable_variables) + [v for v in self.module.variables if not v.trainable]
+        count = len({id(v) for v in variables})
+        size = sum(int(np.prod(v.shape)) * v.dtype.size for v in {id(v): v for v in variables}.values())
+        return f"{count} variables, {size / 1e6:.2f} MB"
+
+    def _io_rows(self, key: str) -> list[tuple[str, str, str, str, str]]:
+        info = self._info(key)
+        rows = [("input", s.name, shape_text(self._expected_shape(info, s) or []), s.dtype,
+                 s.tensor.quantization.describe() if s.quantized else "") for s in self.inputs(key)]
+        traced = getattr(self, "concrete_functions", {}).get(key)
+        shapes = {name: [d for d in value.shape] for name, value in traced.structured_outputs.items()} if traced else {}
+        rows += [("output", s.name, shape_text(shapes.get(s.name, s.shape)), s.dtype,
+                  s.tensor.quantization.describe() if s.quantized else "") for s in self.outputs(key)]
+        return rows
+
+    def summary(self) -> str:
+        """Signatures with their inputs and outputs as the inverted model takes and returns them,
+        the inversion's settings and the weights."""
+        operators = sum(len(sg.operators) for sg in self.prepared.subgraphs)
+        lines = [f"inverted model of {self.model.source}: {operators} operators built, {self._weight_summary()}",
+                 "settings: " + "; ".join(self._settings())]
+        for key in self.signatures:
+            lines.append(f"signature {key!r}:")
+            for label, name, shape, dtype, quant in self._io_rows(key):
+                lines.append(f"  {label:6} {name} {dtype}{shape}" + (f" ({quant})" if quant else ""))
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        signatures = ", ".join(f"{k!r}: {len(v.input_names)} in, {len(v.output_names)} out" for k, v in self.signatures.items())
+        return f"<InvertedModel of {self.model.source!r}: {signatures}; {'; '.join(self._settings())}>"
+
+    def _repr_html_(self) -> str:
+        tables = [html_table(("", "name", "shape", "dtype", "quantization"), self._io_rows(key), caption=f"signature {key!r}")
+                  for key in self.signatures]
+        operators = sum(len(sg.operators) for sg in self.prepared.subgraphs)
+        return html_block(f"inverted model of {self.model.source}: {operators} operators built, {self._weight_summary()}",
+                          html_lines(self._settings() + list(self.notes)), *tables)
+
     def _io_dtype(self, tensor: ir.Tensor) -> str:
         return "float32" if self.io == "float" and is_quantized_activation(tensor) else tensor.dtype
 
@@ -127,21 +197,21 @@ class InvertedModel:
     def _info(self, signature: str | None) -> SignatureInfo:
         key = signature or self.default_signature
         if key not in self.signatures:
-            raise TfliteInverterError(f"no signature {key!r}; the model has {sorted(self.signatures)}")
+            raise TfliteInverterError(f"no signature {key!r}{did_you_mean(key, self.signatures)}; the model has "
+                                      f"{sorted(self.signatures)}")
         return self.signatures[key]
 
     # -- running --------------------------------------------------------------------------------
-    def run(self, inputs: Mapping[str, np.ndarray] | list[np.ndarray], signature: str | None = None) -> dict[str, np.ndarray]:
-        """Run one signature on numpy inputs (by name, or a list in input order)."""
-        specs = self.inputs(signature)
-        if not isinstance(inputs, Mapping):
-            inputs = {spec.name: value for spec, value in zip(specs, inputs)}
-        missing = [s.name for s in specs if s.name not in inputs]
-        if missing:
-            raise TfliteInverterError(f"missing inputs {missing}; expected {[s.name for s in specs]}")
-        self._refuse_passthrough(self._info(signature))
-        function = self.functions[signature or self.default_signature]
-        result = function(**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
+    def run(self, inputs: Mapping[str, np.ndarray] | list[np.ndarray] | np.ndarray,
+            signature: str | None = None) -> dict[str, np.ndarray]:
+        """Run one signature on numpy inputs (by name, a list in input order, or one array for a
+        one-input signature). Inputs are checked first: a wrong key, a missing batch dimension or a
+        wrong dtype (a uint8 image fed to a float model) raises, naming what was given and what the
+        signature takes."""
+        info = self._info(signature)
+        feeds = self._feeds(info, inputs)
+        self._refuse_passthrough(info)
+        result = self.functions[info.key](**feeds)
         return {name: value.numpy() for name, value in result.items()}
 
     def tensor_values(self, inputs: Mapping[str, np.ndarray] | list[np.ndarray], signature: str | None = None) -> dict[int, np.ndarray]:
@@ -149,14 +219,86 @@ class InvertedModel:
         verification). Quantized activations come back as real values."""
         info = self._info(signature)
         self._refuse_passthrough(info)
-        specs = self.inputs(info.key)
-        if not isinstance(inputs, Mapping):
-            inputs = {spec.name: value for spec, value in zip(specs, inputs)}
+        feeds = self._feeds(info, inputs)
         if info.key not in self._debug_functions:
             body = self._signature_body(info, every_tensor=True)
             self._debug_functions[info.key] = tf.function(body, input_signature=self._input_specs(info), autograph=False)
-        result = self._debug_functions[info.key](**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
+        result = self._debug_functions[info.key](**feeds)
         return {int(key): value.numpy() for key, value in result.items()}
+
+    def _feeds(self, info: SignatureInfo, inputs: Any) -> dict[str, tf.Tensor]:
+        """The inputs of one call as tensors by parameter name, checked against the signature."""
+        specs = self.inputs(info.key)
+        names = [s.name for s in specs]
+        takes = f"signature {info.key!r} takes {len(specs)} input(s): " + ", ".join(
+            f"{s.name} {s.dtype}{shape_text(self._expected_shape(info, s))}" for s in specs)
+        if isinstance(inputs, Mapping):
+            aliases = {}
+            for spec, raw in zip(specs, info.input_names):
+                for alias in (spec.name, raw, spec.tensor.name):
+                    aliases.setdefault(alias, spec.name)
+            unknown = [k for k in inputs if k not in aliases]
+            given = {aliases[k]: v for k, v in inputs.items() if k in aliases}
+            missing = [n for n in names if n not in given]
+            if unknown or missing:
+                hints = "".join(f"; {k!r}{did_you_mean(str(k), names) or ' is not an input'}" for k in unknown)
+                raise TfliteInverterError(f"run(): given input(s) {sorted(map(str, inputs))}, missing {missing}{hints}; "
+                                          f"{takes}")
+        else:
+            if isinstance(inputs, np.ndarray) or hasattr(inputs, "numpy"):
+                inputs = [inputs]  # one array for a one-input signature, not a list of its rows
+            inputs = list(inputs)
+            if len(inputs) != len(specs):
+                raise TfliteInverterError(f"run(): {len(inputs)} input array(s) given; {takes}")
+            given = dict(zip(names, inputs))
+        return {spec.name: tf.convert_to_tensor(self._checked_input(info, spec, given[spec.name]), TF_DTYPES[spec.dtype])
+                for spec in specs}
+
+    def _expected_shape(self, info: SignatureInfo, spec: IOSpec) -> list[int | None] | None:
+        if not spec.tensor.has_rank:
+            return None
+        return self.input_shapes.get((info.key, spec.tensor.index), spec.shape)
+
+    def _checked_input(self, info: SignatureInfo, spec: IOSpec, value: Any) -> np.ndarray:
+        """``value`` as an array the signature accepts, or an error naming the input, what was given
+        and what is expected (dtype, rank, batch dimension, static sizes)."""
+        array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+        expected_dtype = spec.dtype
+        label = f"run(): input {spec.name!r}"
+        if expected_dtype in ir.NUMPY_DTYPES:
+            want = ir.NUMPY_DTYPES[expected_dtype]
+            kind, want_kind = array.dtype.kind, want.kind
+            if want_kind == "f" and kind not in "f":
+                raise TfliteInverterError(
+                    f"{label}: a {array.dtype} array was given; the model takes {expected_dtype} (real values): "
+                    f"convert it with the model's normalisation, e.g. x.astype(np.float32) / 255 or "
+                    f"(x - 127.5) / 127.5" + (" (or invert with io='native' to feed the quantized values)"
+                                              if spec.quantized else ""))
+            if want_kind in "iu" and kind not in "iu":
+                raise TfliteInverterError(
+                    f"{label}: a {array.dtype} array was given; the model takes {expected_dtype}"
+                    + (f" (quantized: q = round(x / scale) + zero_point, {spec.tensor.quantization.describe()}; or "
+                       "invert with io='float' to feed real values)" if spec.quantized else ""))
+            if want_kind in "iu" and array.size and (array.min() < np.iinfo(want).min or array.max() > np.iinfo(want).max):
+                raise TfliteInverterError(f"{label}: values in [{array.min()}, {array.max()}] do not fit {expected_dtype}")
+            if want_kind == "b" and kind != "b":
+                raise TfliteInverterError(f"{label}: a {array.dtype} array was given; the model takes bool")
+        shape = self._expected_shape(info, spec)
+        if shape is None:
+            return array
+        if array.ndim != len(shape):
+            if array.ndim == len(shape) - 1 and all(e is None or e == g for e, g in zip(shape[1:], array.shape)):
+                raise TfliteInverterError(f"{label}: shape {tuple(array.shape)} lacks the batch dimension; expected "
+                                          f"{shape_text(shape)}: add it with x[np.newaxis]")
+            raise TfliteInverterError(f"{label}: shape {tuple(array.shape)} has rank {array.ndim}; expected "
+                                      f"{shape_text(shape)} (rank {len(shape)})")
+        wrong = [i for i, (e, g) in enumerate(zip(shape, array.shape)) if e is not None and e != g]
+        if wrong:
+            which = "the batch dimension" if wrong == [0] else f"dimension(s) {wrong}"
+            hint = " (invert with input_shapes={...: [None, ...]} for another batch)" if wrong == [0] else ""
+            raise TfliteInverterError(f"{label}: shape {tuple(array.shape)} differs from {shape_text(shape)} in "
+                                      f"{which}{hint}")
+        return array
 
     def frozen_concrete_function(self, signature: str | None = None):
         """A concrete function of the signature and the map from the graph's nodes that stand for a
@@ -176,10 +318,16 @@ class InvertedModel:
 
     # -- saving -----------------------------------------------------------------------------------
     def save_saved_model(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        return save_saved_model(self.module, self.concrete_functions, Path(path), overwrite=overwrite)
+        with progress(total=1, description=f"writing {Path(path).name}", unit="file") as bar:
+            written = save_saved_model(self.module, self.concrete_functions, Path(path), overwrite=overwrite)
+            bar.update()
+        return written
 
     def save_frozen_pb(self, path: str | Path, *, overwrite: bool = False, signature: str | None = None) -> Path:
-        return save_frozen_pb(self, Path(path), overwrite=overwrite, signature=signature)
+        with progress(total=1, description=f"writing {Path(path).name}", unit="file") as bar:
+            written = save_frozen_pb(self, Path(path), overwrite=overwrite, signature=signature)
+            bar.update()
+        return written
 
     # -- internals --------------------------------------------------------------------------------
     def _refuse_passthrough(self, info: SignatureInfo) -> None:
@@ -211,8 +359,27 @@ class InvertedModel:
                         unknown.discard(candidate)
         if unknown:
             names = sorted({n for info in self.signatures.values() for n in info.input_names})
-            raise TfliteInverterError(f"input_shapes names unknown inputs {sorted(unknown)}; the inputs are {names}")
+            hints = "".join(f"; {n!r}{did_you_mean(n, names)}" for n in sorted(unknown) if did_you_mean(n, names))
+            raise TfliteInverterError(f"input_shapes names unknown inputs {sorted(unknown)}{hints}; the inputs are {names}")
         return resolved
+
+    def _follow_input_shapes(self, strict: bool) -> None:
+        """Constants that hard-code the file's batch or resolution rewritten (:mod:`tflite_inverter.passes.batch`);
+        an operator that cannot follow a new batch is a warning (an error with ``strict``), one that cannot
+        follow a new resolution an error, both naming the operator, before anything is traced."""
+        main = {index: shape for (key, index), shape in self.input_shapes.items() if self.signatures[key].subgraph_index == 0}
+        if not main:
+            return
+        rewrite = follow_new_shapes(self.prepared, main)
+        self.prepared = rewrite.model
+        self.notes.extend(f"input_shapes: {line}" for line in rewrite.changed)
+        if rewrite.problems:
+            message = (f"{self.model.source}: the new input shape cannot flow through "
+                       f"{len(rewrite.problems)} operator(s): " + "; ".join(rewrite.problems))
+            if strict:
+                raise TfliteInverterError(message)
+            warnings.warn(message, stacklevel=3)
+            self.notes.append("warning: " + message)
 
     def _input_specs(self, info: SignatureInfo) -> list[tf.TensorSpec]:
         sg = self.model.subgraphs[info.subgraph_index]

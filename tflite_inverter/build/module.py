@@ -61,6 +61,7 @@ class _Tables:
         self.weight_keys: dict[tuple[int, int, int], str] = {}
         self.weights_as_constants = False  # set while tracing the frozen graph
         self.frozen_placeholders: dict[str, str] = {}  # placeholder node name -> weight name
+        self.progress: Any = None  # a progress bar that counts traced operators, while InvertedModel builds
 
 
 class InvertedModule(tf.Module):
@@ -272,6 +273,8 @@ class InvertedModule(tf.Module):
                     continue
                 _check_output(ctx, position, value, spec.check_shape, self.check_static_shapes)
                 values[index] = self.on_grid(sg.tensors[index], value, subgraph_index)
+            if self._tables.progress is not None:
+                self._tables.progress.update()
         return values
 
 

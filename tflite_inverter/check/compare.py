@@ -13,10 +13,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .. import ir
+from ..display import html_block, html_lines, html_table, require_matplotlib, require_pandas, text_table
 from ..errors import TfliteInverterError
 from ..ir import NUMPY_DTYPES
 from ..quant.grids import dequantize_array, is_quantized_activation
@@ -59,29 +61,88 @@ class CompareReport:
     outputs: list[OutputComparison] = field(default_factory=list)
     tensors: list[TensorComparison] = field(default_factory=list)  # per_tensor=True: largest error first
 
+    random_inputs: bool = False  # the inputs were seeded random values, not real data
+
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def table(self) -> str:
-        lines = [f"compare {self.b} against {self.a} ({self.samples} inputs)",
-                 f"{'output':36} {'max abs':>10} {'mean abs':>10} {'magnitude':>10} {'step':>10} {'max steps':>9} {'<=1 step':>8} {'top-1':>7}"]
-        for o in self.outputs:
-            def fmt(value, spec):
-                return format(value, spec) if value is not None else "-"
+    _HEADERS = ("output", "shape", "max abs", "mean abs", "magnitude", "step", "max steps", "<=1 step", "top-1")
 
-            lines.append(f"{o.name[:36]:36} {o.max_abs_error:10.4g} {o.mean_abs_error:10.4g} {o.magnitude:10.4g} "
-                         f"{fmt(o.step, '10.4g'):>10} {fmt(o.max_steps, '9.2f'):>9} {fmt(o.within_one_step, '8.2%'):>8} "
-                         f"{fmt(o.top1_agreement, '7.0%'):>7}")
+    def _inputs_label(self) -> str:
+        return f"{self.samples} random inputs" if self.random_inputs else f"{self.samples} inputs"
+
+    def _rows(self) -> list[tuple]:
+        def fmt(value, spec):
+            return format(value, spec) if value is not None else "-"
+
+        top1_label = " (random inputs)" if self.random_inputs else ""
+        return [(o.name, "x".join(map(str, o.shape)) or "scalar", f"{o.max_abs_error:.4g}", f"{o.mean_abs_error:.4g}",
+                 f"{o.magnitude:.4g}", fmt(o.step, ".4g"), fmt(o.max_steps, ".2f"), fmt(o.within_one_step, ".2%"),
+                 fmt(o.top1_agreement, ".0%") + (top1_label if o.top1_agreement is not None else ""))
+                for o in self.outputs]
+
+    def _tensor_rows(self, limit: int = 15) -> list[tuple]:
+        return [(t.opcode_a, t.name, f"{t.max_abs_error:.4g}", f"{t.max_abs_error / max(t.magnitude, 1e-12):.2%}",
+                 f"{t.max_steps:.1f}" if t.max_steps is not None else "-") for t in self.tensors[:limit]]
+
+    def _notes(self) -> list[str]:
+        if self.random_inputs and any(o.top1_agreement is not None for o in self.outputs):
+            return ["top-1 agreement on random inputs says little about accuracy: give real data (inputs=, --data)"]
+        return []
+
+    def table(self) -> str:
+        lines = [f"compare {self.b} against {self.a} ({self._inputs_label()})",
+                 text_table(self._HEADERS, self._rows(), [False, False] + [True] * 7)]
         if self.tensors:
             lines.append(f"per tensor: {len(self.tensors)} tensors matched; largest errors first "
                          "(relative = max abs error / max |a|):")
-            for t in self.tensors[:15]:
-                steps = f"{t.max_steps:8.1f} steps" if t.max_steps is not None else ""
-                lines.append(f"  {t.opcode_a:22} {t.name[:48]:48} max abs {t.max_abs_error:10.4g} "
-                             f"({t.max_abs_error / max(t.magnitude, 1e-12):7.2%}) {steps}")
+            lines.extend("  " + line for line in text_table(("opcode", "tensor", "max abs", "relative", "steps"),
+                                                             self._tensor_rows(), [False, False, True, True, True]).splitlines())
+        lines.extend(self._notes())
         return "\n".join(lines)
 
     __str__ = table
+
+    def __repr__(self) -> str:
+        worst = max(self.outputs, key=lambda o: o.max_steps or 0.0, default=None)
+        detail = f"; largest error {worst.max_abs_error:.4g} on {worst.name!r}" if worst is not None else ""
+        return f"<CompareReport {self.b} against {self.a}: {len(self.outputs)} outputs on {self._inputs_label()}{detail}>"
+
+    def to_pandas(self, what: str | None = None):
+        """A DataFrame of the per-tensor rows (default after ``per_tensor=True``) or of the outputs."""
+        pandas = require_pandas()
+        what = what or ("tensors" if self.tensors else "outputs")
+        if what not in ("tensors", "outputs"):
+            raise TfliteInverterError(f"to_pandas: what must be 'tensors' or 'outputs', not {what!r}")
+        frame = pandas.DataFrame([asdict(r) for r in (self.tensors if what == "tensors" else self.outputs)])
+        if what == "tensors" and len(frame):
+            frame["relative_error"] = frame["max_abs_error"] / frame["magnitude"].clip(lower=1e-12)
+        return frame
+
+    def plot(self, ax: Any = None, limit: int = 30):
+        """The ``limit`` tensors with the largest errors: in quantization steps where both are
+        quantized, else relative to max |a|; returns the matplotlib figure. Needs ``per_tensor=True``."""
+        if not self.tensors:
+            raise TfliteInverterError("plot() shows the per-tensor comparison: compare with per_tensor=True")
+        plt = require_matplotlib()
+        shown = self.tensors[:limit]
+        steps = all(t.max_steps is not None for t in shown)
+        values = [t.max_steps if steps else t.max_abs_error / max(t.magnitude, 1e-12) for t in shown]
+        figure = ax.figure if ax is not None else plt.figure(figsize=(9, 0.25 * len(shown) + 1.2))
+        ax = ax or figure.add_subplot(1, 1, 1)
+        labels = [t.name if len(t.name) <= 60 else "..." + t.name[-57:] for t in shown]
+        ax.barh(range(len(shown)), values, color="#c62828")
+        ax.set_yticks(range(len(shown)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("max error (quantization steps)" if steps else "max abs error / max |a|")
+        ax.set_title(f"largest per-tensor errors, {self.b} against {self.a} ({self._inputs_label()})", fontsize=9)
+        return figure
+
+    def _repr_html_(self) -> str:
+        tensors = html_table(("opcode", "tensor", "max abs", "relative", "steps"), self._tensor_rows(),
+                             caption=f"per tensor: {len(self.tensors)} matched, largest errors first") if self.tensors else ""
+        return html_block(f"compare {self.b} against {self.a} ({self._inputs_label()})",
+                          html_table(self._HEADERS, self._rows()), html_lines(self._notes()), tensors)
 
 
 def _io(model: ir.Model) -> dict:
@@ -203,7 +264,8 @@ def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, input
         if per_tensor:
             (out_a, tensors_a), (out_b, tensors_b) = out_a, out_b
     report = CompareReport(a=str(paths[0]) if not isinstance(a, bytes) else "<bytes>",
-                           b=str(paths[1]) if not isinstance(b, bytes) else "<bytes>", samples=len(samples))
+                           b=str(paths[1]) if not isinstance(b, bytes) else "<bytes>", samples=len(samples),
+                           random_inputs=inputs is None)
     for i, (name, index_a, index_b) in enumerate(zip(io_a["output_names"], io_a["output_tensors"], io_b["output_tensors"])):
         tensor_a, tensor_b = io_a["subgraph"].tensors[index_a], io_b["subgraph"].tensors[index_b]
         values_a = np.stack([o[i] for o in out_a])

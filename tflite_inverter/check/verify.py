@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 
 from .. import ir
+from ..display import (did_you_mean, figure_html, html_block, html_lines, html_status, html_table, require_matplotlib,
+                       require_pandas, text_table)
 from ..errors import TfliteInverterError, VerificationError
+from ..logs import progress
 from ..reader import load
 from .runner import make_inputs, run_reference
 
@@ -88,28 +91,103 @@ class VerifyReport:
         result["passed"] = self.passed
         return result
 
-    def table(self) -> str:
-        header = f"{'output':40} {'max abs':>10} {'mean abs':>10} {'max rel':>10} {'magnitude':>10} {'floor':>10} {'tolerance':>10}  result"
-        lines = [f"verify {self.candidate} against {self.model} (signature {self.signature!r}, {self.draws} draws)", header]
+    _HEADERS = ("output", "shape", "max abs", "mean abs", "max rel", "magnitude", "floor", "tolerance", "unit", "result")
+
+    def _rows(self) -> list[tuple]:
+        rows = []
         for o in self.outputs:
-            floor = "n/a" if o.noise_floor is None else f"{o.noise_floor:.3g}"
-            unit = f" (LSB; {o.within_one_step:.2%} within 1 LSB)" if o.unit == "LSB" else ""
-            lines.append(
-                f"{o.name[:40]:40} {o.max_abs_error:10.3g} {o.mean_abs_error:10.3g} {o.max_rel_error:10.3g} "
-                f"{o.magnitude:10.4g} {floor:>10} {o.tolerance:10.3g}  {'ok' if o.passed else 'FAIL'}{unit}"
-            )
-        if self.tensors:
-            failing = [t for t in self.tensors if not t.passed]
-            lines.append(f"per tensor: {len(self.tensors)} intermediate tensors compared, {len(failing)} beyond tolerance")
-            first = self.first_divergence
-            if first is not None:
-                lines.append(f"first divergence: operator {first.operator} {first.opcode} -> {first.tensor!r}: max abs error "
-                             f"{first.max_abs_error:.4g} {first.unit} (tolerance {first.tolerance:.3g}, magnitude {first.magnitude:.4g})")
+            unit = f"LSB ({o.within_one_step:.2%} within 1)" if o.unit == "LSB" and o.within_one_step is not None else o.unit
+            rows.append((o.name, "x".join(map(str, o.shape)) or "scalar", f"{o.max_abs_error:.3g}", f"{o.mean_abs_error:.3g}",
+                         f"{o.max_rel_error:.3g}", f"{o.magnitude:.4g}",
+                         "n/a" if o.noise_floor is None else f"{o.noise_floor:.3g}", f"{o.tolerance:.3g}", unit,
+                         "ok" if o.passed else "FAIL"))
+        return rows
+
+    def _title(self) -> str:
+        return f"verify {self.candidate} against {self.model} (signature {self.signature!r}, {self.draws} draws)"
+
+    def _tensor_lines(self) -> list[str]:
+        if not self.tensors:
+            return []
+        failing = [t for t in self.tensors if not t.passed]
+        lines = [f"per tensor: {len(self.tensors)} intermediate tensors compared, {len(failing)} beyond tolerance"]
+        first = self.first_divergence
+        if first is not None:
+            lines.append(f"first divergence: operator {first.operator} {first.opcode} -> {first.tensor!r}: max abs error "
+                         f"{first.max_abs_error:.4g} {first.unit} (tolerance {first.tolerance:.3g}, magnitude {first.magnitude:.4g})")
+        return lines
+
+    def table(self) -> str:
+        right = [False, False] + [True] * 6 + [False, False]
+        lines = [self._title(), text_table(self._HEADERS, self._rows(), right)]
+        lines.extend(self._tensor_lines())
         lines.extend(self.notes)
         lines.append("PASSED" if self.passed else "FAILED")
         return "\n".join(lines)
 
     __str__ = table
+
+    def __repr__(self) -> str:
+        ok = sum(o.passed for o in self.outputs)
+        first = self.first_divergence
+        diverges = f"; first divergence at operator {first.operator} {first.opcode}" if first is not None else ""
+        return (f"<VerifyReport {'PASSED' if self.passed else 'FAILED'}: {ok}/{len(self.outputs)} outputs within "
+                f"tolerance, {self.candidate} against {self.model}{diverges}>")
+
+    def to_pandas(self, what: str | None = None):
+        """A DataFrame of the per-tensor rows (``what="tensors"``, the default after ``per_tensor=True``)
+        or of the outputs (``"outputs"``), with an ``error_over_tolerance`` column."""
+        pandas = require_pandas()
+        what = what or ("tensors" if self.tensors else "outputs")
+        if what not in ("tensors", "outputs"):
+            raise TfliteInverterError(f"to_pandas: what must be 'tensors' or 'outputs', not {what!r}")
+        rows = [asdict(r) for r in (self.tensors if what == "tensors" else self.outputs)]
+        frame = pandas.DataFrame(rows)
+        if rows:
+            frame["error_over_tolerance"] = [r["max_abs_error"] / r["tolerance"] if r["tolerance"] else float("inf")
+                                             for r in rows]
+        return frame
+
+    def plot(self, ax: Any = None):
+        """Per-tensor error over tolerance along the operator order (log scale), the tolerance line at
+        1 and the first divergence marked; returns the matplotlib figure. Needs ``per_tensor=True``."""
+        if not self.tensors:
+            raise TfliteInverterError("plot() shows the per-tensor comparison: verify with per_tensor=True")
+        plt = require_matplotlib()
+        figure = ax.figure if ax is not None else plt.figure(figsize=(9, 3.2))
+        ax = ax or figure.add_subplot(1, 1, 1)
+        ratios = [max(t.max_abs_error / t.tolerance if t.tolerance else float("inf"), 1e-12) for t in self.tensors]
+        ratios = [min(r, 1e12) for r in ratios]
+        positions = list(range(len(self.tensors)))
+        colours = ["#2e7d32" if t.passed else "#c62828" for t in self.tensors]
+        ax.scatter(positions, ratios, c=colours, s=12)
+        ax.plot(positions, ratios, color="#999999", linewidth=0.6)
+        ax.axhline(1.0, color="#c62828", linestyle="--", linewidth=0.8, label="tolerance")
+        ax.set_yscale("log")
+        ax.set_xlabel("operator (execution order)")
+        ax.set_ylabel("max abs error / tolerance")
+        first = self.first_divergence
+        if first is not None:
+            at = self.tensors.index(first)
+            ax.axvline(at, color="#c62828", linewidth=0.8)
+            ax.annotate(f"first divergence: op {first.operator} {first.opcode}", (at, ratios[at]),
+                        textcoords="offset points", xytext=(6, 8), color="#c62828", fontsize=8)
+        ax.set_title(f"per-tensor error, {self.candidate}", fontsize=9)
+        ax.legend(loc="upper left", fontsize=8)
+        return figure
+
+    def _repr_html_(self) -> str:
+        outputs = html_table(self._HEADERS, self._rows(), status=[o.passed for o in self.outputs])
+        tensors = ""
+        if self.tensors:
+            shown = [t for t in self.tensors if not t.passed][:20] or self.tensors[:5]
+            tensors = html_table(("operator", "opcode", "tensor", "max abs", "tolerance", "magnitude", "unit", "result"),
+                                 [(t.operator, t.opcode, t.tensor, f"{t.max_abs_error:.3g}", f"{t.tolerance:.3g}",
+                                   f"{t.magnitude:.4g}", t.unit, "ok" if t.passed else "FAIL") for t in shown],
+                                 status=[t.passed for t in shown],
+                                 caption="tensors beyond tolerance (first 20)" if not shown[0].passed else "tensors (first 5)")
+        return html_block(self._title(), html_status(self.passed), outputs,
+                          html_lines(self._tensor_lines() + list(self.notes)), tensors)
 
 
 def quantization_step(subgraph: ir.Subgraph, index: int) -> float | None:
@@ -355,7 +433,8 @@ def _has_blockwise_weights(model: ir.Model) -> bool:
 def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature: str | None = None, draws: int = 3,
            seed: int = 0, inputs: Sequence[Sequence[np.ndarray]] | None = None, rtol: float = DEFAULT_RTOL,
            noise_floor: bool = True, float_range: tuple[float, float] = (-1.0, 1.0), timeout: float = 900,
-           per_tensor: bool = False, segments: bool | None = None, _cut_applied: bool = False) -> VerifyReport:
+           per_tensor: bool = False, segments: bool | None = None, inversion: Any = None,
+           _cut_applied: bool = False) -> VerifyReport:
     """Run ``tflite_model`` in LiteRT and ``candidate`` on the same inputs; report per-output errors.
 
     ``candidate`` is an :class:`InvertedModel`, a SavedModel directory, a frozen ``.pb`` (with its
@@ -366,7 +445,10 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
     ``segments``: when LiteRT cannot run the model (custom ops it does not know, Flex ops), the model
     is cut at its custom operators and the builtin part is verified in LiteRT, fed at the cuts with
     the inverted model's own values (``None``: only when needed; ``True``: always). Custom ops are
-    then verified by their own tests against their documented semantics; the notes say so.
+    then verified by their own tests against their documented semantics; the notes say so. A
+    SavedModel or frozen ``.pb`` candidate is then also run on the same inputs and compared with the
+    in-memory inversion (``inversion``, the :class:`InvertedModel` it was written from, or a fresh
+    one), so what is on disk is always run.
 
     ``per_tensor=True`` also compares every intermediate tensor with LiteRT's (all tensors preserved,
     builtin kernels without delegates) and names the first operator whose output diverges
@@ -396,7 +478,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
         infos = {s.key: s for s in model_signatures(model)}
         key = signature or ("serving_default" if "serving_default" in infos else next(iter(infos)))
         if key not in infos:
-            raise TfliteInverterError(f"{model_path}: no signature {key!r}; it has {sorted(infos)}")
+            raise TfliteInverterError(f"{model_path}: no signature {key!r}{did_you_mean(key, infos)}; it has {sorted(infos)}")
         info = infos[key]
         sg = model.subgraphs[info.subgraph_index]
         input_tensors = [sg.tensors[i] for i in info.input_tensors]
@@ -425,6 +507,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
                 notes.append(f"note: LiteRT cannot run the whole model ({str(error)[-160:]}); verified in segments")
         if segments:
             return _verify_by_segments(model_path, model, info, candidate, draw_inputs, rtol, noise_floor, notes, timeout,
+                                       inversion,
                                        str(tflite_model) if not isinstance(tflite_model, bytes) else "<bytes>")
         if not (customs and info.subgraph_index == 0 and segments is not None):
             reference, primary, noise_floor = _run_reference_with_fallbacks(
@@ -432,7 +515,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
 
         if not isinstance(candidate, (str, os.PathLike)) or not str(candidate).endswith(".tflite"):
             label, runner = _candidate_runner(candidate, model, info)
-            candidate_outputs = [runner(values) for values in draw_inputs]
+            candidate_outputs = [runner(values) for values in progress(draw_inputs, description="verifying", unit="draw")]
         else:
             label = f"TFLite model {candidate}"
             other = run_reference(str(candidate), draw_inputs, resolvers=("default",), timeout=timeout,
@@ -453,7 +536,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
 
 
 def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: Any, draws: list, rtol: float,
-                        noise_floor: bool, notes: list[str], timeout: float, label_model: str) -> VerifyReport:
+                        noise_floor: bool, notes: list[str], timeout: float, inversion: Any, label_model: str) -> VerifyReport:
     """Verify the builtin part of a model in LiteRT, fed with the inverted model's values where the
     custom operators were cut out; model outputs computed by custom ops are left to their tests."""
     from ..build.inverted import InvertedModel, invert
@@ -465,10 +548,7 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
         raise VerificationError("segment verification covers signatures of subgraph 0")
     if isinstance(candidate, (str, os.PathLike)) and str(candidate).endswith(".tflite"):
         return _verify_tflite_by_segments(model_path, info, str(candidate), draws, rtol, notes, timeout, label_model)
-    inverted = candidate if isinstance(candidate, InvertedModel) else invert(model)
-    if not isinstance(candidate, InvertedModel):
-        notes.append(f"note: {candidate} itself was not run: segment verification compares a fresh in-memory "
-                     "inversion of the .tflite (the same builders) with LiteRT")
+    inverted = candidate if isinstance(candidate, InvertedModel) else (inversion if inversion is not None else invert(model))
     sg = model.subgraphs[0]
     customs = [op for op in sg.operators if op.is_custom]
     segment = builtin_segment(Path(model_path).read_bytes(), [op.index for op in customs])
@@ -511,6 +591,8 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
             step = float(tensor.quantization.scales[0])
         label = names.get(index, f"(feeds a custom op) {tensor.name}")
         report.outputs.append(compare_output(label, tensor, ref, got, floor, rtol, step))
+    if not isinstance(candidate, InvertedModel):
+        _compare_written_with_inversion(report, candidate, model, info, inverted, draws, rtol)
     by_custom = sorted({f"{op.opcode} x{sum(o.opcode == op.opcode for o in customs)}" for op in customs})
     notes.append(f"segments: {len(sg.operators) - len(customs)} builtin operators verified in LiteRT, fed at "
                  f"{len(segment.inputs) - len(info.input_tensors)} cut tensors with the inverted model's values; "
@@ -519,6 +601,30 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
     if from_customs:
         notes.append(f"outputs computed by custom operators (not compared here): {from_customs}")
     return report
+
+
+def _compare_written_with_inversion(report: VerifyReport, candidate: Any, model: ir.Model, info: Any, inverted: Any,
+                                    draws: list, rtol: float) -> None:
+    """Run a SavedModel or frozen pb on the draws and compare every output with the in-memory
+    inversion that segment verification checked against LiteRT: rows ``<output> (file vs in memory)``."""
+    from ..names import python_identifier
+
+    label, runner = _candidate_runner(candidate, model, info)
+    keys = [python_identifier(n) for n in info.input_names]
+    sg = model.subgraphs[info.subgraph_index]
+    tensors = [sg.tensors[i] for i in info.input_tensors]
+    dtypes = [spec.dtype for spec in inverted.inputs(info.key)]
+    written = [runner(values) for values in draws]
+    in_memory = []
+    for values in draws:
+        out = inverted.run(dict(zip(keys, _adapt_inputs(values, tensors, dtypes))), signature=info.key)
+        in_memory.append([out[name] for name in info.output_names])
+    for i, (name, index) in enumerate(zip(info.output_names, info.output_tensors)):
+        report.outputs.append(compare_output(f"{name} (file vs in memory)", sg.tensors[index], [m[i] for m in in_memory],
+                                             [w[i] for w in written], None, rtol, quantization_step(sg, index)))
+    report.candidate += f"; {label} run and compared with it"
+    report.notes.append(f"note: LiteRT cannot run the whole model, so {label} was run on the same inputs and "
+                        "compared with the in-memory inversion that the segments verified (rows 'file vs in memory')")
 
 
 def _verify_tflite_by_segments(model_path: str, info: Any, candidate: str, draws: list, rtol: float, notes: list[str],

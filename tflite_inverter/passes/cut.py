@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import ir
+from ..display import did_you_mean
 from ..errors import TfliteInverterError
 from .edit import with_subgraphs
 
@@ -46,9 +47,8 @@ def plan_cut(model: ir.Model, inputs: Sequence[str] | None, outputs: Sequence[st
     by_name = {t.name: t.index for t in sg.tensors}
     for name in [*(inputs or []), *(outputs or [])]:
         if name not in by_name:
-            close = [n for n in by_name if name.lower() in n.lower()][:5]
             raise TfliteInverterError(f"{model.source}: no tensor named {name!r} in the main subgraph"
-                                      + (f" (similar: {close})" if close else ""))
+                                      + did_you_mean(name, by_name) + "; model.tensors() lists them")
     input_tensors = tuple(by_name[n] for n in inputs) if inputs else tuple(sg.inputs)
     output_tensors = tuple(by_name[n] for n in outputs) if outputs else tuple(sg.outputs)
     operators = needed_operators(sg, output_tensors, input_tensors)

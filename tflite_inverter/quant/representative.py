@@ -115,9 +115,9 @@ def as_generator(samples: Sequence[Sample], progress: bool = True, description: 
     def generate():
         iterator: Iterable = samples
         if progress:
-            from tqdm import tqdm
+            from ..logs import progress as progress_bar
 
-            iterator = tqdm(samples, desc=description, unit="sample", leave=False)
+            iterator = progress_bar(samples, description=description, unit="sample")
         for sample in iterator:
             yield [np.asarray(value, np.float32) for value in sample]
 

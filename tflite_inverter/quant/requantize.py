@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import ir
+from ..display import html_block, html_lines, html_table
 from ..emit.atomic import write_bytes_atomic
 from ..errors import TfliteInverterError
+from ..logs import quiet_stderr
 from ..reader import load
 from .representative import as_generator, make_samples
 
@@ -53,6 +55,19 @@ class RequantizeReport:
         return "\n".join(lines)
 
     __str__ = table
+
+    def __repr__(self) -> str:
+        floats = sum(self.float_ops.values())
+        return (f"<RequantizeReport {self.path} ({self.mode}, {self.size_bytes / 1e6:.2f} MB, "
+                f"{sum(self.op_histogram.values())} ops, {floats} in float)>")
+
+    def _repr_html_(self) -> str:
+        io = html_table(("", "tensor"), [("input", t) for t in self.inputs] + [("output", t) for t in self.outputs])
+        ops = html_table(("operator", "count", "in float"), [(name, count, self.float_ops.get(name, 0))
+                                                            for name, count in sorted(self.op_histogram.items())])
+        comparison = self.comparison._repr_html_() if self.comparison is not None else ""
+        return html_block(f"wrote {self.path} ({self.mode}, {self.size_bytes / 1e6:.2f} MB)", io, ops, comparison,
+                          html_lines(self.notes))
 
 
 def float_ops(model: ir.Model) -> Counter:
@@ -272,7 +287,8 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             notes.append(f"kept in float: ops {list(keep_float_ops)} nodes {list(keep_float_nodes)}")
         else:
             try:
-                data = converter.convert()
+                with quiet_stderr():  # the converter's MLIR log lines
+                    data = converter.convert()
             except (ValueError, RuntimeError) as error:
                 message = str(error).strip().splitlines()
                 raise TfliteInverterError(f"the TFLite converter failed ({mode}): {message[-1] if message else error}") from None
@@ -367,7 +383,8 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
             stats[entry["node"]] = (float(zero_point), 1.0 / scale)  # real = (q - mean) / std
         converter.quantized_input_stats = stats
         try:
-            data = converter.convert()
+            with quiet_stderr():  # the TF1 converter's log lines
+                data = converter.convert()
         except Exception as error:  # the TF1 converter raises several kinds
             raise TfliteInverterError(f"the TF1 converter could not make a uint8 model: {str(error).strip().splitlines()[-1]}") from None
     path = write_bytes_atomic(out_path, data, overwrite=overwrite)
