@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "with allow_custom_ops; the SavedModel cannot run them")
     convert.add_argument("--io", choices=["native", "float"], default="native",
                          help="quantized inputs/outputs: as the original (uint8 in, uint8 out; default) or real-valued float")
+    convert.add_argument("--stateless", action="store_true",
+                         help="variable tensors (LSTM/RNN/SVDF states) start from their initial value on every call "
+                              "(default: they persist across calls, as in LiteRT); --verify then compares independent calls only")
     _add_verify_options(convert)
 
     verify = commands.add_parser("verify", help="compare a .tflite with a SavedModel, frozen .pb or another .tflite",
@@ -203,7 +206,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     with progress.step(f"building TensorFlow graph ({sum(len(s.operators) for s in model.subgraphs)} operators)"):
         inverted = InvertedModel(model, strict=args.strict, quantized=args.quantized, io=args.io,
                                  input_shapes=parse_input_shapes(args.input_shape), inputs=args.inputs,
-                                 outputs=args.outputs, passthrough=args.passthrough or args.passthrough == [])
+                                 outputs=args.outputs, passthrough=args.passthrough or args.passthrough == [],
+                                 stateless=args.stateless)
     if inverted.passthrough is not None:
         from collections import Counter
 
@@ -236,7 +240,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         for candidate in [p for p in written if p.suffix != ".json"]:
             with progress.step(f"verifying {candidate}"):
                 # A cut model is verified in memory against the same cut of the .tflite.
-                report = verify(args.model, inverted if inverted.cut else candidate, **_verify_kwargs(args))
+                report = verify(args.model, inverted if inverted.cut else candidate,
+                                sequence=False if args.stateless else None, **_verify_kwargs(args))
             print(report.table())
             if not report.passed:
                 status = EXIT_VERIFY_FAILED
