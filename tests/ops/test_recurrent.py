@@ -229,15 +229,20 @@ def test_unidirectional_sequence_lstm_weight_modes(mode):
     assert_parity(model, ["UNIDIRECTIONAL_SEQUENCE_LSTM"])
 
 
-def test_unidirectional_sequence_lstm_integer_is_refused():
-    """A full-integer LSTM runs TFLite's fixed-point kernel (int16 gates at the intermediates' scales):
-    not emulated in fake_quant mode (the float recurrence is off by up to several LSB there)."""
-    model = keras_lstm_model(6, 2, 5, 3, mode="int8")
+@pytest.mark.parametrize("shape", [(6, 2, 5, 3), (16, 1, 12, 8)])
+def test_unidirectional_sequence_lstm_integer(shape):
+    """A full-integer LSTM runs TFLite's 8x8_16 kernel (int16 gates and cell state, the hidden
+    intermediate's scale): emulated in the default fake_quant mode, within one step of LiteRT on
+    every element here (sigmoid/tanh are float-evaluated where the kernel uses gemmlowp's fixed
+    point, so not every element is exact), from reset state and over a sequence of calls."""
+    model = keras_lstm_model(*shape, mode="int8", seed=len(shape) * shape[0])
     op = ti.load(model).main.operators[1]
     assert op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(op.intermediates) == 5
-    with pytest.raises(ti.TfliteInverterError, match="quantized='dequantize'"):
-        ti.invert(model)
-    ti.invert(model, quantized="dequantize")  # the float recurrence on real values builds
+    assert ti.load(model).main.tensors[op.inputs[19]].dtype == "int16"
+    report = assert_parity(model, ["UNIDIRECTIONAL_SEQUENCE_LSTM"], draws=4)
+    for output in report.outputs:
+        assert output.unit == "LSB" and output.within_one_step >= 0.99, report.table()
+    ti.invert(model, quantized="dequantize")  # the float recurrence on real values builds too
 
 
 @pytest.mark.parametrize("variant,time_major", [

@@ -44,6 +44,7 @@ aux input of another width than the input (read at the input's stride).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -248,11 +249,150 @@ _LSTM_MATRICES = (1, 2, 3, 4, 5, 6, 7, 8, 16)
 def build_unidirectional_sequence_lstm(ctx, op, inputs):
     x = inputs[0]
     time_major = bool(op.options.get("time_major", False))
+    data = ctx.input_tensor(0)
+    if _fake_quant_mode(ctx) and data.dtype == "int8":
+        hs, h, c = _IntegerLstm(ctx, op).sequence(_time_major(x, time_major), inputs[18], inputs[19])
+        ctx.write_variable(18, h)
+        ctx.write_variable(19, c)
+        return [_time_major(hs, time_major)]
     cell = _lstm_direction(ctx, op, inputs, 1, None, 20)
     hs, h, c = cell.sequence(_time_major(x, time_major), None, inputs[18], inputs[19])
     ctx.write_variable(18, h)
     ctx.write_variable(19, c)
     return [_time_major(hs, time_major)]
+
+
+class _IntegerLstm:
+    """TFLite's 8x8_16 LSTM kernel (``LstmStepInteger8x8_16``, tflite/kernels/lstm_eval.cc; scales
+    from ``PopulateQuantizedLstmParams8x8_16``): int8 input and output state, int8 weights, int32
+    biases, int16 gates and cell state.
+
+    Each gate: the input and recurrent products (``W (x - zp)`` + bias, ``W (h - zp_h)``) are each
+    rescaled to Q3.12 (``s_x s_W / 2**-12``) and added into an int16 accumulator with saturation;
+    sigmoid (tanh for the cell gate) gives Q0.15. The cell: ``f c >> 15`` plus ``i g >> (30 +
+    log2 s_c)`` (rounding shifts), saturated, clipped to the quantized cell clip. The output:
+    ``o tanh(c)`` rescaled by ``2**-30 / s_hidden`` (intermediate 4) plus its zero point, clamped
+    to int8. Integer arithmetic is exact (float64 products, int64 rescaling); sigmoid and tanh are
+    evaluated in float64 and rounded to Q0.15, where TFLite uses gemmlowp's fixed-point
+    approximations (they differ by a few Q0.15 steps). Layer norm, peepholes, projection and
+    diagonal recurrent weights are refused."""
+
+    def __init__(self, ctx, op):
+        from ..quant.fixed_point import effective_scale, quantize_multiplier
+
+        o = op.options
+        refused = [name for name, positions in (("peephole", (9, 10, 11)), ("projection", (16, 17)),
+                                                ("layer norm", (20, 21, 22, 23)))
+                   if any(ctx.input_tensor(p) is not None for p in positions)]
+        if o.get("diagonal_recurrent_tensors"):
+            refused.append("diagonal recurrent weights")
+        if o.get("fused_activation_function", "TANH") != "TANH":
+            refused.append(f"activation {o.get('fused_activation_function')}")
+        if refused:
+            raise ctx.fail(f"the integer LSTM kernel with {', '.join(refused)} is not emulated in fake_quant mode; "
+                           "invert with quantized='dequantize' for the float recurrence")
+        self.ctx = ctx
+        tensor = ctx.input_tensor
+        x_t, h_t, c_t, out_t = tensor(0), tensor(18), tensor(19), ctx.output_tensor(0)
+        if h_t.dtype != "int8" or c_t.dtype != "int16" or len(op.intermediates) < 5:
+            raise ctx.fail("an integer LSTM needs an int8 output state, an int16 cell state and 5 intermediates")
+        hidden_t = ctx.subgraph.tensors[op.intermediates[4]]
+        if any(t is None or t.quantization is None for t in (x_t, h_t, c_t, out_t, hidden_t)):
+            raise ctx.fail("an integer LSTM needs quantization parameters on its input, states, output and hidden intermediate")
+
+        def scale(t):
+            return float(t.quantization.scales[0])
+
+        def zero_point(t):
+            return int(t.quantization.zero_points[0])
+
+        cell_scale = math.log2(scale(c_t))
+        if cell_scale != int(cell_scale):
+            raise ctx.fail(f"the cell state scale {scale(c_t)} is not a power of two")
+        self.cell_shift = 30 + int(cell_scale)
+        self.cell_tanh_bits = 15 + int(cell_scale)
+        if not 0 <= self.cell_tanh_bits <= 6:
+            raise ctx.fail(f"the cell state scale 2**{int(cell_scale)} is outside what the kernel's tanh takes")
+        gate_scale = 2.0 ** -12  # Q3.12: the activations' input without layer norm
+        self.cifg = tensor(1) is None
+        self.weights, self.multipliers, self.biases = [], [], []
+        for k in range(4):
+            if k == 0 and self.cifg:
+                self.weights.append(None)
+                self.multipliers.append(None)
+                self.biases.append(None)
+                continue
+            wx, wh = ctx.constant(1 + k), ctx.constant(5 + k)
+            if wx is None or wh is None or tensor(1 + k).dtype != "int8" or tensor(5 + k).dtype != "int8":
+                raise ctx.fail(f"gate {k}: an integer LSTM needs constant int8 weights")
+            self.weights.append((tf.constant(np.asarray(wx, np.float64).T), tf.constant(np.asarray(wh, np.float64).T)))
+            self.multipliers.append((
+                quantize_multiplier(effective_scale(scale(tensor(1 + k)), scale(x_t), divisor=gate_scale)),
+                quantize_multiplier(effective_scale(scale(tensor(5 + k)), scale(h_t), divisor=gate_scale))))
+            bias = ctx.constant(12 + k)
+            self.biases.append(None if bias is None else tf.constant(np.asarray(bias, np.float64)))
+        # effective_hidden_scale = 2**-15 / s_hidden * 2**-15 in double, stored as a float
+        self.hidden_multiplier = quantize_multiplier(float(np.float32(2.0 ** -15 / scale(hidden_t) * 2.0 ** -15)))
+        self.hidden_zp = zero_point(hidden_t)
+        cell_clip = float(o.get("cell_clip", 0.0))
+        # static_cast<int16_t>(min(max(clip / s_c, -32768), 32767)) in float
+        self.cell_clip = int(min(max(np.float32(cell_clip) / np.float32(scale(c_t)), -32768.0), 32767.0)) if cell_clip > 0 else 0
+        self.x_scale, self.x_zp = scale(x_t), zero_point(x_t)
+        self.h_scale, self.h_zp = scale(h_t), zero_point(h_t)
+        self.c_scale = scale(c_t)
+        self.out_scale, self.out_zp = scale(out_t), zero_point(out_t)
+
+    def _gate(self, k, x, h, activation):
+        from ..quant.fixed_point import multiply_by_quantized_multiplier
+
+        wx, wh = self.weights[k]
+        mx, mh = self.multipliers[k]
+        acc = tf.linalg.matmul(x, wx)
+        if self.biases[k] is not None:
+            acc = acc + self.biases[k]
+        gate = tf.clip_by_value(multiply_by_quantized_multiplier(tf.cast(acc, tf.int64), *mx), -32768, 32767)
+        gate = gate + multiply_by_quantized_multiplier(tf.cast(tf.linalg.matmul(h, wh), tf.int64), *mh)
+        gate = tf.cast(tf.clip_by_value(gate, -32768, 32767), tf.float64) * 2.0 ** -12
+        return _q15(activation(gate))
+
+    def step(self, x, h, c):
+        """One step on integers (float64/int64 tensors): x and h less their zero points, c raw."""
+        from ..quant.fixed_point import multiply_by_quantized_multiplier, rounding_divide_by_pot
+
+        forget = self._gate(1, x, h, tf.sigmoid)
+        cell_gate = self._gate(2, x, h, tf.tanh)
+        input_gate = 32767 - forget if self.cifg else self._gate(0, x, h, tf.sigmoid)
+        kept = rounding_divide_by_pot(forget * c, 15)
+        added = rounding_divide_by_pot(input_gate * cell_gate, self.cell_shift)
+        c = tf.clip_by_value(kept + added, -32768, 32767)
+        if self.cell_clip > 0:
+            c = tf.clip_by_value(c, -self.cell_clip, self.cell_clip)
+        output_gate = self._gate(3, x, h, tf.sigmoid)
+        tanh_c = _q15(tf.tanh(tf.cast(c, tf.float64) * 2.0 ** -(15 - self.cell_tanh_bits)))
+        h = multiply_by_quantized_multiplier(output_gate * tanh_c, *self.hidden_multiplier) + self.hidden_zp
+        h = tf.clip_by_value(h, -128, 127)
+        return h, c
+
+    def sequence(self, x, h0, c0):
+        """Time-major real ``x`` and real states in; the real outputs and last states out."""
+        x_int = tf.round(tf.cast(x, tf.float64) / self.x_scale)  # x - zp_x on the grid
+        h_raw = tf.cast(tf.round(tf.cast(h0, tf.float64) / self.h_scale), tf.int64) + self.h_zp
+        c_raw = tf.cast(tf.round(tf.cast(c0, tf.float64) / self.c_scale), tf.int64)
+
+        def body(state, x_t):
+            h, c = state
+            return self.step(x_t, tf.cast(h - self.h_zp, tf.float64), c)
+
+        hs, cs = tf.scan(body, x_int, initializer=(h_raw, c_raw))
+        outputs = tf.cast(tf.cast(hs - self.out_zp, tf.float64) * self.out_scale, tf.float32)
+        h_last = tf.cast(tf.cast(hs[-1] - self.h_zp, tf.float64) * self.h_scale, tf.float32)
+        c_last = tf.cast(tf.cast(cs[-1], tf.float64) * self.c_scale, tf.float32)
+        return outputs, h_last, c_last
+
+
+def _q15(value):
+    """A real value in [-1, 1] as a Q0.15 int16 (rounded, saturated), in int64."""
+    return tf.clip_by_value(tf.cast(tf.round(value * 32768.0), tf.int64), -32768, 32767)
 
 
 def _lstm_basic(ctx, op, inputs):

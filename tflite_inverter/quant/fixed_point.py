@@ -54,10 +54,17 @@ def multiply_by_quantized_multiplier(x, multiplier: int, shift: int):
     product = x * multiplier
     nudge = tf.where(product >= 0, tf.constant(1 << 30, tf.int64), tf.constant(1 - (1 << 30), tf.int64))
     high = tf.truncatediv(product + nudge, tf.constant(1 << 31, tf.int64))  # C division: toward zero
-    if not right:
-        return high
-    mask = (1 << right) - 1
-    remainder = tf.bitwise.bitwise_and(high, tf.constant(mask, tf.int64))
-    threshold = (mask >> 1) + tf.cast(high < 0, tf.int64)
-    return tf.bitwise.right_shift(high, tf.constant(right, tf.int64)) + tf.cast(remainder > threshold, tf.int64)
+    return rounding_divide_by_pot(high, right)
 
+
+
+def rounding_divide_by_pot(x, exponent: int):
+    """gemmlowp's ``RoundingDivideByPOT`` (round half away from zero) on an int64 tensor."""
+    import tensorflow as tf
+
+    if exponent == 0:
+        return x
+    mask = (1 << exponent) - 1
+    remainder = tf.bitwise.bitwise_and(x, tf.constant(mask, tf.int64))
+    threshold = (mask >> 1) + tf.cast(x < 0, tf.int64)
+    return tf.bitwise.right_shift(x, tf.constant(exponent, tf.int64)) + tf.cast(remainder > threshold, tf.int64)
