@@ -32,7 +32,9 @@ Hybrid kernels (float data, int8 weights): in ``fake_quant`` mode each matrix pr
 weight sees its float operand quantized per batch row, as the kernel does at every time step (the
 input, the previous output state, the aux input, the projection input); symmetric, or asymmetric
 with ``asymmetric_quantize_inputs``. In ``dequantize`` mode everything is float. Full-integer
-kernels (int8/int16 activations) are fixed point throughout and are refused in ``fake_quant`` mode.
+kernels (int8/int16 activations) are fixed point throughout: the integer SVDF and the 8x8_16
+UNIDIRECTIONAL_SEQUENCE_LSTM are emulated in ``fake_quant`` mode (:func:`_svdf_integer`,
+:class:`_IntegerLstm`); the others are refused there.
 
 LiteRT behaviours followed here rather than the textbook recurrence: BIDIRECTIONAL_SEQUENCE_RNN in
 batch-major non-stacking mode feeds the backward direction the forward input (its batch-major
@@ -272,18 +274,26 @@ class _IntegerLstm:
     sigmoid (tanh for the cell gate) gives Q0.15. The cell: ``f c >> 15`` plus ``i g >> (30 +
     log2 s_c)`` (rounding shifts), saturated, clipped to the quantized cell clip. The output:
     ``o tanh(c)`` rescaled by ``2**-30 / s_hidden`` (intermediate 4) plus its zero point, clamped
-    to int8. Integer arithmetic is exact (float64 products, int64 rescaling); sigmoid and tanh are
-    evaluated in float64 and rounded to Q0.15, where TFLite uses gemmlowp's fixed-point
-    approximations (they differ by a few Q0.15 steps). Layer norm, peepholes, projection and
-    diagonal recurrent weights are refused."""
+    to int8. Peepholes (int16 weights) add ``w c`` rescaled by ``2**log2(s_c) s_w / 2**-12`` to
+    their gates; a projection takes that product at the hidden intermediate's scale with the
+    negated hidden zero point (as the kernel does), multiplies it by the int8 projection weights
+    (bias + ``zp_hidden`` times the weights' row sums), rescales by ``s_P s_hidden / s_h`` and adds
+    the output state's zero point, then clips to the quantized projection clip. Integer arithmetic
+    is exact (float64 products, int64 rescaling); sigmoid and tanh are evaluated in float64 and
+    rounded to Q0.15, where TFLite uses gemmlowp's fixed-point approximations (they differ by a few
+    Q0.15 steps). Layer norm, diagonal recurrent weights and peepholes with a projection are refused."""
 
     def __init__(self, ctx, op):
         from ..quant.fixed_point import effective_scale, quantize_multiplier
 
         o = op.options
-        refused = [name for name, positions in (("peephole", (9, 10, 11)), ("projection", (16, 17)),
-                                                ("layer norm", (20, 21, 22, 23)))
-                   if any(ctx.input_tensor(p) is not None for p in positions)]
+        tensor = ctx.input_tensor
+        self.peephole = tensor(10) is not None
+        self.projection = tensor(16) is not None
+        refused = ["layer norm"] if any(tensor(p) is not None for p in (20, 21, 22, 23)) else []
+        if self.peephole and self.projection:
+            # The kernel's peephole product steps through the cell state n_output at a time.
+            refused.append("peepholes and a projection")
         if o.get("diagonal_recurrent_tensors"):
             refused.append("diagonal recurrent weights")
         if o.get("fused_activation_function", "TANH") != "TANH":
@@ -292,7 +302,6 @@ class _IntegerLstm:
             raise ctx.fail(f"the integer LSTM kernel with {', '.join(refused)} is not emulated in fake_quant mode; "
                            "invert with quantized='dequantize' for the float recurrence")
         self.ctx = ctx
-        tensor = ctx.input_tensor
         x_t, h_t, c_t, out_t = tensor(0), tensor(18), tensor(19), ctx.output_tensor(0)
         if h_t.dtype != "int8" or c_t.dtype != "int16" or len(op.intermediates) < 5:
             raise ctx.fail("an integer LSTM needs an int8 output state, an int16 cell state and 5 intermediates")
@@ -331,9 +340,35 @@ class _IntegerLstm:
                 quantize_multiplier(effective_scale(scale(tensor(5 + k)), scale(h_t), divisor=gate_scale))))
             bias = ctx.constant(12 + k)
             self.biases.append(None if bias is None else tf.constant(np.asarray(bias, np.float64)))
+        self.peepholes = [None, None, None, None]  # (int16 weights as float64, multiplier) per gate
+        if self.peephole:
+            for k, position in ((0, 9), (1, 10), (3, 11)):
+                if k == 0 and self.cifg:
+                    continue
+                w = ctx.constant(position)
+                if w is None or tensor(position).dtype != "int16":
+                    raise ctx.fail(f"peephole input {position}: an integer LSTM needs constant int16 weights")
+                # 2**cell_scale * s_w / 2**-12 in double, stored as a float
+                real = float(np.float32(2.0 ** cell_scale * float(scale(tensor(position))) / float(np.float32(gate_scale))))
+                self.peepholes[k] = (tf.constant(np.asarray(w, np.float64)), quantize_multiplier(real))
         # effective_hidden_scale = 2**-15 / s_hidden * 2**-15 in double, stored as a float
         self.hidden_multiplier = quantize_multiplier(float(np.float32(2.0 ** -15 / scale(hidden_t) * 2.0 ** -15)))
         self.hidden_zp = zero_point(hidden_t)
+        if self.projection:
+            w = ctx.constant(16)
+            if w is None or tensor(16).dtype != "int8":
+                raise ctx.fail("an integer LSTM projection needs constant int8 weights")
+            w = np.asarray(w, np.int64)
+            bias = ctx.constant(17)
+            effective_bias = (np.zeros(w.shape[0], np.int64) if bias is None else np.asarray(bias, np.int64)) \
+                + self.hidden_zp * w.sum(axis=1)
+            self.projection_weights = tf.constant(w.T.astype(np.float64))
+            self.projection_bias = tf.constant(effective_bias.astype(np.float64))
+            self.projection_multiplier = quantize_multiplier(
+                effective_scale(scale(tensor(16)), scale(hidden_t), divisor=scale(h_t)))
+            proj_clip = float(o.get("proj_clip", 0.0))
+            self.proj_clip = int(min(max(np.float32(proj_clip) / np.float32(scale(out_t)), -128.0), 127.0)) \
+                if proj_clip > 0 else 0
         cell_clip = float(o.get("cell_clip", 0.0))
         # static_cast<int16_t>(min(max(clip / s_c, -32768), 32767)) in float
         self.cell_clip = int(min(max(np.float32(cell_clip) / np.float32(scale(c_t)), -32768.0), 32767.0)) if cell_clip > 0 else 0
@@ -342,7 +377,7 @@ class _IntegerLstm:
         self.c_scale = scale(c_t)
         self.out_scale, self.out_zp = scale(out_t), zero_point(out_t)
 
-    def _gate(self, k, x, h, activation):
+    def _gate(self, k, x, h, c, activation):
         from ..quant.fixed_point import multiply_by_quantized_multiplier
 
         wx, wh = self.weights[k]
@@ -352,25 +387,38 @@ class _IntegerLstm:
             acc = acc + self.biases[k]
         gate = tf.clip_by_value(multiply_by_quantized_multiplier(tf.cast(acc, tf.int64), *mx), -32768, 32767)
         gate = gate + multiply_by_quantized_multiplier(tf.cast(tf.linalg.matmul(h, wh), tf.int64), *mh)
-        gate = tf.cast(tf.clip_by_value(gate, -32768, 32767), tf.float64) * 2.0 ** -12
+        gate = tf.clip_by_value(gate, -32768, 32767)
+        if self.peepholes[k] is not None:
+            w, multiplier = self.peepholes[k]
+            product = tf.cast(tf.cast(c, tf.float64) * w, tf.int64)
+            gate = tf.clip_by_value(gate + multiply_by_quantized_multiplier(product, *multiplier), -32768, 32767)
+        gate = tf.cast(gate, tf.float64) * 2.0 ** -12
         return _q15(activation(gate))
 
     def step(self, x, h, c):
         """One step on integers (float64/int64 tensors): x and h less their zero points, c raw."""
         from ..quant.fixed_point import multiply_by_quantized_multiplier, rounding_divide_by_pot
 
-        forget = self._gate(1, x, h, tf.sigmoid)
-        cell_gate = self._gate(2, x, h, tf.tanh)
-        input_gate = 32767 - forget if self.cifg else self._gate(0, x, h, tf.sigmoid)
+        forget = self._gate(1, x, h, c, tf.sigmoid)
+        cell_gate = self._gate(2, x, h, c, tf.tanh)
+        input_gate = 32767 - forget if self.cifg else self._gate(0, x, h, c, tf.sigmoid)
         kept = rounding_divide_by_pot(forget * c, 15)
         added = rounding_divide_by_pot(input_gate * cell_gate, self.cell_shift)
         c = tf.clip_by_value(kept + added, -32768, 32767)
         if self.cell_clip > 0:
             c = tf.clip_by_value(c, -self.cell_clip, self.cell_clip)
-        output_gate = self._gate(3, x, h, tf.sigmoid)
+        output_gate = self._gate(3, x, h, c, tf.sigmoid)
         tanh_c = _q15(tf.tanh(tf.cast(c, tf.float64) * 2.0 ** -(15 - self.cell_tanh_bits)))
-        h = multiply_by_quantized_multiplier(output_gate * tanh_c, *self.hidden_multiplier) + self.hidden_zp
-        h = tf.clip_by_value(h, -128, 127)
+        if not self.projection:
+            h = multiply_by_quantized_multiplier(output_gate * tanh_c, *self.hidden_multiplier) + self.hidden_zp
+            return tf.clip_by_value(h, -128, 127), c
+        hidden = multiply_by_quantized_multiplier(output_gate * tanh_c, *self.hidden_multiplier) - self.hidden_zp
+        hidden = tf.cast(tf.clip_by_value(hidden, -128, 127), tf.float64)
+        acc = tf.linalg.matmul(hidden, self.projection_weights) + self.projection_bias
+        h = tf.clip_by_value(multiply_by_quantized_multiplier(tf.cast(acc, tf.int64), *self.projection_multiplier)
+                             + self.h_zp, -128, 127)
+        if self.proj_clip > 0:
+            h = tf.clip_by_value(h, -self.proj_clip, self.proj_clip)
         return h, c
 
     def sequence(self, x, h0, c0):
