@@ -501,10 +501,11 @@ def test_svdf(rank, activation, quantization):
 
 
 def integer_lstm_model(*, cifg=False, peephole=False, projection=False, batch=2, time=4, n_input=5, n_cell=8,
-                       seed=0) -> bytes:
+                       seed=0, opcode="UNIDIRECTIONAL_SEQUENCE_LSTM") -> bytes:
     """An 8x8_16 LSTM as the converter lays it out (int8 input, weights and output state, int32
     biases, int16 cell state at 2**-11, peepholes int16, 5 intermediates of which the last, the
-    hidden state's scale, is quantized), with variants the converter does not make from Keras."""
+    hidden state's scale, is quantized), with variants the converter does not make from Keras.
+    ``opcode="LSTM"``: the one-step LSTM op on [batch, n_input]."""
     from flatbuffer_writer import pack
 
     rng = np.random.default_rng(seed)
@@ -535,7 +536,8 @@ def integer_lstm_model(*, cifg=False, peephole=False, projection=False, batch=2,
         scale = float(rng.uniform(0.004, 0.01))
         return add(name, [rows, cols], T.INT8, scale, 0, rng.integers(-127, 128, [rows, cols]).astype(np.int8)), scale
 
-    x = add("input", [batch, time, n_input], T.INT8, s_x, zp_x)
+    sequence = opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    x = add("input", [batch, time, n_input] if sequence else [batch, n_input], T.INT8, s_x, zp_x)
     operands = [x]
     input_scales = []
     for k in range(4):
@@ -571,24 +573,29 @@ def integer_lstm_model(*, cifg=False, peephole=False, projection=False, batch=2,
     operands += [-1, -1, -1, -1]  # no layer norm
     intermediates = [add(f"intermediate_{k}", [], T.FLOAT32) for k in range(4)]
     intermediates.append(add("effective_hidden_scale_intermediate", [], T.INT8, s_hidden, zp_hidden))
-    y = add("output", [batch, time, n_output], T.INT8, s_h, zp_h)
+    y = add("output", [batch, time, n_output] if sequence else [batch, n_output], T.INT8, s_h, zp_h)
     op = schema.OperatorT()
     op.opcodeIndex, op.inputs, op.outputs, op.intermediates = 0, operands, [y], intermediates
-    op.builtinOptionsType = schema.BuiltinOptions.UnidirectionalSequenceLSTMOptions
-    op.builtinOptions = options("UnidirectionalSequenceLSTMOptions", fusedActivationFunction=ACT.TANH, cellClip=3.0,
-                                projClip=0.6 if projection else 0.0, timeMajor=False)
+    kind = "UnidirectionalSequenceLSTMOptions" if sequence else "LSTMOptions"
+    op.builtinOptionsType = getattr(schema.BuiltinOptions, kind)
+    op.builtinOptions = options(kind, fusedActivationFunction=ACT.TANH, cellClip=3.0,
+                                projClip=0.6 if projection else 0.0, **({"timeMajor": False} if sequence else {}))
     sg.operators, sg.inputs, sg.outputs, sg.name = [op], [x], [y], "main"
     code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
+    code.builtinCode = code.deprecatedBuiltinCode = getattr(schema.BuiltinOperator, opcode)
     code.version = 1
     model.operatorCodes, model.subgraphs, model.description = [code], [sg], "integer LSTM"
     return pack(model)
 
 
-@pytest.mark.parametrize("variant", ["peephole", "projection", "cifg_peephole"])
-def test_unidirectional_sequence_lstm_integer_variants(variant):
+@pytest.mark.parametrize("opcode,variant", [("UNIDIRECTIONAL_SEQUENCE_LSTM", "peephole"),
+                                            ("UNIDIRECTIONAL_SEQUENCE_LSTM", "projection"),
+                                            ("UNIDIRECTIONAL_SEQUENCE_LSTM", "cifg_peephole"), ("LSTM", "projection")])
+def test_lstm_integer_variants(opcode, variant):
+    """The 8x8_16 kernel with CIFG, peepholes or a projection, for the sequence op and the one-step
+    LSTM (whose state carries over between calls)."""
     model = integer_lstm_model(cifg="cifg" in variant, peephole="peephole" in variant,
-                               projection="projection" in variant, seed=len(variant))
-    report = assert_parity(model, ["UNIDIRECTIONAL_SEQUENCE_LSTM"], draws=4)
+                               projection="projection" in variant, seed=len(variant), opcode=opcode)
+    report = assert_parity(model, [opcode], draws=4)
     for output in report.outputs:
         assert output.unit == "LSB" and output.within_one_step >= 0.99, report.table()

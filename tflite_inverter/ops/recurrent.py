@@ -33,7 +33,7 @@ weight sees its float operand quantized per batch row, as the kernel does at eve
 input, the previous output state, the aux input, the projection input); symmetric, or asymmetric
 with ``asymmetric_quantize_inputs``. In ``dequantize`` mode everything is float. Full-integer
 kernels (int8/int16 activations) are fixed point throughout: the integer SVDF and the 8x8_16
-UNIDIRECTIONAL_SEQUENCE_LSTM are emulated in ``fake_quant`` mode (:func:`_svdf_integer`,
+LSTM (UNIDIRECTIONAL_SEQUENCE_LSTM and the full LSTM kernel) are emulated in ``fake_quant`` mode (:func:`_svdf_integer`,
 :class:`_IntegerLstm`); the others are refused there.
 
 LiteRT behaviours followed here rather than the textbook recurrence: BIDIRECTIONAL_SEQUENCE_RNN in
@@ -303,8 +303,10 @@ class _IntegerLstm:
                            "invert with quantized='dequantize' for the float recurrence")
         self.ctx = ctx
         x_t, h_t, c_t, out_t = tensor(0), tensor(18), tensor(19), ctx.output_tensor(0)
-        if h_t.dtype != "int8" or c_t.dtype != "int16" or len(op.intermediates) < 5:
-            raise ctx.fail("an integer LSTM needs an int8 output state, an int16 cell state and 5 intermediates")
+        if h_t.dtype != "int8" or c_t.dtype != "int16" or len(op.intermediates) != 5:
+            raise ctx.fail("the integer LSTM kernel emulated is the 8x8_16 one: an int8 output state, an int16 cell "
+                           f"state and 5 intermediates (this one has {len(op.intermediates)}); invert with "
+                           "quantized='dequantize' for the float recurrence")
         hidden_t = ctx.subgraph.tensors[op.intermediates[4]]
         if any(t is None or t.quantization is None for t in (x_t, h_t, c_t, out_t, hidden_t)):
             raise ctx.fail("an integer LSTM needs quantization parameters on its input, states, output and hidden intermediate")
@@ -482,6 +484,11 @@ def _lstm_writes(options) -> tuple[int, ...]:
 def build_lstm(ctx, op, inputs):
     if op.options.get("kernel_type", "FULL") == "BASIC":
         return _lstm_basic(ctx, op, inputs)
+    if _fake_quant_mode(ctx) and ctx.input_tensor(0).dtype == "int8":  # the 8x8_16 kernel, one step
+        hs, h, c = _IntegerLstm(ctx, op).sequence(inputs[0][None], inputs[18], inputs[19])
+        ctx.write_variable(18, h)
+        ctx.write_variable(19, c)
+        return [hs[0]]
     cell = _lstm_direction(ctx, op, inputs, 1, None, 20)
     h, c = cell.step(inputs[0], None, inputs[18], inputs[19])
     ctx.write_variable(18, h)
