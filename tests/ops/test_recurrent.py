@@ -232,16 +232,15 @@ def test_unidirectional_sequence_lstm_weight_modes(mode):
 @pytest.mark.parametrize("shape", [(6, 2, 5, 3)])
 def test_unidirectional_sequence_lstm_integer(shape):
     """A full-integer LSTM runs TFLite's 8x8_16 kernel (int16 gates and cell state, the hidden
-    intermediate's scale): emulated in the default fake_quant mode, within one step of LiteRT on
-    every element here (sigmoid/tanh are float-evaluated where the kernel uses gemmlowp's fixed
-    point, so not every element is exact), from reset state and over a sequence of calls."""
+    intermediate's scale): emulated in the default fake_quant mode, bit for bit (gemmlowp's
+    fixed-point sigmoid/tanh tabulated), from reset state and over a sequence of calls."""
     model = keras_lstm_model(*shape, mode="int8", seed=len(shape) * shape[0])
     op = ti.load(model).main.operators[1]
     assert op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(op.intermediates) == 5
     assert ti.load(model).main.tensors[op.inputs[19]].dtype == "int16"
     report = assert_parity(model, ["UNIDIRECTIONAL_SEQUENCE_LSTM"], draws=4)
-    for output in report.outputs:
-        assert output.unit == "LSB" and output.within_one_step >= 0.99, report.table()
+    for output in report.outputs:  # the same integers as LiteRT's
+        assert output.unit == "LSB" and output.max_abs_error < 0.5, report.table()
     ti.invert(model, quantized="dequantize")  # the float recurrence on real values builds too
 
 
@@ -597,5 +596,5 @@ def test_lstm_integer_variants(opcode, variant):
     model = integer_lstm_model(cifg="cifg" in variant, peephole="peephole" in variant,
                                projection="projection" in variant, seed=len(variant), opcode=opcode)
     report = assert_parity(model, [opcode], draws=4)
-    for output in report.outputs:
-        assert output.unit == "LSB" and output.within_one_step >= 0.99, report.table()
+    for output in report.outputs:  # the same integers as LiteRT's
+        assert output.unit == "LSB" and output.max_abs_error < 0.5, report.table()

@@ -279,8 +279,8 @@ class _IntegerLstm:
     negated hidden zero point (as the kernel does), multiplies it by the int8 projection weights
     (bias + ``zp_hidden`` times the weights' row sums), rescales by ``s_P s_hidden / s_h`` and adds
     the output state's zero point, then clips to the quantized projection clip. Integer arithmetic
-    is exact (float64 products, int64 rescaling); sigmoid and tanh are evaluated in float64 and
-    rounded to Q0.15, where TFLite uses gemmlowp's fixed-point approximations (they differ by a few
+    is exact (float64 products, int64 rescaling); sigmoid and tanh are gemmlowp's int16 fixed-point
+    functions, tabulated over all 65,536 inputs (they differ from the exact functions by up to 12
     Q0.15 steps). Layer norm, diagonal recurrent weights and peepholes with a projection are refused."""
 
     def __init__(self, ctx, op):
@@ -325,6 +325,11 @@ class _IntegerLstm:
         if not 0 <= self.cell_tanh_bits <= 6:
             raise ctx.fail(f"the cell state scale 2**{int(cell_scale)} is outside what the kernel's tanh takes")
         gate_scale = 2.0 ** -12  # Q3.12: the activations' input without layer norm
+        from ..quant.fixed_point import gemmlowp_logistic_table, gemmlowp_tanh_table
+
+        self.sigmoid = tf.constant(gemmlowp_logistic_table(3).astype(np.int64))
+        self.tanh = tf.constant(gemmlowp_tanh_table(3).astype(np.int64))
+        self.cell_tanh = tf.constant(gemmlowp_tanh_table(self.cell_tanh_bits).astype(np.int64))
         self.cifg = tensor(1) is None
         self.weights, self.multipliers, self.biases = [], [], []
         for k in range(4):
@@ -394,23 +399,22 @@ class _IntegerLstm:
             w, multiplier = self.peepholes[k]
             product = tf.cast(tf.cast(c, tf.float64) * w, tf.int64)
             gate = tf.clip_by_value(gate + multiply_by_quantized_multiplier(product, *multiplier), -32768, 32767)
-        gate = tf.cast(gate, tf.float64) * 2.0 ** -12
-        return _q15(activation(gate))
+        return _lookup(activation, gate)
 
     def step(self, x, h, c):
         """One step on integers (float64/int64 tensors): x and h less their zero points, c raw."""
         from ..quant.fixed_point import multiply_by_quantized_multiplier, rounding_divide_by_pot
 
-        forget = self._gate(1, x, h, c, tf.sigmoid)
-        cell_gate = self._gate(2, x, h, c, tf.tanh)
-        input_gate = 32767 - forget if self.cifg else self._gate(0, x, h, c, tf.sigmoid)
+        forget = self._gate(1, x, h, c, self.sigmoid)
+        cell_gate = self._gate(2, x, h, c, self.tanh)
+        input_gate = 32767 - forget if self.cifg else self._gate(0, x, h, c, self.sigmoid)
         kept = rounding_divide_by_pot(forget * c, 15)
         added = rounding_divide_by_pot(input_gate * cell_gate, self.cell_shift)
         c = tf.clip_by_value(kept + added, -32768, 32767)
         if self.cell_clip > 0:
             c = tf.clip_by_value(c, -self.cell_clip, self.cell_clip)
-        output_gate = self._gate(3, x, h, c, tf.sigmoid)
-        tanh_c = _q15(tf.tanh(tf.cast(c, tf.float64) * 2.0 ** -(15 - self.cell_tanh_bits)))
+        output_gate = self._gate(3, x, h, c, self.sigmoid)
+        tanh_c = _lookup(self.cell_tanh, c)
         if not self.projection:
             h = multiply_by_quantized_multiplier(output_gate * tanh_c, *self.hidden_multiplier) + self.hidden_zp
             return tf.clip_by_value(h, -128, 127), c
@@ -440,9 +444,9 @@ class _IntegerLstm:
         return outputs, h_last, c_last
 
 
-def _q15(value):
-    """A real value in [-1, 1] as a Q0.15 int16 (rounded, saturated), in int64."""
-    return tf.clip_by_value(tf.cast(tf.round(value * 32768.0), tf.int64), -32768, 32767)
+def _lookup(table, raw):
+    """gemmlowp's logistic or tanh of int16 values (in int64), from its table (quant/fixed_point.py)."""
+    return tf.gather(table, raw + 32768)
 
 
 def _lstm_basic(ctx, op, inputs):

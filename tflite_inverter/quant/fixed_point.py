@@ -68,3 +68,116 @@ def rounding_divide_by_pot(x, exponent: int):
     remainder = tf.bitwise.bitwise_and(x, tf.constant(mask, tf.int64))
     threshold = (mask >> 1) + tf.cast(x < 0, tf.int64)
     return tf.bitwise.right_shift(x, tf.constant(exponent, tf.int64)) + tf.cast(remainder > threshold, tf.int64)
+
+
+# -- gemmlowp's int16 fixed-point logistic and tanh, as lookup tables ------------------------------
+# The integer LSTM kernels apply gemmlowp::logistic / gemmlowp::tanh (fixedpoint/fixedpoint.h) to
+# int16 values with 3 (gates) or 15 + log2(cell scale) (cell state) integer bits. An int16 input
+# has 65,536 values, so each function is tabulated here once, in numpy, by the same integer steps
+# (the int16 specializations: wrapping adds, SaturatingRoundingDoublingHighMul, rounding shifts,
+# the exp barrel shifter, Newton-Raphson division), and the graph looks results up with a gather.
+
+def _wrap16(x):
+    return ((x + 32768) & 0xFFFF) - 32768
+
+
+def _truncating_div(a, b: int):
+    return np.where(a >= 0, a // b, -((-a) // b))
+
+
+def _doubling_high_mul16(a, b):
+    product = a * b
+    nudge = np.where(product >= 0, 1 << 14, 1 - (1 << 14))
+    high = _wrap16(_truncating_div(product + nudge, 1 << 15))
+    return np.where((a == b) & (a == -32768), 32767, high)
+
+
+def _rounding_shift(x, exponent: int):
+    if exponent == 0:
+        return x
+    mask = (1 << exponent) - 1
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + ((x & mask) > threshold)
+
+
+def _multiply_by_pot16(x, exponent: int):
+    """SaturatingRoundingMultiplyByPOT on int16: a saturating left shift, or a rounding right shift."""
+    if exponent <= 0:
+        return _rounding_shift(x, -exponent)
+    limit = (1 << (15 - exponent)) - 1
+    return np.where(x > limit, 32767, np.where(x < -limit, -32768, _wrap16(x << exponent)))
+
+
+def _constant16(raw32: int) -> int:
+    """RescaleConstantInitializer: a constant given as int32 fixed point, rounded to int16."""
+    return int(_rounding_shift(np.int64(raw32), 16))
+
+
+def _rounding_half_sum16(a, b):
+    total = a + b
+    return _wrap16(_truncating_div(total + np.where(total >= 0, 1, -1), 2))
+
+
+def _exp_on_quarter_interval(a):
+    """exp(x) for x in [-1/4, 0), Q0.15 in and out."""
+    constant_term, one_third = _constant16(1895147668), _constant16(715827883)
+    x = _wrap16(a + (1 << 12))
+    x2 = _doubling_high_mul16(x, x)
+    x3 = _doubling_high_mul16(x2, x)
+    x4 = _doubling_high_mul16(x2, x2)
+    x4_over_4 = _multiply_by_pot16(x4, -2)
+    series = _multiply_by_pot16(_wrap16(_doubling_high_mul16(_wrap16(x4_over_4 + x3), one_third) + x2), -1)
+    return np.clip(constant_term + _doubling_high_mul16(constant_term, _wrap16(x + series)), -32768, 32767)
+
+
+_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308), (2, 39332535), (3, 720401),
+               (4, 242))
+
+
+def _exp_on_negative_values(a, integer_bits: int):
+    fractional_bits = 15 - integer_bits
+    quarter = 1 << (fractional_bits - 2)
+    a_mod = _wrap16((a & (quarter - 1)) - quarter)
+    result = _exp_on_quarter_interval(_multiply_by_pot16(a_mod, integer_bits))
+    remainder = _wrap16(a_mod - a)
+    for exponent, multiplier in _EXP_BARREL:
+        if integer_bits > exponent:
+            bit = 1 << (fractional_bits + exponent)
+            result = np.where((remainder & bit) != 0, _doubling_high_mul16(result, _constant16(multiplier)), result)
+    if integer_bits > 5:
+        clamp = _constant16(-(1 << (36 - integer_bits)))
+        result = np.where(a < clamp, 0, result)
+    return np.where(a == 0, 32767, result)
+
+
+def _newton_reciprocal(half_denominator):
+    """The Newton-Raphson iterations of one_over_one_plus_x / one_minus_x_over_one_plus_x (Q2.13)."""
+    x = _wrap16(_constant16(1515870810) + _doubling_high_mul16(half_denominator, _constant16(-1010580540)))
+    one = 1 << 13
+    for _ in range(3):
+        error = _wrap16(one - _doubling_high_mul16(half_denominator, x))
+        x = _wrap16(x + _multiply_by_pot16(_doubling_high_mul16(x, error), 2))
+    return x
+
+
+def gemmlowp_logistic_table(integer_bits: int) -> np.ndarray:
+    """gemmlowp::logistic of every int16 with ``integer_bits`` integer bits, as Q0.15 (index raw + 32768)."""
+    a = np.arange(-32768, 32768, dtype=np.int64)
+    positive = a > 0
+    magnitude = np.where(positive, a, _wrap16(-a))
+    x = _exp_on_negative_values(_wrap16(-magnitude), integer_bits)
+    if_positive = _multiply_by_pot16(_newton_reciprocal(_rounding_half_sum16(x, 32767)), 1)
+    if_negative = _wrap16(32767 - if_positive)
+    result = np.where(a == 0, _constant16(1 << 30), np.where(positive, if_positive, if_negative))
+    return result.astype(np.int16)
+
+
+def gemmlowp_tanh_table(integer_bits: int) -> np.ndarray:
+    """gemmlowp::tanh of every int16 with ``integer_bits`` integer bits, as Q0.15 (index raw + 32768)."""
+    a = np.arange(-32768, 32768, dtype=np.int64)
+    negative = a < 0
+    n = np.where(negative, a, _wrap16(-a))
+    x = _exp_on_negative_values(n, integer_bits + 1)  # ExactMulByPot<1>: one more integer bit
+    t = _multiply_by_pot16(_wrap16(_newton_reciprocal(_rounding_half_sum16(x, 32767)) - (1 << 13)), 2)
+    result = np.where(a == 0, 0, np.where(negative, _wrap16(-t), t))
+    return result.astype(np.int16)
