@@ -499,12 +499,13 @@ def test_svdf(rank, activation, quantization):
 # -- full-integer UNIDIRECTIONAL_SEQUENCE_LSTM written with the schema ------------------------------
 
 
-def integer_lstm_model(*, cifg=False, peephole=False, projection=False, batch=2, time=4, n_input=5, n_cell=8,
-                       seed=0, opcode="UNIDIRECTIONAL_SEQUENCE_LSTM") -> bytes:
+def integer_lstm_model(*, cifg=False, peephole=False, projection=False, layer_norm=False, batch=2, time=4, n_input=5,
+                       n_cell=8, seed=0, opcode="UNIDIRECTIONAL_SEQUENCE_LSTM") -> bytes:
     """An 8x8_16 LSTM as the converter lays it out (int8 input, weights and output state, int32
     biases, int16 cell state at 2**-11, peepholes int16, 5 intermediates of which the last, the
     hidden state's scale, is quantized), with variants the converter does not make from Keras.
-    ``opcode="LSTM"``: the one-step LSTM op on [batch, n_input]."""
+    ``opcode="LSTM"``: the one-step LSTM op on [batch, n_input]. With ``layer_norm`` the gates'
+    pre-activations have int16 intermediates of their own and int16 layer-norm coefficients."""
     from flatbuffer_writer import pack
 
     rng = np.random.default_rng(seed)
@@ -558,7 +559,7 @@ def integer_lstm_model(*, cifg=False, peephole=False, projection=False, batch=2,
             operands.append(-1)
             continue
         real = rng.normal(0, 0.5, n_cell)
-        scale = s_x * input_scales[k]
+        scale = 2.0 ** -23 if layer_norm else s_x * input_scales[k]  # with layer norm: added after it
         operands.append(add(f"gate_bias_{k}", [n_cell], T.INT32, scale, 0, np.round(real / scale).astype(np.int32)))
     if projection:
         index, scale = weights("projection", n_output, n_cell)
@@ -569,8 +570,14 @@ def integer_lstm_model(*, cifg=False, peephole=False, projection=False, batch=2,
         operands += [-1, -1]
     operands.append(add("output_state", [batch, n_output], T.INT8, s_h, zp_h, variable=True))
     operands.append(add("cell_state", [batch, n_cell], T.INT16, 2.0 ** -11, 0, variable=True))
-    operands += [-1, -1, -1, -1]  # no layer norm
-    intermediates = [add(f"intermediate_{k}", [], T.FLOAT32) for k in range(4)]
+    if layer_norm:
+        operands += [-1 if cifg and k == 0 else
+                     add(f"layer_norm_{k}", [n_cell], T.INT16, 2.0 ** -13, 0,
+                         np.round(rng.normal(8192, 2000, n_cell)).astype(np.int16)) for k in range(4)]
+        intermediates = [add(f"intermediate_{k}", [], T.INT16, 2.0 ** -11 * (1 + k / 4), 0) for k in range(4)]
+    else:
+        operands += [-1, -1, -1, -1]
+        intermediates = [add(f"intermediate_{k}", [], T.FLOAT32) for k in range(4)]
     intermediates.append(add("effective_hidden_scale_intermediate", [], T.INT8, s_hidden, zp_hidden))
     y = add("output", [batch, time, n_output] if sequence else [batch, n_output], T.INT8, s_h, zp_h)
     op = schema.OperatorT()
@@ -588,13 +595,14 @@ def integer_lstm_model(*, cifg=False, peephole=False, projection=False, batch=2,
 
 
 @pytest.mark.parametrize("opcode,variant", [("UNIDIRECTIONAL_SEQUENCE_LSTM", "peephole"),
-                                            ("UNIDIRECTIONAL_SEQUENCE_LSTM", "projection"),
-                                            ("UNIDIRECTIONAL_SEQUENCE_LSTM", "cifg_peephole"), ("LSTM", "projection")])
+                                            ("UNIDIRECTIONAL_SEQUENCE_LSTM", "layer_norm_cifg_peephole"),
+                                            ("UNIDIRECTIONAL_SEQUENCE_LSTM", "layer_norm_projection"),
+                                            ("LSTM", "projection")])
 def test_lstm_integer_variants(opcode, variant):
-    """The 8x8_16 kernel with CIFG, peepholes or a projection, for the sequence op and the one-step
-    LSTM (whose state carries over between calls)."""
-    model = integer_lstm_model(cifg="cifg" in variant, peephole="peephole" in variant,
-                               projection="projection" in variant, seed=len(variant), opcode=opcode)
+    """The 8x8_16 kernel with CIFG, peepholes, a projection or layer norm, for the sequence op and
+    the one-step LSTM (whose state carries over between calls)."""
+    model = integer_lstm_model(cifg="cifg" in variant, peephole="peephole" in variant, projection="projection" in variant,
+                               layer_norm="layer_norm" in variant, seed=len(variant), opcode=opcode)
     report = assert_parity(model, [opcode], draws=4)
     for output in report.outputs:  # the same integers as LiteRT's
         assert output.unit == "LSB" and output.max_abs_error < 0.5, report.table()

@@ -281,7 +281,9 @@ class _IntegerLstm:
     the output state's zero point, then clips to the quantized projection clip. Integer arithmetic
     is exact (float64 products, int64 rescaling); sigmoid and tanh are gemmlowp's int16 fixed-point
     functions, tabulated over all 65,536 inputs (they differ from the exact functions by up to 12
-    Q0.15 steps). Layer norm, diagonal recurrent weights and peepholes with a projection are refused."""
+    Q0.15 steps). With layer norm the products are rescaled to the input-to-gate intermediates'
+    scales and the gate bias is added by the integer layer norm (:func:`_integer_layer_norm`),
+    which gives Q3.12. Diagonal recurrent weights and peepholes with a projection are refused."""
 
     def __init__(self, ctx, op):
         from ..quant.fixed_point import effective_scale, quantize_multiplier
@@ -290,7 +292,8 @@ class _IntegerLstm:
         tensor = ctx.input_tensor
         self.peephole = tensor(10) is not None
         self.projection = tensor(16) is not None
-        refused = ["layer norm"] if any(tensor(p) is not None for p in (20, 21, 22, 23)) else []
+        self.layer_norm = any(tensor(p) is not None for p in (20, 21, 22, 23))
+        refused = []
         if self.peephole and self.projection:
             # The kernel's peephole product steps through the cell state n_output at a time.
             refused.append("peepholes and a projection")
@@ -324,7 +327,16 @@ class _IntegerLstm:
         self.cell_tanh_bits = 15 + int(cell_scale)
         if not 0 <= self.cell_tanh_bits <= 6:
             raise ctx.fail(f"the cell state scale 2**{int(cell_scale)} is outside what the kernel's tanh takes")
-        gate_scale = 2.0 ** -12  # Q3.12: the activations' input without layer norm
+        # The gates' accumulator scale: Q3.12 (the activations' input) without layer norm; with it,
+        # the input-to-gate intermediates' scales (layer norm then gives Q3.12).
+        gate_scales = [2.0 ** -12] * 4
+        if self.layer_norm:
+            for k in range(4):
+                intermediate = ctx.subgraph.tensors[op.intermediates[k]]
+                if intermediate.quantization is None and not (k == 0 and tensor(1) is None):
+                    raise ctx.fail(f"layer norm: intermediate {k} has no quantization parameters")
+                if intermediate.quantization is not None:
+                    gate_scales[k] = float(intermediate.quantization.scales[0])
         from ..quant.fixed_point import gemmlowp_logistic_table, gemmlowp_tanh_table
 
         self.sigmoid = tf.constant(gemmlowp_logistic_table(3).astype(np.int64))
@@ -338,6 +350,7 @@ class _IntegerLstm:
                 self.multipliers.append(None)
                 self.biases.append(None)
                 continue
+            gate_scale = gate_scales[k]
             wx, wh = ctx.constant(1 + k), ctx.constant(5 + k)
             if wx is None or wh is None or tensor(1 + k).dtype != "int8" or tensor(5 + k).dtype != "int8":
                 raise ctx.fail(f"gate {k}: an integer LSTM needs constant int8 weights")
@@ -346,7 +359,9 @@ class _IntegerLstm:
                 quantize_multiplier(effective_scale(scale(tensor(1 + k)), scale(x_t), divisor=gate_scale)),
                 quantize_multiplier(effective_scale(scale(tensor(5 + k)), scale(h_t), divisor=gate_scale))))
             bias = ctx.constant(12 + k)
-            self.biases.append(None if bias is None else tf.constant(np.asarray(bias, np.float64)))
+            # With layer norm the gate bias is added after the normalization, not to the products.
+            use = bias is not None and not self.layer_norm
+            self.biases.append(tf.constant(np.asarray(bias, np.float64)) if use else None)
         self.peepholes = [None, None, None, None]  # (int16 weights as float64, multiplier) per gate
         if self.peephole:
             for k, position in ((0, 9), (1, 10), (3, 11)):
@@ -356,8 +371,22 @@ class _IntegerLstm:
                 if w is None or tensor(position).dtype != "int16":
                     raise ctx.fail(f"peephole input {position}: an integer LSTM needs constant int16 weights")
                 # 2**cell_scale * s_w / 2**-12 in double, stored as a float
-                real = float(np.float32(2.0 ** cell_scale * float(scale(tensor(position))) / float(np.float32(gate_scale))))
+                real = float(np.float32(2.0 ** cell_scale * float(scale(tensor(position)))
+                                        / float(np.float32(gate_scales[k]))))
                 self.peepholes[k] = (tf.constant(np.asarray(w, np.float64)), quantize_multiplier(real))
+        self.norms = [None, None, None, None]  # (coefficients, bias, multiplier, variance guard) per gate
+        if self.layer_norm:
+            for k in range(4):
+                if k == 0 and self.cifg:
+                    continue
+                coefficients, bias = ctx.constant(20 + k), ctx.constant(12 + k)
+                if coefficients is None or tensor(20 + k).dtype != "int16" or bias is None:
+                    raise ctx.fail(f"layer norm of gate {k}: an integer LSTM needs constant int16 coefficients "
+                                   "and an int32 bias")
+                coefficient_scale = np.float32(scale(tensor(20 + k)))
+                guard = max(1, int(np.float32(10000) * coefficient_scale))
+                self.norms[k] = (tf.constant(np.asarray(coefficients, np.int64)), tf.constant(np.asarray(bias, np.int64)),
+                                 quantize_multiplier(float(coefficient_scale)), guard)
         # effective_hidden_scale = 2**-15 / s_hidden * 2**-15 in double, stored as a float
         self.hidden_multiplier = quantize_multiplier(float(np.float32(2.0 ** -15 / scale(hidden_t) * 2.0 ** -15)))
         self.hidden_zp = zero_point(hidden_t)
@@ -399,6 +428,8 @@ class _IntegerLstm:
             w, multiplier = self.peepholes[k]
             product = tf.cast(tf.cast(c, tf.float64) * w, tf.int64)
             gate = tf.clip_by_value(gate + multiply_by_quantized_multiplier(product, *multiplier), -32768, 32767)
+        if self.norms[k] is not None:
+            gate = _integer_layer_norm(gate, *self.norms[k])
         return _lookup(activation, gate)
 
     def step(self, x, h, c):
@@ -442,6 +473,30 @@ class _IntegerLstm:
         h_last = tf.cast(tf.cast(hs[-1] - self.h_zp, tf.float64) * self.h_scale, tf.float32)
         c_last = tf.cast(tf.cast(cs[-1], tf.float64) * self.c_scale, tf.float32)
         return outputs, h_last, c_last
+
+
+def _integer_layer_norm(gate, coefficients, bias, multiplier, variance_guard):
+    """``ApplyLayerNorm`` (tflite/kernels/internal/reference/portable_tensor_utils.cc) on int16
+    gate accumulators [batch, n_cell] held in int64: mean and variance in units of 2**-10, the
+    inverse square root as a run-time fixed-point multiplier, the int16 coefficients and the int32
+    bias, a rounding division by 1024, then the coefficients' scale (shift + 12) to Q3.12."""
+    from ..quant.fixed_point import (inverse_sqrt_multiplier, multiply_by_quantized_multiplier,
+                                     multiply_by_quantized_multiplier_tensor)
+
+    n = int(gate.shape[-1])
+    total = tf.reduce_sum(gate, axis=-1, keepdims=True)
+    squares = tf.reduce_sum(gate * gate, axis=-1, keepdims=True)
+    mean = tf.truncatediv(total * 1024, tf.constant(n, tf.int64))
+    variance = squares * ((1 << 20) // n) - mean * mean
+    variance = tf.truncatediv(variance, tf.constant(1 << 20, tf.int64))
+    variance = tf.where(variance < 1, tf.constant(variance_guard, tf.int64), variance)
+    inverse, shift = inverse_sqrt_multiplier(variance)
+    shifted = 1024 * gate - mean
+    rescaled = multiply_by_quantized_multiplier_tensor(shifted, inverse * tf.ones_like(shifted), shift * tf.ones_like(shifted))
+    value = rescaled * coefficients + bias
+    value = tf.truncatediv(tf.where(value > 0, value + 512, value - 512), tf.constant(1024, tf.int64))
+    scale_multiplier, scale_shift = multiplier
+    return tf.clip_by_value(multiply_by_quantized_multiplier(value, scale_multiplier, scale_shift + 12), -32768, 32767)
 
 
 def _lookup(table, raw):

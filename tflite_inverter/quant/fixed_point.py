@@ -181,3 +181,82 @@ def gemmlowp_tanh_table(integer_bits: int) -> np.ndarray:
     t = _multiply_by_pot16(_wrap16(_newton_reciprocal(_rounding_half_sum16(x, 32767)) - (1 << 13)), 2)
     result = np.where(a == 0, 0, np.where(negative, _wrap16(-t), t))
     return result.astype(np.int16)
+
+
+# -- run-time multipliers (integer layer norm) ----------------------------------------------------
+
+def _wrap32(x):
+    import tensorflow as tf
+
+    return tf.bitwise.bitwise_and(x + (1 << 31), tf.constant((1 << 32) - 1, tf.int64)) - (1 << 31)
+
+
+def _doubling_high_mul32(a, b):
+    import tensorflow as tf
+
+    product = a * b
+    nudge = tf.where(product >= 0, tf.constant(1 << 30, tf.int64), tf.constant(1 - (1 << 30), tf.int64))
+    high = _wrap32(tf.truncatediv(product + nudge, tf.constant(1 << 31, tf.int64)))
+    overflow = (a == b) & (a == -(1 << 31))
+    return tf.where(overflow, tf.constant((1 << 31) - 1, tf.int64), high)
+
+
+def _multiply_by_pot32(x, exponent: int):
+    """SaturatingRoundingMultiplyByPOT on int32 values (exponent > 0: saturating left shift)."""
+    import tensorflow as tf
+
+    if exponent <= 0:
+        return rounding_divide_by_pot(x, -exponent)
+    limit = (1 << (31 - exponent)) - 1
+    shifted = _wrap32(x * (1 << exponent))
+    return tf.where(x > limit, tf.constant((1 << 31) - 1, tf.int64),
+                    tf.where(x < -limit, tf.constant(-(1 << 31), tf.int64), shifted))
+
+
+def inverse_sqrt_multiplier(value):
+    """``GetInvSqrtQuantizedMultiplierExp(value, reverse_shift=-1)`` on an int64 tensor of positive
+    int32 values: the multiplier and (left) shift of 1/sqrt(value), by the kernel's integer steps
+    (normalisation by bit pairs, five Newton-Raphson steps in Q3.28, times sqrt(2)/2)."""
+    import tensorflow as tf
+
+    small = value <= 1
+    x = tf.where(small, tf.constant(4, tf.int64), value)
+    shift = tf.fill(tf.shape(x), tf.constant(11, tf.int64))
+    for _ in range(2):  # while (input >= 1 << 29) input /= 4: at most twice for an int32
+        big = x >= (1 << 29)
+        x = tf.where(big, x // 4, x)
+        shift = shift + tf.cast(big, tf.int64)
+    bit_length = tf.add_n([tf.cast(x >= (1 << b), tf.int64) for b in range(32)])
+    leading_zeros = 32 - bit_length
+    pairs = (leading_zeros - 1) // 2 - 1
+    shift = shift - pairs
+    x = x * tf.bitwise.left_shift(tf.ones_like(x), 2 * pairs)
+    half_input = rounding_divide_by_pot(tf.bitwise.right_shift(x, tf.constant(1, tf.int64)), 1)
+    half_three = (1 << 28) + (1 << 27)
+    estimate = tf.fill(tf.shape(x), tf.constant(1 << 28, tf.int64))
+    for _ in range(5):
+        cube = _multiply_by_pot32(_doubling_high_mul32(_doubling_high_mul32(estimate, estimate), estimate), 6)
+        difference = _wrap32(_doubling_high_mul32(tf.fill(tf.shape(x), tf.constant(half_three, tf.int64)), estimate)
+                             - _doubling_high_mul32(half_input, cube))
+        estimate = _multiply_by_pot32(difference, 3)
+    estimate = _doubling_high_mul32(estimate, tf.fill(tf.shape(x), tf.constant(1518500250, tf.int64)))
+    negative = shift < 0
+    estimate = tf.where(negative, estimate * tf.bitwise.left_shift(tf.ones_like(x), tf.maximum(-shift, 0)), estimate)
+    shift = tf.where(negative, tf.zeros_like(shift), shift)
+    multiplier = tf.where(small, tf.constant((1 << 31) - 1, tf.int64), estimate)
+    return multiplier, tf.where(small, tf.zeros_like(shift), -shift)
+
+
+def multiply_by_quantized_multiplier_tensor(x, multiplier, shift):
+    """``MultiplyByQuantizedMultiplier`` with run-time (int64 tensor) multiplier and shift."""
+    import tensorflow as tf
+
+    ones = tf.ones_like(x)
+    left = tf.maximum(shift, 0)
+    right = tf.maximum(-shift, 0)
+    product = x * tf.bitwise.left_shift(ones, left) * multiplier
+    nudge = tf.where(product >= 0, tf.constant(1 << 30, tf.int64), tf.constant(1 - (1 << 30), tf.int64))
+    high = tf.truncatediv(product + nudge, tf.constant(1 << 31, tf.int64))
+    mask = tf.bitwise.left_shift(ones, right) - 1
+    threshold = tf.bitwise.right_shift(mask, ones) + tf.cast(high < 0, tf.int64)
+    return tf.bitwise.right_shift(high, right) + tf.cast(tf.bitwise.bitwise_and(high, mask) > threshold, tf.int64)
