@@ -211,3 +211,17 @@ def test_integer_svdf_fake_quant(variant, tmp_path):
     assert out.dtype == np.int8 and out.min() < variant.get("output_zp", -5)
     inverted.save_saved_model(tmp_path / "sm")
     assert ti.verify(model, tmp_path / "sm", draws=3).passed
+
+
+def test_cli_convert_stateless_and_stateful(lstm_model, tmp_path):
+    """`convert` keeps the state by default (the pb's sidecar lists it) and drops it with --stateless;
+    --verify then compares independent calls only and says so."""
+    from tflite_inverter.cli import main
+
+    path = tmp_path / "lstm.tflite"
+    path.write_bytes(lstm_model)
+    assert main(["convert", str(path), "-o", str(tmp_path / "stateful"), "--pb", "--no-saved-model"]) == 0
+    assert len(json.loads((tmp_path / "stateful" / "model.json").read_text())["state"]) == 2
+    assert main(["convert", str(path), "-o", str(tmp_path / "stateless"), "--pb", "--no-saved-model", "--stateless",
+                 "--verify", "--draws", "2"]) == 0
+    assert "state" not in json.loads((tmp_path / "stateless" / "model.json").read_text())
