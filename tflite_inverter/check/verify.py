@@ -296,6 +296,8 @@ def _frozen_pb_runner(path: Path, tensors: Sequence[ir.Tensor]
 
 def _has_state(model: ir.Model, info: Any) -> bool:
     """Whether the signature's subgraph (its operators, if cut) has variable tensors its kernels write."""
+    if not any(t.is_variable for t in model.subgraphs[info.subgraph_index].tensors):
+        return False  # (the registry, which knows what each kernel writes, imports TensorFlow)
     from ..build.state import state_tensors
 
     return any(state.subgraph == info.subgraph_index and (info.operators is None or state.operator in info.operators)
