@@ -26,17 +26,9 @@ from parity import assert_parity, convert, weight
 # -- models the converter makes -------------------------------------------------------------------
 
 
-def keras_lstm_model(units, batch, time, features, *, time_major=False, go_backwards=False, indy=False,
-                     mode="float32", seed=0, weights=None):
-    """A model with UNIDIRECTIONAL_SEQUENCE_LSTM, fused by the converter from a function shaped like
-    tf.keras's ``standard_lstm`` (gates i, f, c, o in the kernel's columns); ``weights`` (kernel,
-    recurrent kernel, bias) replace the seeded ones."""
-    kernel = weight([features, 4 * units], seed=seed)
-    # indy (diagonal) LSTM: column k of the [units, 4] recurrent kernel is gate k's diagonal
-    recurrent = weight([units, 4] if indy else [units, 4 * units], seed=seed + 1)
-    bias = weight([4 * units], seed=seed + 2)
-    if weights is not None:
-        kernel, recurrent, bias = (tf.constant(w, tf.float32) for w in weights)
+def fused_keras_lstm(*, time_major=False, go_backwards=False, indy=False):
+    """A ``tf.function`` shaped like tf.keras's ``standard_lstm`` (gates i, f, c, o in the kernel's
+    columns), with the attributes the converter fuses into UNIDIRECTIONAL_SEQUENCE_LSTM."""
 
     def standard_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
         x = inputs if time_major else tf.transpose(inputs, [1, 0, 2])
@@ -58,9 +50,22 @@ def keras_lstm_model(units, batch, time, features, *, time_major=False, go_backw
         return hs[-1], outputs, hs[-1], cs[-1], tf.constant(0.0)
 
     prefix = "indy_lstm_" if indy else "lstm_"
-    fused = tf.function(standard_lstm, experimental_attributes={
+    return tf.function(standard_lstm, experimental_attributes={
         "api_implements": prefix + uuid.uuid4().hex, "api_preferred_device": "CPU",
         "time_major": time_major, "go_backwards": go_backwards})
+
+
+def keras_lstm_model(units, batch, time, features, *, time_major=False, go_backwards=False, indy=False,
+                     mode="float32", seed=0, weights=None):
+    """A model with UNIDIRECTIONAL_SEQUENCE_LSTM, fused by the converter from :func:`fused_keras_lstm`;
+    ``weights`` (kernel, recurrent kernel, bias) replace the seeded ones."""
+    kernel = weight([features, 4 * units], seed=seed)
+    # indy (diagonal) LSTM: column k of the [units, 4] recurrent kernel is gate k's diagonal
+    recurrent = weight([units, 4] if indy else [units, 4 * units], seed=seed + 1)
+    bias = weight([4 * units], seed=seed + 2)
+    if weights is not None:
+        kernel, recurrent, bias = (tf.constant(w, tf.float32) for w in weights)
+    fused = fused_keras_lstm(time_major=time_major, go_backwards=go_backwards, indy=indy)
 
     def f(x):
         zeros = tf.zeros([batch, units])
@@ -68,6 +73,22 @@ def keras_lstm_model(units, batch, time, features, *, time_major=False, go_backw
 
     shape = [time, batch, features] if time_major else [batch, time, features]
     return convert(f, [tf.TensorSpec(shape, tf.float32)], mode=mode)
+
+
+def bidirectional_keras_lstm_model(units, batch, time, features, *, mode="float32", seed=0):
+    """Keras's Bidirectional(LSTM) as the converter sees it: a forward and a go_backwards LSTM on the
+    same input, concatenated; it becomes two UNIDIRECTIONAL_SEQUENCE_LSTMs."""
+    forward, backward = fused_keras_lstm(), fused_keras_lstm(go_backwards=True)
+    weights = [(weight([features, 4 * units], seed=seed + 3 * k), weight([units, 4 * units], seed=seed + 3 * k + 1),
+                weight([4 * units], seed=seed + 3 * k + 2)) for k in range(2)]
+
+    def f(x):
+        zeros = tf.zeros([batch, units])
+        fw = forward(x, zeros, zeros, *weights[0])[1]
+        bw = tf.reverse(backward(x, zeros, zeros, *weights[1])[1], [1])
+        return tf.concat([fw, bw], axis=-1)
+
+    return convert(f, [tf.TensorSpec([batch, time, features], tf.float32)], mode=mode)
 
 
 # -- models made by editing a converted one -------------------------------------------------------
@@ -242,6 +263,18 @@ def test_unidirectional_sequence_lstm_integer(shape):
     for output in report.outputs:  # the same integers as LiteRT's
         assert output.unit == "LSB" and output.max_abs_error < 0.5, report.table()
     ti.invert(model, quantized="dequantize")  # the float recurrence on real values builds too
+
+
+def test_bidirectional_lstm_integer():
+    """LiteRT has no full-integer BIDIRECTIONAL_SEQUENCE_LSTM kernel: an int8 Bidirectional(LSTM)
+    becomes two 8x8_16 UNIDIRECTIONAL_SEQUENCE_LSTMs (the backward one on the reversed input), each
+    with its own states; the default mode matches LiteRT's integers."""
+    model = bidirectional_keras_lstm_model(5, 2, 4, 3, mode="int8")
+    histogram = ti.load(model).op_histogram()
+    assert histogram["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 2 and "BIDIRECTIONAL_SEQUENCE_LSTM" not in histogram
+    report = assert_parity(model, ["UNIDIRECTIONAL_SEQUENCE_LSTM", "REVERSE_V2"], draws=3)
+    for output in report.outputs:
+        assert output.unit == "LSB" and output.max_abs_error < 0.5, report.table()
 
 
 @pytest.mark.parametrize("variant,time_major", [

@@ -37,7 +37,9 @@ def _constants(sg: ir.Subgraph) -> tuple[dict[int, np.ndarray], dict[int, np.nda
     for t in sg.tensors:
         if t.is_variable:
             if t.data is None and t.dtype in ir.NUMPY_DTYPES and all(d >= 0 for d in t.shape):
-                stored[t.index] = np.zeros(t.shape, ir.NUMPY_DTYPES[t.dtype])
+                # LiteRT's reset value: zero bytes, or the zero point of an int8 tensor (real 0)
+                fill = t.quantization.zero_points[0] if t.dtype == "int8" and t.quantization is not None else 0
+                stored[t.index] = np.full(t.shape, fill, ir.NUMPY_DTYPES[t.dtype])
             elif t.data is not None:
                 stored[t.index] = t.data
             else:
@@ -163,7 +165,7 @@ class InvertedModule(tf.Module):
                 suffix += 1
                 name = f"{base}_{suffix}"
             taken.add(name)
-            initial = initial_value(state.tensor)
+            initial = initial_value(state.tensor, self._tables.consumed[state.subgraph][state.tensor.index])
             self._tables.state_keys[key] = name
             self._tables.state_initial[name] = initial
             self.states[name] = tf.Variable(initial, name=name.replace("/", "_"), trainable=False)

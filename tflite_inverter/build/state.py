@@ -19,7 +19,6 @@ import numpy as np
 
 from .. import ir
 from ..ops import registry
-from ..quant.grids import dequantize_array
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,8 @@ def state_tensors(model: ir.Model) -> dict[tuple[int, int], StateTensor]:
     return found
 
 
-def initial_value(tensor: ir.Tensor) -> np.ndarray:
+def initial_value(tensor: ir.Tensor, consumed: np.ndarray) -> np.ndarray:
     """What a state holds after ``reset_all_variables()``, as the graph carries it (real values for
-    a quantized state)."""
-    if tensor.data is not None:
-        stored = np.asarray(tensor.data)
-    else:
-        dtype = ir.NUMPY_DTYPES[tensor.dtype]
-        fill = tensor.quantization.zero_points[0] if tensor.dtype == "int8" and tensor.quantization is not None else 0
-        stored = np.full([max(d, 0) for d in tensor.shape], fill, dtype)
-    if tensor.quantization is not None and stored.dtype.kind in "iu":
-        return dequantize_array(stored, tensor.quantization).astype(np.float32)
-    return np.array(stored)
+    a quantized state): ``consumed`` is its value among the module's constants (build/module.py
+    ``_constants``: the reset value, or the buffer)."""
+    return np.array(consumed, np.float32 if tensor.quantization is not None else None)
