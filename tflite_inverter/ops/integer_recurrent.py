@@ -91,9 +91,10 @@ class IntegerLstm:
                     gate_scales[k] = float(intermediate.quantization.scales[0])
         from ..quant.fixed_point import gemmlowp_logistic_table, gemmlowp_tanh_table
 
-        self.sigmoid = tf.constant(gemmlowp_logistic_table(3).astype(np.int64))
-        self.tanh = tf.constant(gemmlowp_tanh_table(3).astype(np.int64))
-        self.cell_tanh = tf.constant(gemmlowp_tanh_table(self.cell_tanh_bits).astype(np.int64))
+        # int16 tables (128 KB each in the graph), widened after the lookup
+        self.sigmoid = tf.constant(gemmlowp_logistic_table(3))
+        self.tanh = tf.constant(gemmlowp_tanh_table(3))
+        self.cell_tanh = tf.constant(gemmlowp_tanh_table(self.cell_tanh_bits))
         self.cifg = tensor(1) is None
         self.weights, self.multipliers, self.biases = [], [], []
         for k in range(4):
@@ -253,7 +254,7 @@ def integer_layer_norm(gate, coefficients, bias, multiplier, variance_guard):
 
 def lookup(table, raw):
     """gemmlowp's logistic or tanh of int16 values (in int64), from its table (quant/fixed_point.py)."""
-    return tf.gather(table, raw + 32768)
+    return tf.cast(tf.gather(table, raw + 32768), tf.int64)
 
 
 def svdf_integer(ctx, op, x, state, rank: int, filters: int, memory: int):
