@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "with allow_custom_ops; the SavedModel cannot run them")
     convert.add_argument("--io", choices=["native", "float"], default="native",
                          help="quantized inputs/outputs: as the original (uint8 in, uint8 out; default) or real-valued float")
+    convert.add_argument("--stateless", action="store_true",
+                         help="variable tensors (LSTM/RNN/SVDF states) start from their initial value on every call "
+                              "(default: they persist across calls, as in LiteRT); --verify then compares independent calls only")
     _add_verify_options(convert)
 
     verify = command("verify", "compare a .tflite with a SavedModel, frozen .pb or another .tflite",
@@ -562,7 +565,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     with progress.step(f"building TensorFlow graph ({sum(len(s.operators) for s in model.subgraphs)} operators)"):
         inverted = InvertedModel(model, strict=args.strict, quantized=args.quantized, io=args.io,
                                  input_shapes=args.input_shapes, inputs=args.inputs,
-                                 outputs=args.outputs, passthrough=args.passthrough or args.passthrough == [])
+                                 outputs=args.outputs, passthrough=args.passthrough or args.passthrough == [],
+                                 stateless=args.stateless)
     for note in inverted.notes:
         print(note, file=sys.stderr)
     if inverted.passthrough is not None:
@@ -600,7 +604,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 # A cut model is verified in memory against the same cut of the .tflite.
                 # Where LiteRT cannot run the model, the file is compared with this in-memory inversion.
                 report = verify(args.model, inverted if inverted.cut else candidate, inversion=inverted,
-                                **_verify_kwargs(args, model))
+                                sequence=False if args.stateless else None, **_verify_kwargs(args, model))
             print(report.table())
             reports.append(report)
             if not report.passed:

@@ -26,17 +26,9 @@ from parity import assert_parity, convert, weight
 # -- models the converter makes -------------------------------------------------------------------
 
 
-def keras_lstm_model(units, batch, time, features, *, time_major=False, go_backwards=False, indy=False,
-                     mode="float32", seed=0, weights=None):
-    """A model with UNIDIRECTIONAL_SEQUENCE_LSTM, fused by the converter from a function shaped like
-    tf.keras's ``standard_lstm`` (gates i, f, c, o in the kernel's columns); ``weights`` (kernel,
-    recurrent kernel, bias) replace the seeded ones."""
-    kernel = weight([features, 4 * units], seed=seed)
-    # indy (diagonal) LSTM: column k of the [units, 4] recurrent kernel is gate k's diagonal
-    recurrent = weight([units, 4] if indy else [units, 4 * units], seed=seed + 1)
-    bias = weight([4 * units], seed=seed + 2)
-    if weights is not None:
-        kernel, recurrent, bias = (tf.constant(w, tf.float32) for w in weights)
+def fused_keras_lstm(*, time_major=False, go_backwards=False, indy=False):
+    """A ``tf.function`` shaped like tf.keras's ``standard_lstm`` (gates i, f, c, o in the kernel's
+    columns), with the attributes the converter fuses into UNIDIRECTIONAL_SEQUENCE_LSTM."""
 
     def standard_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
         x = inputs if time_major else tf.transpose(inputs, [1, 0, 2])
@@ -58,9 +50,22 @@ def keras_lstm_model(units, batch, time, features, *, time_major=False, go_backw
         return hs[-1], outputs, hs[-1], cs[-1], tf.constant(0.0)
 
     prefix = "indy_lstm_" if indy else "lstm_"
-    fused = tf.function(standard_lstm, experimental_attributes={
+    return tf.function(standard_lstm, experimental_attributes={
         "api_implements": prefix + uuid.uuid4().hex, "api_preferred_device": "CPU",
         "time_major": time_major, "go_backwards": go_backwards})
+
+
+def keras_lstm_model(units, batch, time, features, *, time_major=False, go_backwards=False, indy=False,
+                     mode="float32", seed=0, weights=None):
+    """A model with UNIDIRECTIONAL_SEQUENCE_LSTM, fused by the converter from :func:`fused_keras_lstm`;
+    ``weights`` (kernel, recurrent kernel, bias) replace the seeded ones."""
+    kernel = weight([features, 4 * units], seed=seed)
+    # indy (diagonal) LSTM: column k of the [units, 4] recurrent kernel is gate k's diagonal
+    recurrent = weight([units, 4] if indy else [units, 4 * units], seed=seed + 1)
+    bias = weight([4 * units], seed=seed + 2)
+    if weights is not None:
+        kernel, recurrent, bias = (tf.constant(w, tf.float32) for w in weights)
+    fused = fused_keras_lstm(time_major=time_major, go_backwards=go_backwards, indy=indy)
 
     def f(x):
         zeros = tf.zeros([batch, units])
@@ -68,6 +73,22 @@ def keras_lstm_model(units, batch, time, features, *, time_major=False, go_backw
 
     shape = [time, batch, features] if time_major else [batch, time, features]
     return convert(f, [tf.TensorSpec(shape, tf.float32)], mode=mode)
+
+
+def bidirectional_keras_lstm_model(units, batch, time, features, *, mode="float32", seed=0):
+    """Keras's Bidirectional(LSTM) as the converter sees it: a forward and a go_backwards LSTM on the
+    same input, concatenated; it becomes two UNIDIRECTIONAL_SEQUENCE_LSTMs."""
+    forward, backward = fused_keras_lstm(), fused_keras_lstm(go_backwards=True)
+    weights = [(weight([features, 4 * units], seed=seed + 3 * k), weight([units, 4 * units], seed=seed + 3 * k + 1),
+                weight([4 * units], seed=seed + 3 * k + 2)) for k in range(2)]
+
+    def f(x):
+        zeros = tf.zeros([batch, units])
+        fw = forward(x, zeros, zeros, *weights[0])[1]
+        bw = tf.reverse(backward(x, zeros, zeros, *weights[1])[1], [1])
+        return tf.concat([fw, bw], axis=-1)
+
+    return convert(f, [tf.TensorSpec([batch, time, features], tf.float32)], mode=mode)
 
 
 # -- models made by editing a converted one -------------------------------------------------------
@@ -229,15 +250,31 @@ def test_unidirectional_sequence_lstm_weight_modes(mode):
     assert_parity(model, ["UNIDIRECTIONAL_SEQUENCE_LSTM"])
 
 
-def test_unidirectional_sequence_lstm_integer_is_refused():
-    """A full-integer LSTM runs TFLite's fixed-point kernel (int16 gates at the intermediates' scales):
-    not emulated in fake_quant mode (the float recurrence is off by up to several LSB there)."""
-    model = keras_lstm_model(6, 2, 5, 3, mode="int8")
+@pytest.mark.parametrize("shape", [(6, 2, 5, 3)])
+def test_unidirectional_sequence_lstm_integer(shape):
+    """A full-integer LSTM runs TFLite's 8x8_16 kernel (int16 gates and cell state, the hidden
+    intermediate's scale): emulated in the default fake_quant mode, bit for bit (gemmlowp's
+    fixed-point sigmoid/tanh tabulated), from reset state and over a sequence of calls."""
+    model = keras_lstm_model(*shape, mode="int8", seed=len(shape) * shape[0])
     op = ti.load(model).main.operators[1]
     assert op.opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(op.intermediates) == 5
-    with pytest.raises(ti.TfliteInverterError, match="quantized='dequantize'"):
-        ti.invert(model)
-    ti.invert(model, quantized="dequantize")  # the float recurrence on real values builds
+    assert ti.load(model).main.tensors[op.inputs[19]].dtype == "int16"
+    report = assert_parity(model, ["UNIDIRECTIONAL_SEQUENCE_LSTM"], draws=4)
+    for output in report.outputs:  # the same integers as LiteRT's
+        assert output.unit == "LSB" and output.max_abs_error < 0.5, report.table()
+    ti.invert(model, quantized="dequantize")  # the float recurrence on real values builds too
+
+
+def test_bidirectional_lstm_integer():
+    """LiteRT has no full-integer BIDIRECTIONAL_SEQUENCE_LSTM kernel: an int8 Bidirectional(LSTM)
+    becomes two 8x8_16 UNIDIRECTIONAL_SEQUENCE_LSTMs (the backward one on the reversed input), each
+    with its own states; the default mode matches LiteRT's integers."""
+    model = bidirectional_keras_lstm_model(5, 2, 4, 3, mode="int8")
+    histogram = ti.load(model).op_histogram()
+    assert histogram["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 2 and "BIDIRECTIONAL_SEQUENCE_LSTM" not in histogram
+    report = assert_parity(model, ["UNIDIRECTIONAL_SEQUENCE_LSTM", "REVERSE_V2"], draws=3)
+    for output in report.outputs:
+        assert output.unit == "LSB" and output.max_abs_error < 0.5, report.table()
 
 
 @pytest.mark.parametrize("variant,time_major", [
@@ -490,3 +527,115 @@ def test_svdf(rank, activation, quantization):
         state_shapes={4: [batch, memory * filters]},
     )
     assert_parity(model, ["SVDF"], float_range=(-2.0, 2.0))
+
+
+# -- full-integer UNIDIRECTIONAL_SEQUENCE_LSTM written with the schema ------------------------------
+
+
+def integer_lstm_model(*, cifg=False, peephole=False, projection=False, layer_norm=False, batch=2, time=4, n_input=5,
+                       n_cell=8, seed=0, opcode="UNIDIRECTIONAL_SEQUENCE_LSTM") -> bytes:
+    """An 8x8_16 LSTM as the converter lays it out (int8 input, weights and output state, int32
+    biases, int16 cell state at 2**-11, peepholes int16, 5 intermediates of which the last, the
+    hidden state's scale, is quantized), with variants the converter does not make from Keras.
+    ``opcode="LSTM"``: the one-step LSTM op on [batch, n_input]. With ``layer_norm`` the gates'
+    pre-activations have int16 intermediates of their own and int16 layer-norm coefficients."""
+    from flatbuffer_writer import pack
+
+    rng = np.random.default_rng(seed)
+    n_output = 4 if projection else n_cell
+    T = schema.TensorType
+    model = schema.ModelT()
+    model.version, model.buffers = 3, [schema.BufferT()]
+    sg = schema.SubGraphT()
+    sg.tensors = []
+
+    def add(name, shape, dtype, scale=None, zero_point=0, data=None, variable=False):
+        tensor = schema.TensorT()
+        tensor.name, tensor.shape, tensor.type, tensor.isVariable = name, list(shape), dtype, variable
+        if scale is not None:
+            tensor.quantization = schema.QuantizationParametersT()
+            tensor.quantization.scale, tensor.quantization.zeroPoint = [scale], [zero_point]
+        buffer = schema.BufferT()
+        if data is not None:
+            buffer.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.uint8)
+        model.buffers.append(buffer)
+        tensor.buffer = len(model.buffers) - 1
+        sg.tensors.append(tensor)
+        return len(sg.tensors) - 1
+
+    s_x, zp_x, s_h, zp_h, s_hidden, zp_hidden = 1 / 40, 4, 1 / 128, -3, 1 / 120, 2
+
+    def weights(name, rows, cols):
+        scale = float(rng.uniform(0.004, 0.01))
+        return add(name, [rows, cols], T.INT8, scale, 0, rng.integers(-127, 128, [rows, cols]).astype(np.int8)), scale
+
+    sequence = opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    x = add("input", [batch, time, n_input] if sequence else [batch, n_input], T.INT8, s_x, zp_x)
+    operands = [x]
+    input_scales = []
+    for k in range(4):
+        if cifg and k == 0:
+            operands.append(-1)
+            input_scales.append(None)
+            continue
+        index, scale = weights(f"input_to_gate_{k}", n_cell, n_input)
+        operands.append(index)
+        input_scales.append(scale)
+    for k in range(4):
+        operands.append(-1 if cifg and k == 0 else weights(f"recurrent_to_gate_{k}", n_cell, n_output)[0])
+    for k in range(3):
+        use = peephole and not (cifg and k == 0)
+        operands.append(add(f"cell_to_gate_{k}", [n_cell], T.INT16, 2.0 ** -14, 0,
+                            rng.integers(-8000, 8000, [n_cell]).astype(np.int16)) if use else -1)
+    for k in range(4):
+        if cifg and k == 0:
+            operands.append(-1)
+            continue
+        real = rng.normal(0, 0.5, n_cell)
+        scale = 2.0 ** -23 if layer_norm else s_x * input_scales[k]  # with layer norm: added after it
+        operands.append(add(f"gate_bias_{k}", [n_cell], T.INT32, scale, 0, np.round(real / scale).astype(np.int32)))
+    if projection:
+        index, scale = weights("projection", n_output, n_cell)
+        operands.append(index)
+        operands.append(add("projection_bias", [n_output], T.INT32, scale * s_hidden, 0,
+                            rng.integers(-2000, 2000, [n_output]).astype(np.int32)))
+    else:
+        operands += [-1, -1]
+    operands.append(add("output_state", [batch, n_output], T.INT8, s_h, zp_h, variable=True))
+    operands.append(add("cell_state", [batch, n_cell], T.INT16, 2.0 ** -11, 0, variable=True))
+    if layer_norm:
+        operands += [-1 if cifg and k == 0 else
+                     add(f"layer_norm_{k}", [n_cell], T.INT16, 2.0 ** -13, 0,
+                         np.round(rng.normal(8192, 2000, n_cell)).astype(np.int16)) for k in range(4)]
+        intermediates = [add(f"intermediate_{k}", [], T.INT16, 2.0 ** -11 * (1 + k / 4), 0) for k in range(4)]
+    else:
+        operands += [-1, -1, -1, -1]
+        intermediates = [add(f"intermediate_{k}", [], T.FLOAT32) for k in range(4)]
+    intermediates.append(add("effective_hidden_scale_intermediate", [], T.INT8, s_hidden, zp_hidden))
+    y = add("output", [batch, time, n_output] if sequence else [batch, n_output], T.INT8, s_h, zp_h)
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs, op.intermediates = 0, operands, [y], intermediates
+    kind = "UnidirectionalSequenceLSTMOptions" if sequence else "LSTMOptions"
+    op.builtinOptionsType = getattr(schema.BuiltinOptions, kind)
+    op.builtinOptions = options(kind, fusedActivationFunction=ACT.TANH, cellClip=3.0,
+                                projClip=0.6 if projection else 0.0, **({"timeMajor": False} if sequence else {}))
+    sg.operators, sg.inputs, sg.outputs, sg.name = [op], [x], [y], "main"
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = getattr(schema.BuiltinOperator, opcode)
+    code.version = 1
+    model.operatorCodes, model.subgraphs, model.description = [code], [sg], "integer LSTM"
+    return pack(model)
+
+
+@pytest.mark.parametrize("opcode,variant", [("UNIDIRECTIONAL_SEQUENCE_LSTM", "peephole"),
+                                            ("UNIDIRECTIONAL_SEQUENCE_LSTM", "layer_norm_cifg_peephole"),
+                                            ("UNIDIRECTIONAL_SEQUENCE_LSTM", "layer_norm_projection"),
+                                            ("LSTM", "projection")])
+def test_lstm_integer_variants(opcode, variant):
+    """The 8x8_16 kernel with CIFG, peepholes, a projection or layer norm, for the sequence op and
+    the one-step LSTM (whose state carries over between calls)."""
+    model = integer_lstm_model(cifg="cifg" in variant, peephole="peephole" in variant, projection="projection" in variant,
+                               layer_norm="layer_norm" in variant, seed=len(variant), opcode=opcode)
+    report = assert_parity(model, [opcode], draws=4)
+    for output in report.outputs:  # the same integers as LiteRT's
+        assert output.unit == "LSB" and output.max_abs_error < 0.5, report.table()

@@ -108,6 +108,13 @@ class BuildContext:
             raise self.fail(f"no resource {key!r}")
         return self._runtime.resources[key]
 
+    def write_variable(self, position: int, value: tf.Tensor) -> None:
+        """What the kernel writes back into variable input ``position`` (an LSTM's output or cell
+        state, an SVDF's memory), in the graph's dtype: kept for the next call unless the module is
+        stateless. Only positions the spec declares in ``writes_inputs``."""
+        if self._runtime is not None:
+            self._runtime.write_variable(self, position, value)
+
     def fail(self, message: str) -> BuildError:
         return BuildError(
             f"{self.model.source}: subgraph {self.subgraph.index} operator {self.op.index} {self.op.opcode} "

@@ -68,7 +68,7 @@ class InvertedModel:
     def __init__(self, model: ir.Model, *, strict: bool = False, quantized: str = "fake_quant", io: str = "native",
                  input_shapes: Mapping[str, Sequence[int | None]] | None = None,
                  inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-                 passthrough: bool | Sequence[str] = False, equalize: bool = False):
+                 passthrough: bool | Sequence[str] = False, equalize: bool = False, stateless: bool = False):
         if io not in IO_MODES:
             raise TfliteInverterError(f"io must be one of {IO_MODES}, not {io!r}")
         if equalize and quantized == "fake_quant" and any(is_quantized_activation(t) for t in model.main.tensors):
@@ -97,9 +97,13 @@ class InvertedModel:
         # With new input shapes, the file's static shapes of later tensors no longer hold: builders
         # follow the inputs, and an op that hard-codes a shape fails, named, when it is traced.
         self.module = InvertedModule(self.prepared, quantized=quantized, check_static_shapes=not self.input_shapes,
-                                     passthrough=self.passthrough)
+                                     passthrough=self.passthrough, stateless=stateless)
         self.timings["variables"], clock = time.perf_counter() - clock, time.perf_counter()
+        if self.module.states:
+            # Saved with the SavedModel: a loaded model resets its state with ``loaded.reset_state()``.
+            self.module.reset_state = tf.function(self._reset_state_body, input_signature=[], autograph=False)
         self.functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
+        self._frozen_states: dict[str, list[dict]] = {}
         self._debug_functions: dict[str, Any] = {}
         for info in self.signatures.values():
             function = tf.function(self._signature_body(info), input_signature=self._input_specs(info), autograph=False)
@@ -186,6 +190,20 @@ class InvertedModel:
         operators = sum(len(sg.operators) for sg in self.prepared.subgraphs)
         return html_block(f"inverted model of {self.model.source}: {operators} operators built, {self._weight_summary()}",
                           html_lines(self._settings() + list(self.notes)), *tables)
+
+    @property
+    def stateful(self) -> bool:
+        """True when variable tensors persist across calls (as in LiteRT); see :meth:`reset_state`."""
+        return bool(self.module.states)
+
+    def reset_state(self) -> None:
+        """Every variable tensor back to its initial value, as LiteRT's ``reset_all_variables()``."""
+        self.module.reset_states()
+
+    def _reset_state_body(self):
+        for name, variable in self.module.states.items():
+            variable.assign(tf.constant(self.module.state_initial_value(name)))
+        return {}
 
     def _io_dtype(self, tensor: ir.Tensor) -> str:
         return "float32" if self.io == "float" and is_quantized_activation(tensor) else tensor.dtype
@@ -312,16 +330,47 @@ class InvertedModel:
         if reads is not None:
             return concrete, reads
         with self.module.frozen() as placeholders:
-            function = tf.function(self._signature_body(info), input_signature=self._input_specs(info), autograph=False)
+            function = tf.function(self._signature_body(info, frozen=True), input_signature=self._input_specs(info),
+                                   autograph=False)
             concrete = function.get_concrete_function()
+            read, _ = self.module.frozen_state_io()
+            states = []
+            for key, placeholder in read.items():
+                name = self.module.state_keys[key]
+                initial = self.module.state_initial_value(name)
+                output = concrete.structured_outputs[name]
+                if output.op.type == "Identity" and output.op.inputs[0].op.name.endswith("/next"):
+                    output = output.op.inputs[0]  # the node named after the state, not the function's copy
+                states.append({
+                    "tflite_tensor": self.model.subgraphs[key[0]].tensors[key[1]].name,
+                    "input": {"node": placeholder.op.name, "tensor": placeholder.name},
+                    "output": {"key": name, "node": output.name.split(":")[0], "tensor": output.name},
+                    "shape": list(initial.shape), "dtype": str(initial.dtype),
+                    "initial": "zeros" if not initial.any() else initial.tolist(),
+                })
+            self._frozen_states[info.key] = states
             return concrete, dict(placeholders)
+
+    def frozen_states(self, signature: str | None = None) -> list[dict]:
+        """The states of the last frozen trace of ``signature`` (:meth:`frozen_concrete_function`):
+        for each, the graph input it is read from, the output holding what the call wrote into it
+        (feed it back as the next call's input), and the value to feed the first call."""
+        return list(self._frozen_states.get(signature or self.default_signature, []))
 
     # -- saving -----------------------------------------------------------------------------------
     def save_saved_model(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        with progress(total=1, description=f"writing {Path(path).name}", unit="file") as bar:
-            written = save_saved_model(self.module, self.concrete_functions, Path(path), overwrite=overwrite)
-            bar.update()
-        return written
+        """Write the SavedModel; its states are saved at their initial values (the model as LiteRT
+        loads it), whatever calls this object has run."""
+        current = {name: variable.numpy() for name, variable in self.module.states.items()}
+        self.reset_state()
+        try:
+            with progress(total=1, description=f"writing {Path(path).name}", unit="file") as bar:
+                written = save_saved_model(self.module, self.concrete_functions, Path(path), overwrite=overwrite)
+                bar.update()
+            return written
+        finally:
+            for name, value in current.items():
+                self.module.states[name].assign(value)
 
     def save_frozen_pb(self, path: str | Path, *, overwrite: bool = False, signature: str | None = None) -> Path:
         with progress(total=1, description=f"writing {Path(path).name}", unit="file") as bar:
@@ -391,7 +440,7 @@ class InvertedModel:
             specs.append(tf.TensorSpec(shape, TF_DTYPES[self._io_dtype(tensor)], name=name))
         return specs
 
-    def _signature_body(self, info: SignatureInfo, every_tensor: bool = False):
+    def _signature_body(self, info: SignatureInfo, every_tensor: bool = False, frozen: bool = False):
         module = self.module
         sg = self.model.subgraphs[info.subgraph_index]
         native_io = self.io == "native"
@@ -422,6 +471,11 @@ class InvertedModel:
                 if index not in values:  # an output that is an input or a constant
                     values[index] = module.constant_tensor(info.subgraph_index, index)
                 outputs[name] = tf.identity(graph_output(index, values[index]), name=name.replace("/", "_"))
+            if frozen:  # states as graph inputs (placeholders) and outputs, fed back by the caller
+                read, written = module.frozen_state_io()
+                for key in read:
+                    name = module.state_keys[key]
+                    outputs[name] = tf.identity(written.get(key, read[key]), name=name + "/next")
             return outputs
 
         body.__name__ = python_identifier(info.key)
@@ -455,7 +509,7 @@ def _weight_reads(graph: Any, weights: Mapping[str, tf.Variable]) -> dict[str, s
 def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quantized: str = "fake_quant",
            io: str = "native", input_shapes: Mapping[str, Sequence[int | None]] | None = None,
            inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-           passthrough: bool | Sequence[str] = False, equalize: bool = False) -> InvertedModel:
+           passthrough: bool | Sequence[str] = False, equalize: bool = False, stateless: bool = False) -> InvertedModel:
     """Rebuild a TFLite model (IR, path or bytes) as TensorFlow.
 
     ``quantized``: for integer-quantized models, ``"fake_quant"`` (default) snaps every quantized
@@ -474,12 +528,15 @@ def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quanti
     ``allow_custom_ops``; the SavedModel cannot run them and raises, naming the op.
     ``equalize``: cross-layer equalization (rescale the channels between consecutive convolutions so
     that one scale per weight tensor suffices); the function is unchanged up to float rounding.
+    ``stateless``: variable tensors (LSTM/RNN/SVDF states) start from their initial value on every
+    call; by default they persist across calls as in LiteRT (module state, :meth:`InvertedModel.reset_state`).
     """
     if not isinstance(model, ir.Model):
         from ..reader import load
 
         model = load(model)
     return InvertedModel(model, strict=strict, quantized=quantized, io=io, input_shapes=input_shapes,
-                         inputs=inputs, outputs=outputs, passthrough=passthrough, equalize=equalize)
+                         inputs=inputs, outputs=outputs, passthrough=passthrough, equalize=equalize,
+                         stateless=stateless)
 
 

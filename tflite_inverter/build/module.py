@@ -24,20 +24,23 @@ from ..quant.grids import (HYBRID_INPUTS, HYBRID_WEIGHT_DTYPES, INT16X8_REDUCED_
                            fake_quantize_dynamic, int16x8_requantization_factor, is_quantized_activation)
 from .context import BuildContext, apply_fused_activation, graph_dtype, output_name
 from .passthrough import Passthrough
+from .state import initial_value, state_tensors
 
 QUANTIZED_MODES = ("fake_quant", "dequantize")
 
 
 def _constants(sg: ir.Subgraph) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
     """A subgraph's constants as stored and as consumed, by tensor index. A variable tensor (an
-    RNN/LSTM state) starts every invocation from its buffer, or zeros: the inverted function is
-    stateless, like an interpreter whose variables are reset."""
+    RNN/LSTM state) is here with its initial value (its buffer, or zeros): a constant when the
+    module is stateless or no operator writes it, else the starting value of its module state."""
     stored: dict[int, np.ndarray] = {}
     consumed: dict[int, np.ndarray] = {}
     for t in sg.tensors:
         if t.is_variable:
             if t.data is None and t.dtype in ir.NUMPY_DTYPES and all(d >= 0 for d in t.shape):
-                stored[t.index] = np.zeros(t.shape, ir.NUMPY_DTYPES[t.dtype])
+                # LiteRT's reset value: zero bytes, or the zero point of an int8 tensor (real 0)
+                fill = t.quantization.zero_points[0] if t.dtype == "int8" and t.quantization is not None else 0
+                stored[t.index] = np.full(t.shape, fill, ir.NUMPY_DTYPES[t.dtype])
             elif t.data is not None:
                 stored[t.index] = t.data
             else:
@@ -62,6 +65,14 @@ class _Tables:
         self.weights_as_constants = False  # set while tracing the frozen graph
         self.frozen_placeholders: dict[str, str] = {}  # placeholder node name -> weight name
         self.progress: Any = None  # a progress bar that counts traced operators, while InvertedModel builds
+        # Variable tensors kept across calls: (subgraph, tensor) -> name in InvertedModule.states,
+        # their initial values, and, while tracing the frozen graph, the state read (a placeholder)
+        # and the state written of each.
+        self.state_keys: dict[tuple[int, int], str] = {}
+        self.state_initial: dict[str, np.ndarray] = {}
+        self.frozen_state_inputs: dict[tuple[int, int], tf.Tensor] = {}
+        self.frozen_state_outputs: dict[tuple[int, int], tf.Tensor] = {}
+        self.pending_writes: dict[tuple[int, int], tf.Tensor] = {}
 
 
 class InvertedModule(tf.Module):
@@ -71,7 +82,7 @@ class InvertedModule(tf.Module):
     folded and dequantized, equalized if asked; this class only walks operators."""
 
     def __init__(self, model: ir.Model, name: str = "inverted", quantized: str = "fake_quant",
-                 check_static_shapes: bool = True, passthrough: Passthrough | None = None):
+                 check_static_shapes: bool = True, passthrough: Passthrough | None = None, stateless: bool = False):
         super().__init__(name=name)
         if quantized not in QUANTIZED_MODES:
             raise TfliteInverterError(f"quantized must be one of {QUANTIZED_MODES}, not {quantized!r}")
@@ -81,6 +92,9 @@ class InvertedModule(tf.Module):
         self._tables = _Tables()  # plain Python state, invisible to TensorFlow's tracking
         self.weights: dict[str, tf.Variable] = {}
         self.resources: dict[str, Any] = {}  # TFLite resource variables and hash tables, by key
+        # Variable tensors the kernels write back into (LSTM/RNN/SVDF states), by name; none if stateless.
+        self.states: dict[str, tf.Variable] = {}
+        self.stateless = stateless
         self.passthrough = passthrough
         # (subgraph, tensor) -> a calibrated uint8 grid, applied by on_grid when traced.
         self.activation_grids: dict[tuple[int, int], ir.QuantParams] = {}
@@ -88,6 +102,8 @@ class InvertedModule(tf.Module):
             self._tables.stored[sg.index], self._tables.consumed[sg.index] = _constants(sg)
         for sg in model.subgraphs:
             self._create_weights(sg)
+        if not stateless:
+            self._create_states()
         for sg in model.subgraphs:
             for op in sg.operators:
                 spec = registry.lookup(op.opcode)
@@ -140,12 +156,89 @@ class InvertedModule(tf.Module):
                 self.weights[name] = tf.Variable(np.array(value), name=name, trainable=True)
                 self._tables.weight_keys[key] = name
 
+    def _create_states(self) -> None:
+        taken: set[str] = set()
+        for key, state in state_tensors(self._model).items():
+            base = "state/" + sanitize_name(state.tensor.name)
+            if state.subgraph:
+                base = f"state/{sanitize_name(self._model.subgraphs[state.subgraph].name)}/{sanitize_name(state.tensor.name)}"
+            name, suffix = base, 0
+            while name in taken:
+                suffix += 1
+                name = f"{base}_{suffix}"
+            taken.add(name)
+            initial = initial_value(state.tensor, self._tables.consumed[state.subgraph][state.tensor.index])
+            self._tables.state_keys[key] = name
+            self._tables.state_initial[name] = initial
+            self.states[name] = tf.Variable(initial, name=name.replace("/", "_"), trainable=False)
+
+    def reset_states(self) -> None:
+        """Every state back to its initial value (LiteRT's ``reset_all_variables()``)."""
+        for name, variable in self.states.items():
+            variable.assign(self._tables.state_initial[name])
+
+    def state_initial_value(self, name: str) -> np.ndarray:
+        return self._tables.state_initial[name]
+
+    @property
+    def state_keys(self) -> Mapping[tuple[int, int], str]:
+        """(subgraph, tensor index) -> name in :attr:`states`."""
+        return dict(self._tables.state_keys)
+
+    def _read_state(self, sg: ir.Subgraph, index: int) -> tf.Tensor:
+        key = (sg.index, index)
+        name = self._tables.state_keys[key]
+        if not self._tables.weights_as_constants:
+            return self.states[name].read_value()
+        # Frozen graph: the state is an input of the graph, named after the tensor.
+        tensor = sg.tensors[index]
+        placeholder = tf.raw_ops.Placeholder(dtype=graph_dtype(tensor), shape=self.states[name].shape, name=name)
+        self._tables.frozen_state_inputs[key] = placeholder
+        return placeholder
+
+    def write_variable(self, ctx: BuildContext, position: int, value: tf.Tensor) -> None:
+        """A builder hands over what its kernel writes into variable input ``position``."""
+        spec = self._spec(ctx.op)
+        if spec is None or position not in spec.written_inputs(ctx.op.options):
+            raise ctx.fail(f"writes input {position}, which its spec does not declare (writes_inputs)")
+        index = ctx.op.inputs[position]
+        if index is None:
+            return
+        key = (ctx.subgraph.index, index)
+        if key in self._tables.state_keys:
+            self._tables.pending_writes[key] = value
+
+    def _commit_writes(self, sg: ir.Subgraph, op: ir.Operator, spec: "registry.OpSpec", values: dict,
+                       ctx: BuildContext) -> None:
+        """After an operator: each state it writes takes its new value, seen by later readers in
+        this call and kept for the next (assigned to the variable, or a frozen graph's output)."""
+        pending, self._tables.pending_writes = self._tables.pending_writes, {}
+        for position in spec.written_inputs(op.options):
+            index = op.inputs[position] if position < len(op.inputs) else None
+            key = (sg.index, index)
+            if index is None or key not in self._tables.state_keys:
+                continue
+            if key not in pending:
+                raise ctx.fail(f"the builder did not write the state in input {position} ({sg.tensors[index].name!r})")
+            tensor = sg.tensors[index]
+            variable = self.states[self._tables.state_keys[key]]
+            value = tf.ensure_shape(self.on_grid(tensor, pending[key], sg.index), variable.shape)
+            if value.dtype != variable.dtype:
+                raise ctx.fail(f"state {tensor.name!r} written as {value.dtype.name}, it is {variable.dtype.name}")
+            if self._tables.weights_as_constants:
+                self._tables.frozen_state_outputs[key] = value
+            else:
+                variable.assign(value)
+            values[index] = value
+
     def _input_value(self, sg: ir.Subgraph, op: ir.Operator, position: int, values: dict, ctx: BuildContext):
         index = op.inputs[position]
         if index is None:
             return None
         spec = self._spec(op)
         layout = spec.weight_layouts.get(position) if spec else None
+        if (sg.index, index) in self._tables.state_keys and index not in values:
+            values[index] = self._read_state(sg, index)  # once per call; later readers see writes
         if index in values:
             value = values[index]
             return layout(value, ctx, tf) if layout is not None else value
@@ -176,10 +269,16 @@ class InvertedModule(tf.Module):
         placeholder node name -> weight name, which the frozen-pb emitter turns into Const nodes."""
         self._tables.weights_as_constants = True
         self._tables.frozen_placeholders = {}
+        self._tables.frozen_state_inputs = {}
+        self._tables.frozen_state_outputs = {}
         try:
             yield self._tables.frozen_placeholders
         finally:
             self._tables.weights_as_constants = False
+
+    def frozen_state_io(self) -> tuple[dict[tuple[int, int], tf.Tensor], dict[tuple[int, int], tf.Tensor]]:
+        """During a frozen trace: the placeholder each state is read from and the value written to it."""
+        return dict(self._tables.frozen_state_inputs), dict(self._tables.frozen_state_outputs)
 
     def _hybrid_inputs(self, sg: ir.Subgraph, op: ir.Operator, inputs: list) -> list:
         """In ``fake_quant`` mode, a hybrid op (float input, int8 constant weights) sees its float input
@@ -252,6 +351,7 @@ class InvertedModule(tf.Module):
             inputs = [self._input_value(sg, op, p, values, ctx) for p in range(len(op.inputs))]
             inputs = self._hybrid_inputs(sg, op, inputs)
             scope = sanitize_name(output_name(sg, op))
+            self._tables.pending_writes = {}
             try:
                 with tf.name_scope(scope):
                     outputs = spec.builder(ctx, op, inputs)
@@ -268,6 +368,7 @@ class InvertedModule(tf.Module):
                 raise ctx.fail(f"{type(exc).__name__}: {exc}") from exc
             if len(outputs) != len(op.outputs):
                 raise ctx.fail(f"builder returned {len(outputs)} outputs, the operator has {len(op.outputs)}")
+            self._commit_writes(sg, op, spec, values, ctx)
             for position, (index, value) in enumerate(zip(op.outputs, outputs)):
                 if index is None:
                     continue

@@ -48,8 +48,11 @@ def make_inputs(tensors: Sequence[ir.Tensor], draws: int, seed: int, float_range
 
 def run_reference(model_path: str, draws: list[list[np.ndarray]], *, input_names: Sequence[str], input_tensors: Sequence[int],
                   output_names: Sequence[str], output_tensors: Sequence[int], signature: str | None,
-                  resolvers: Sequence[str] = ("default",), all_tensors: bool = False, timeout: float = 900) -> dict[str, np.ndarray]:
-    """Run the reference interpreter in a subprocess; results keyed ``resolver/draw/out/position``."""
+                  resolvers: Sequence[str] = ("default",), all_tensors: bool = False, timeout: float = 900,
+                  sequence: bool = False) -> dict[str, np.ndarray]:
+    """Run the reference interpreter in a subprocess; results keyed ``resolver/draw/out/position``.
+    Each draw starts from reset variable tensors; with ``sequence`` the draws also run as successive
+    invocations of one interpreter (its state carried from one to the next), keyed ``sequence/...``."""
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_ref_") as work:
         inputs_path = os.path.join(work, "inputs.npz")
         outputs_path = os.path.join(work, "outputs.npz")
@@ -58,7 +61,7 @@ def run_reference(model_path: str, draws: list[list[np.ndarray]], *, input_names
             "model": str(model_path), "inputs": inputs_path, "outputs": outputs_path, "draws": len(draws),
             "input_names": list(input_names), "input_tensors": list(input_tensors),
             "output_names": list(output_names), "output_tensors": list(output_tensors),
-            "signature": signature, "resolvers": list(resolvers), "all_tensors": all_tensors,
+            "signature": signature, "resolvers": list(resolvers), "all_tensors": all_tensors, "sequence": sequence,
         }
         request_path = os.path.join(work, "request.json")
         with open(request_path, "w") as handle:

@@ -10,6 +10,11 @@ seeded inputs. A float output passes when::
 
 An integer output with quantization parameters passes within one quantization step (or twice
 its noise floor, in steps).
+
+A stateful model (variable tensors that its LSTM, RNN or SVDF kernels write back) is run twice:
+each draw from reset state (a fresh interpreter; the candidate reset before each draw), and the
+draws as one sequence of calls to one interpreter against one candidate reset once before the
+first. Its outputs are reported for both, and it passes only if both match.
 """
 
 from __future__ import annotations
@@ -256,7 +261,8 @@ def compare_output(name: str, tensor: ir.Tensor, reference: list[np.ndarray], ca
     else:
         tolerance, unit = max(rtol * max(1.0, magnitude), 2 * (floor or 0.0)), "value"
     max_abs = float(diff.max()) if diff.size else 0.0
-    within = float(np.mean(diff <= 1.0 + 1e-6)) if step is not None and diff.size else None
+    # within one step by the rule that passes an output (float32 rounding of a dequantized output included)
+    within = float(np.mean(diff <= 1.0 + 1e-4 + slack)) if step is not None and diff.size else None
     rel = diff / np.maximum(finite_ref, 1e-6)
     return OutputReport(
         name=name, tflite_tensor=tensor.name, shape=tuple(ref.shape[1:]), dtype=tensor.dtype,
@@ -279,8 +285,10 @@ def _adapt_inputs(values: list[np.ndarray], tensors: Sequence[ir.Tensor], dtypes
     return adapted
 
 
-def _candidate_runner(candidate: Any, model: ir.Model, info: Any) -> tuple[str, Callable[[list[np.ndarray]], list[np.ndarray]]]:
-    """A function mapping one draw's inputs (in signature order) to outputs (in signature order)."""
+def _candidate_runner(candidate: Any, model: ir.Model, info: Any
+                      ) -> tuple[str, Callable[[list[np.ndarray]], list[np.ndarray]], Callable[[], None] | None]:
+    """A function mapping one draw's inputs (in signature order) to outputs (in signature order),
+    and one that resets the candidate's state (``None`` when it keeps none)."""
     from ..build.inverted import InvertedModel
     from ..names import python_identifier
 
@@ -294,7 +302,7 @@ def _candidate_runner(candidate: Any, model: ir.Model, info: Any) -> tuple[str, 
             out = candidate.run(dict(zip(input_keys, _adapt_inputs(values, tensors, dtypes))), signature=info.key)
             return [out[name] for name in info.output_names]
 
-        return "inverted model (in memory)", run_inverted
+        return "inverted model (in memory)", run_inverted, candidate.reset_state if candidate.stateful else None
     path = Path(candidate)
     if path.is_dir():
         import tensorflow as tf
@@ -310,13 +318,20 @@ def _candidate_runner(candidate: Any, model: ir.Model, info: Any) -> tuple[str, 
             out = function(**{k: tf.constant(v) for k, v in zip(input_keys, _adapt_inputs(values, tensors, dtypes))})
             return [out[name].numpy() for name in info.output_names]
 
-        return f"SavedModel {path}", run_saved_model
+        def reset():
+            loaded.reset_state()  # through ``loaded``: its variables live as long as it does
+
+        reset = reset if hasattr(loaded, "reset_state") else None
+        return f"SavedModel {path}", run_saved_model, reset
     if path.suffix == ".pb":
-        return f"frozen graph {path}", _frozen_pb_runner(path, tensors)
+        return (f"frozen graph {path}", *_frozen_pb_runner(path, tensors))
     raise VerificationError(f"{path}: not a SavedModel directory, a .pb file or a .tflite file")
 
 
-def _frozen_pb_runner(path: Path, tensors: Sequence[ir.Tensor]) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+def _frozen_pb_runner(path: Path, tensors: Sequence[ir.Tensor]
+                      ) -> tuple[Callable[[list[np.ndarray]], list[np.ndarray]], Callable[[], None] | None]:
+    """The runner of a frozen pb and its reset. A stateful pb takes its states as inputs and returns
+    them as outputs (the sidecar's ``state``): the runner feeds each call what the last one wrote."""
     import tensorflow as tf
 
     from ..emit.frozen_pb import sidecar_path
@@ -335,11 +350,38 @@ def _frozen_pb_runner(path: Path, tensors: Sequence[ir.Tensor]) -> Callable[[lis
     fetches = [graph.get_tensor_by_name(o["tensor"]) for o in description["outputs"]]
 
     dtypes = [i["dtype"] for i in description["inputs"]]
+    states = description.get("state", [])
+    state_feeds = [graph.get_tensor_by_name(s["input"]["tensor"]) for s in states]
+    state_fetches = [graph.get_tensor_by_name(s["output"]["tensor"]) for s in states]
+
+    def initial(state: dict) -> np.ndarray:
+        if state["initial"] == "zeros":
+            return np.zeros(state["shape"], state["dtype"])
+        return np.asarray(state["initial"], state["dtype"])
+
+    current = [initial(s) for s in states]
 
     def run_frozen(values):
-        return session.run(fetches, dict(zip(feeds, _adapt_inputs(values, tensors, dtypes))))
+        feed = dict(zip(feeds, _adapt_inputs(values, tensors, dtypes)))
+        feed.update(zip(state_feeds, current))
+        results = session.run(fetches + state_fetches, feed)
+        current[:] = results[len(fetches):]
+        return results[:len(fetches)]
 
-    return run_frozen
+    def reset():
+        current[:] = [initial(s) for s in states]
+
+    return run_frozen, reset if states else None
+
+
+def _has_state(model: ir.Model, info: Any) -> bool:
+    """Whether the signature's subgraph (its operators, if cut) has variable tensors its kernels write."""
+    if not any(t.is_variable for t in model.subgraphs[info.subgraph_index].tensors):
+        return False  # (the registry, which knows what each kernel writes, imports TensorFlow)
+    from ..build.state import state_tensors
+
+    return any(state.subgraph == info.subgraph_index and (info.operators is None or state.operator in info.operators)
+               for state in state_tensors(model).values())
 
 
 def _ordered_draw(draw: Any, info: Any, raw_signature: ir.Signature | None) -> list[np.ndarray]:
@@ -433,7 +475,7 @@ def _has_blockwise_weights(model: ir.Model) -> bool:
 def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature: str | None = None, draws: int = 3,
            seed: int = 0, inputs: Sequence[Sequence[np.ndarray]] | None = None, rtol: float = DEFAULT_RTOL,
            noise_floor: bool = True, float_range: tuple[float, float] = (-1.0, 1.0), timeout: float = 900,
-           per_tensor: bool = False, segments: bool | None = None, inversion: Any = None,
+           per_tensor: bool = False, segments: bool | None = None, inversion: Any = None, sequence: bool | None = None,
            _cut_applied: bool = False) -> VerifyReport:
     """Run ``tflite_model`` in LiteRT and ``candidate`` on the same inputs; report per-output errors.
 
@@ -453,6 +495,10 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
     ``per_tensor=True`` also compares every intermediate tensor with LiteRT's (all tensors preserved,
     builtin kernels without delegates) and names the first operator whose output diverges
     (``report.first_divergence``); the candidate is then inverted in process if it is not already.
+
+    ``sequence``: also run the draws as one sequence of calls (LiteRT's interpreter and the
+    candidate keeping their state from call to call); ``None`` (default): when the model has
+    state; ``False``: not, and the notes say so.
     """
     from ..build.signatures import model_signatures
 
@@ -472,7 +518,7 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
             data = cut_model(Path(model_path).read_bytes(), info.input_tensors, info.output_tensors, info.operators)
             report = verify(data, candidate, signature=signature, draws=draws, seed=seed, inputs=inputs, rtol=rtol,
                             noise_floor=noise_floor, float_range=float_range, timeout=timeout, per_tensor=per_tensor,
-                            segments=segments, _cut_applied=True)
+                            segments=segments, sequence=sequence, _cut_applied=True)
             report.model = f"{tflite_model if not isinstance(tflite_model, bytes) else '<bytes>'} (cut: {len(info.operators)} operators)"
             return report
         infos = {s.key: s for s in model_signatures(model)}
@@ -497,6 +543,10 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
             timeout=timeout,
         )
         notes: list[str] = []
+        stateful = _has_state(model, info)
+        check_sequence = stateful if sequence is None else sequence
+        if check_sequence:
+            ref_kwargs["sequence"] = True  # the same LiteRT run also gives the calls in sequence
         customs = [op for op in sg.operators if op.is_custom]
         if segments is None and customs and info.subgraph_index == 0:
             try:
@@ -506,6 +556,8 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
                 segments = True
                 notes.append(f"note: LiteRT cannot run the whole model ({str(error)[-160:]}); verified in segments")
         if segments:
+            if stateful:
+                notes.append("note: the model keeps state across calls; in segments only independent draws are compared")
             return _verify_by_segments(model_path, model, info, candidate, draw_inputs, rtol, noise_floor, notes, timeout,
                                        inversion,
                                        str(tflite_model) if not isinstance(tflite_model, bytes) else "<bytes>")
@@ -513,14 +565,27 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
             reference, primary, noise_floor = _run_reference_with_fallbacks(
                 model_path, draw_inputs, ref_kwargs, noise_floor, notes, model)
 
+        if stateful and not check_sequence:
+            notes.append("note: the model keeps state across calls; calls in sequence were not compared (sequence=False)")
         if not isinstance(candidate, (str, os.PathLike)) or not str(candidate).endswith(".tflite"):
-            label, runner = _candidate_runner(candidate, model, info)
-            candidate_outputs = [runner(values) for values in progress(draw_inputs, description="verifying", unit="draw")]
+            label, runner, reset = _candidate_runner(candidate, model, info)
+
+            def run_candidate(in_sequence: bool) -> list[list[np.ndarray]]:
+                outputs = []
+                for d, values in enumerate(progress(draw_inputs, description="verifying", unit="draw")):
+                    if reset is not None and (d == 0 or not in_sequence):
+                        reset()
+                    outputs.append(runner(values))
+                return outputs
         else:
             label = f"TFLite model {candidate}"
-            other = run_reference(str(candidate), draw_inputs, resolvers=("default",), timeout=timeout,
-                                  **_tflite_io(load(str(candidate)), key, len(input_tensors), len(output_tensors)))
-            candidate_outputs = [[other[f"default/{d}/out/{i}"] for i in range(len(output_tensors))] for d in range(len(draw_inputs))]
+            other_io = _tflite_io(load(str(candidate)), key, len(input_tensors), len(output_tensors))
+
+            def run_candidate(in_sequence: bool) -> list[list[np.ndarray]]:
+                other = run_reference(str(candidate), draw_inputs, resolvers=("default",), timeout=timeout,
+                                      sequence=in_sequence, **other_io)
+                return [[other[f"default/{d}/out/{i}"] for i in range(len(output_tensors))] for d in range(len(draw_inputs))]
+        candidate_outputs = run_candidate(False)
 
         report = VerifyReport(model=str(tflite_model) if not isinstance(tflite_model, bytes) else "<bytes>",
                               candidate=label, signature=key, draws=len(draw_inputs), notes=notes)
@@ -530,6 +595,16 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
             got = [candidate_outputs[d][i] for d in range(len(draw_inputs))]
             step = quantization_step(sg, info.output_tensors[i])
             report.outputs.append(compare_output(name, tensor, ref, got, floor, rtol, step))
+        if check_sequence:
+            sequence_outputs = run_candidate(True)
+            for i, (name, tensor) in enumerate(zip(info.output_names, output_tensors)):
+                ref = [reference[f"sequence/{primary}/{d}/out/{i}"] for d in range(len(draw_inputs))]
+                floor = [reference[f"sequence/reference/{d}/out/{i}"] for d in range(len(draw_inputs))] if noise_floor else None
+                got = [sequence_outputs[d][i] for d in range(len(draw_inputs))]
+                step = quantization_step(sg, info.output_tensors[i])
+                report.outputs.append(compare_output(f"{name} (calls in sequence)", tensor, ref, got, floor, rtol, step))
+            notes.append(f"state: {len(draw_inputs)} draws compared from reset state and as one sequence of "
+                         f"{len(draw_inputs)} calls (state carried over)")
         if per_tensor:
             report.tensors = _verify_tensors(model_path, model, info, candidate, draw_inputs, ref_kwargs, rtol, notes)
     return report
@@ -553,7 +628,10 @@ def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: 
     customs = [op for op in sg.operators if op.is_custom]
     segment = builtin_segment(Path(model_path).read_bytes(), [op.index for op in customs])
     keys = [python_identifier(n) for n in info.input_names]
-    ours = [inverted.tensor_values(dict(zip(keys, values)), signature=info.key) for values in draws]
+    ours = []
+    for values in draws:  # each from reset state, as LiteRT runs the segment below
+        inverted.reset_state()
+        ours.append(inverted.tensor_values(dict(zip(keys, values)), signature=info.key))
     feeds = []
     for d, values in enumerate(draws):
         given = dict(zip(info.input_tensors, values))
@@ -609,14 +687,20 @@ def _compare_written_with_inversion(report: VerifyReport, candidate: Any, model:
     inversion that segment verification checked against LiteRT: rows ``<output> (file vs in memory)``."""
     from ..names import python_identifier
 
-    label, runner = _candidate_runner(candidate, model, info)
+    label, runner, reset = _candidate_runner(candidate, model, info)
     keys = [python_identifier(n) for n in info.input_names]
     sg = model.subgraphs[info.subgraph_index]
     tensors = [sg.tensors[i] for i in info.input_tensors]
     dtypes = [spec.dtype for spec in inverted.inputs(info.key)]
-    written = [runner(values) for values in draws]
+    written = []
+    for values in draws:  # each draw from reset state, on both sides
+        if reset is not None:
+            reset()
+        written.append(runner(values))
     in_memory = []
     for values in draws:
+        if getattr(inverted, "stateful", False):
+            inverted.reset_state()
         out = inverted.run(dict(zip(keys, _adapt_inputs(values, tensors, dtypes))), signature=info.key)
         in_memory.append([out[name] for name in info.output_names])
     for i, (name, index) in enumerate(zip(info.output_names, info.output_tensors)):
@@ -669,9 +753,9 @@ def _verify_tensors(model_path: str, model: ir.Model, info: Any, candidate: Any,
         raise VerificationError("per-tensor verification covers signatures of subgraph 0")
     # A fresh inversion: state (variables, random-op counters) must start where the fresh interpreter's does.
     mode = candidate.quantized_mode if isinstance(candidate, InvertedModel) else "fake_quant"
-    inverted = InvertedModel(model, quantized=mode)
+    inverted = InvertedModel(model, quantized=mode, stateless=True)  # each draw from reset state, as here in LiteRT
     sg = model.subgraphs[0]
-    kwargs = dict(ref_kwargs, signature=None, all_tensors=True,
+    kwargs = dict(ref_kwargs, signature=None, all_tensors=True, sequence=False,
                   input_names=[sg.tensors[i].name for i in info.input_tensors])
     # XNNPACK fuses operators, so intermediate tensors are read from the builtin kernels.
     try:

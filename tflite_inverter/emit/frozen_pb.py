@@ -8,6 +8,11 @@ the file is one valid GraphDef, and the weights are never all copied into one pr
 
 The sidecar (``<name>.json`` next to the ``.pb``) names the input and output nodes with their
 shapes and dtypes, which is what ``tf.compat.v1.lite.TFLiteConverter.from_frozen_graph`` needs.
+
+A GraphDef holds no variables, so the states a stateful model keeps across calls (the variable
+tensors of LSTM/RNN/SVDF kernels) become extra inputs and outputs: the sidecar's ``state`` list
+gives, for each, the input node it is read from, the output node holding what the call wrote
+into it (the caller feeds it back as the next call's input), and the first call's value.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class FreezableModel(Protocol):
     passthrough: Any
 
     def frozen_concrete_function(self, signature: str | None = None) -> tuple[Any, dict[str, str | None]]: ...
+    def frozen_states(self, signature: str | None = None) -> list[dict]: ...
     def inputs(self, signature: str | None = None) -> list: ...
     def outputs(self, signature: str | None = None) -> list: ...
     @property
@@ -93,6 +99,9 @@ def write_frozen_graph(inverted: "FreezableModel", handle: BinaryIO, signature: 
         handle.write(_varint(_GRAPH_DEF_NODE_FIELD << 3 | 2) + _varint(len(data)))
         handle.write(data)
     description = _io_description(inverted, key, concrete)
+    states = inverted.frozen_states(key)
+    if states:
+        description["state"] = states
     if custom_opdefs:
         description["custom_opdefs"] = custom_opdefs
     return description
@@ -110,9 +119,11 @@ def tflite_converter(pb_path: str | Path, description: dict | None = None):
     pb_path = Path(pb_path)
     if description is None:
         description = json.loads(sidecar_path(pb_path).read_text())
-    inputs = [i["node"] for i in description["inputs"]]
-    outputs = [o["node"] for o in description["outputs"]]
+    states = description.get("state", [])
+    inputs = [i["node"] for i in description["inputs"]] + [s["input"]["node"] for s in states]
+    outputs = [o["node"] for o in description["outputs"]] + [s["output"]["node"] for s in states]
     shapes = {i["node"]: [1 if d is None else d for d in i["shape"]] for i in description["inputs"]}
+    shapes.update({s["input"]["node"]: s["shape"] for s in states})
     opdefs = description.get("custom_opdefs", [])
     if not opdefs:
         return tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(str(pb_path), inputs, outputs, input_shapes=shapes)

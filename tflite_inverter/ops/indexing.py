@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ..quant.grids import is_quantized_activation
 from .registry import register
 
 
@@ -178,7 +179,22 @@ def build_where(ctx, op, inputs):
 def build_reverse_v2(ctx, op, inputs):
     x, axis = inputs
     static = _static_shape(ctx, 1)
-    return [tf.reverse(x, static if static is not None else tf.reshape(axis, [-1]))]
+    return [_same_integers(ctx, tf.reverse(x, static if static is not None else tf.reshape(axis, [-1])))]
+
+
+def _same_integers(ctx, x):
+    """LiteRT's REVERSE_V2 copies the integers of a quantized tensor whatever the output's scale and
+    zero point: in ``fake_quant`` mode the real value follows (the converter gives a reverse of an
+    int8 LSTM output, in a Bidirectional LSTM, the concatenation's parameters)."""
+    source, target = ctx.input_tensor(0), ctx.output_tensor(0)
+    if ctx.quantized_mode != "fake_quant" or not (is_quantized_activation(source) and is_quantized_activation(target)):
+        return x
+    (s_in,), (zp_in,) = source.quantization.scales, source.quantization.zero_points
+    (s_out,), (zp_out,) = target.quantization.scales, target.quantization.zero_points
+    if s_in == s_out and zp_in == zp_out:
+        return x
+    integers = tf.round(x / float(s_in)) + float(zp_in)
+    return (integers - float(zp_out)) * float(s_out)
 
 
 @register("REVERSE_SEQUENCE", max_version=1)

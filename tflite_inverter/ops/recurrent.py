@@ -23,14 +23,18 @@ SVDF: input ``[batch, input]``, feature weights ``[filters, input]``, time weigh
 
 The options' ``fused_activation_function`` is, for the LSTM and RNN families, the cell's own
 activation (applied inside the recurrence), so these builders apply it; for SVDF it is an output
-activation. Variable states arrive as their initial value (zeros), as the interpreter has them
-after a reset. Matrices are transposed once to TensorFlow's ``[in, out]`` layout (weight layouts).
+activation. Variable states arrive as the module holds them (zeros after a reset), and each builder
+hands back what LiteRT's kernel writes into them (``ctx.write_variable``): the last step's output
+and cell states of each direction (the backward direction's last step is time 0), an RNN's last
+hidden state, SVDF's shifted memory. Matrices are transposed once to TensorFlow's ``[in, out]`` layout (weight layouts).
 
 Hybrid kernels (float data, int8 weights): in ``fake_quant`` mode each matrix product with an int8
 weight sees its float operand quantized per batch row, as the kernel does at every time step (the
 input, the previous output state, the aux input, the projection input); symmetric, or asymmetric
 with ``asymmetric_quantize_inputs``. In ``dequantize`` mode everything is float. Full-integer
-kernels (int8/int16 activations) are fixed point throughout and are refused in ``fake_quant`` mode.
+kernels (int8/int16 activations) are fixed point throughout: the integer SVDF and the 8x8_16
+LSTM (UNIDIRECTIONAL_SEQUENCE_LSTM and the full LSTM kernel) are emulated in ``fake_quant`` mode
+(:mod:`tflite_inverter.ops.integer_recurrent`); the others are refused there.
 
 LiteRT behaviours followed here rather than the textbook recurrence: BIDIRECTIONAL_SEQUENCE_RNN in
 batch-major non-stacking mode feeds the backward direction the forward input (its batch-major
@@ -49,6 +53,7 @@ import tensorflow as tf
 
 from ..build.context import apply_fused_activation
 from ..quant.grids import fake_quantize_dynamic
+from .integer_recurrent import IntegerLstm, svdf_integer
 from .registry import register
 
 _LAYER_NORM_EPSILON = 1e-8  # kNormalizationConstant of MeanStddevNormalization
@@ -176,8 +181,9 @@ class _Lstm:
             return self.step(x_t, aux_t, h, c)
 
         elems = (x, aux) if aux is not None else x
-        hs, _ = tf.scan(body, elems, initializer=(h0, c0), reverse=reverse)
-        return hs
+        hs, cs = tf.scan(body, elems, initializer=(h0, c0), reverse=reverse)
+        last = 0 if reverse else -1
+        return hs, hs[last], cs[last]
 
 
 def _lstm_direction(ctx, op, inputs, first: int, aux_first: int | None, layer_norm_first: int | None) -> _Lstm:
@@ -239,12 +245,21 @@ def _lstm_direction(ctx, op, inputs, first: int, aux_first: int | None, layer_no
 _LSTM_MATRICES = (1, 2, 3, 4, 5, 6, 7, 8, 16)
 
 
-@register("UNIDIRECTIONAL_SEQUENCE_LSTM", max_version=4, **_CELL_ACTIVATION, weight_layouts=_layouts(*_LSTM_MATRICES))
+@register("UNIDIRECTIONAL_SEQUENCE_LSTM", max_version=4, **_CELL_ACTIVATION, weight_layouts=_layouts(*_LSTM_MATRICES),
+          writes_inputs=(18, 19))
 def build_unidirectional_sequence_lstm(ctx, op, inputs):
     x = inputs[0]
     time_major = bool(op.options.get("time_major", False))
+    data = ctx.input_tensor(0)
+    if _fake_quant_mode(ctx) and data.dtype == "int8":
+        hs, h, c = IntegerLstm(ctx, op).sequence(_time_major(x, time_major), inputs[18], inputs[19])
+        ctx.write_variable(18, h)
+        ctx.write_variable(19, c)
+        return [_time_major(hs, time_major)]
     cell = _lstm_direction(ctx, op, inputs, 1, None, 20)
-    hs = cell.sequence(_time_major(x, time_major), None, inputs[18], inputs[19])
+    hs, h, c = cell.sequence(_time_major(x, time_major), None, inputs[18], inputs[19])
+    ctx.write_variable(18, h)
+    ctx.write_variable(19, c)
     return [_time_major(hs, time_major)]
 
 
@@ -277,17 +292,31 @@ def _lstm_layouts():
     return {p: layout_for(p) for p in set(full) | {2}}
 
 
-@register("LSTM", max_version=4, **_CELL_ACTIVATION, weight_layouts=_lstm_layouts())
+def _lstm_writes(options) -> tuple[int, ...]:
+    """The full kernel updates its output and cell states in place; the BASIC kernel writes its
+    new activation and state to outputs 0 and 1 and leaves its inputs alone."""
+    return () if options.get("kernel_type", "FULL") == "BASIC" else (18, 19)
+
+
+@register("LSTM", max_version=4, **_CELL_ACTIVATION, weight_layouts=_lstm_layouts(), writes_inputs=_lstm_writes)
 def build_lstm(ctx, op, inputs):
     if op.options.get("kernel_type", "FULL") == "BASIC":
         return _lstm_basic(ctx, op, inputs)
+    if _fake_quant_mode(ctx) and ctx.input_tensor(0).dtype == "int8":  # the 8x8_16 kernel, one step
+        hs, h, c = IntegerLstm(ctx, op).sequence(inputs[0][None], inputs[18], inputs[19])
+        ctx.write_variable(18, h)
+        ctx.write_variable(19, c)
+        return [hs[0]]
     cell = _lstm_direction(ctx, op, inputs, 1, None, 20)
-    h, _ = cell.step(inputs[0], None, inputs[18], inputs[19])
+    h, c = cell.step(inputs[0], None, inputs[18], inputs[19])
+    ctx.write_variable(18, h)
+    ctx.write_variable(19, c)
     return [h]
 
 
 @register("BIDIRECTIONAL_SEQUENCE_LSTM", max_version=3, **_CELL_ACTIVATION,
-          weight_layouts=_layouts(*_LSTM_MATRICES, *(p + 17 for p in _LSTM_MATRICES), *range(40, 48)))
+          weight_layouts=_layouts(*_LSTM_MATRICES, *(p + 17 for p in _LSTM_MATRICES), *range(40, 48)),
+          writes_inputs=(35, 36, 37, 38))
 def build_bidirectional_sequence_lstm(ctx, op, inputs):
     o = op.options
     time_major = bool(o.get("time_major", False))
@@ -300,8 +329,10 @@ def build_bidirectional_sequence_lstm(ctx, op, inputs):
         bw_x, aux = aux, None  # non-stacking mode: the aux input is the backward direction's input
     else:
         bw_x = x
-    fw = forward.sequence(x, aux, inputs[35], inputs[36])
-    bw = backward.sequence(bw_x, aux, inputs[37], inputs[38], reverse=True)
+    fw, fw_h, fw_c = forward.sequence(x, aux, inputs[35], inputs[36])
+    bw, bw_h, bw_c = backward.sequence(bw_x, aux, inputs[37], inputs[38], reverse=True)
+    for position, value in zip((35, 36, 37, 38), (fw_h, fw_c, bw_h, bw_c)):
+        ctx.write_variable(position, value)
     if o.get("merge_outputs"):
         return [_time_major(tf.concat([fw, bw], axis=-1), time_major)]
     return [_time_major(fw, time_major), _time_major(bw, time_major)]
@@ -351,19 +382,25 @@ def _rnn_direction(ctx, op, inputs, first: int, aux_position: int | None) -> _Rn
     )
 
 
-@register("RNN", max_version=3, **_CELL_ACTIVATION, weight_layouts=_layouts(1, 2))
+@register("RNN", max_version=3, **_CELL_ACTIVATION, weight_layouts=_layouts(1, 2), writes_inputs=(4,))
 def build_rnn(ctx, op, inputs):
-    return [_rnn_direction(ctx, op, inputs, 1, None).step(inputs[0], None, inputs[4])]
+    h = _rnn_direction(ctx, op, inputs, 1, None).step(inputs[0], None, inputs[4])
+    ctx.write_variable(4, h)
+    return [h]
 
 
-@register("UNIDIRECTIONAL_SEQUENCE_RNN", max_version=3, **_CELL_ACTIVATION, weight_layouts=_layouts(1, 2))
+@register("UNIDIRECTIONAL_SEQUENCE_RNN", max_version=3, **_CELL_ACTIVATION, weight_layouts=_layouts(1, 2),
+          writes_inputs=(4,))
 def build_unidirectional_sequence_rnn(ctx, op, inputs):
     time_major = bool(op.options.get("time_major", False))
     cell = _rnn_direction(ctx, op, inputs, 1, None)
-    return [_time_major(cell.sequence(_time_major(inputs[0], time_major), None, inputs[4]), time_major)]
+    hs = cell.sequence(_time_major(inputs[0], time_major), None, inputs[4])
+    ctx.write_variable(4, hs[-1])
+    return [_time_major(hs, time_major)]
 
 
-@register("BIDIRECTIONAL_SEQUENCE_RNN", max_version=3, **_CELL_ACTIVATION, weight_layouts=_layouts(1, 2, 5, 6, 10, 11))
+@register("BIDIRECTIONAL_SEQUENCE_RNN", max_version=3, **_CELL_ACTIVATION, weight_layouts=_layouts(1, 2, 5, 6, 10, 11),
+          writes_inputs=(4, 8))
 def build_bidirectional_sequence_rnn(ctx, op, inputs):
     o = op.options
     time_major = bool(o.get("time_major", False))
@@ -394,6 +431,8 @@ def build_bidirectional_sequence_rnn(ctx, op, inputs):
         fw = forward.sequence(x, aux, fw_state)
         bw = backward.sequence(bw_x, aux, bw_state, reverse=True)
         fw_state, bw_state = fw[-1], bw[0]
+    ctx.write_variable(4, fw_state)
+    ctx.write_variable(8, bw_state)
     if o.get("merge_outputs"):
         return [_time_major(tf.concat([fw, bw], axis=-1), time_major)]
     return [_time_major(fw, time_major), _time_major(bw, time_major)]
@@ -402,20 +441,31 @@ def build_bidirectional_sequence_rnn(ctx, op, inputs):
 # -- SVDF ---------------------------------------------------------------------------------------
 
 
-@register("SVDF", max_version=4, weight_layouts=_layouts(1))
+def _svdf_activation(ctx, op, y):
+    return apply_fused_activation(y, op.options.get("fused_activation_function", "NONE"))
+
+
+@register("SVDF", max_version=4, weight_layouts=_layouts(1), writes_inputs=(4,), fused_activation=False)
 def build_svdf(ctx, op, inputs):
     """One step: shift each filter's memory left, append the feature projection of the input,
-    weigh the memory by the time weights, sum the ``rank`` filters of each unit, add the bias. The
-    fused activation (on the output) is applied by build/module.py."""
-    _refuse_integer_kernel(ctx)
+    weigh the memory by the time weights, sum the ``rank`` filters of each unit, add the bias,
+    apply the fused activation (on the output). The new memory is written back into the state.
+    An int8 SVDF in ``fake_quant`` mode runs TFLite's integer kernel (``integer_recurrent.svdf_integer``)."""
     x, feature_weights, time_weights, bias, state = inputs[:5]
     rank = int(op.options["rank"])
     filters, memory = time_weights.shape
     if filters is None or memory is None or filters % rank:
         raise ctx.fail(f"time weights of shape {time_weights.shape} do not fit rank {rank}")
+    data = ctx.input_tensor(0)
+    integer = data is not None and data.dtype in ("int8", "uint8", "int16")
+    if integer and _fake_quant_mode(ctx):
+        return [svdf_integer(ctx, op, x, state, rank, int(filters), int(memory))]
     activation = _matmul(_hybrid_quantizer(ctx, op, 1)(x), feature_weights)  # [batch, filters]
     state = tf.reshape(state, [-1, filters, memory])
     state = tf.concat([state[:, :, 1:], activation[:, :, None]], axis=2)
+    ctx.write_variable(4, tf.reshape(state, [-1, filters * memory]))
     per_filter = tf.reduce_sum(state * tf.cast(time_weights, state.dtype), axis=2)  # [batch, filters]
     y = tf.reduce_sum(tf.reshape(per_filter, [-1, filters // rank, rank]), axis=2)
-    return [y if bias is None else y + bias]
+    y = y if bias is None else y + bias
+    # The integer kernel applies no activation (see svdf_integer): neither does its float twin.
+    return [y if integer else _svdf_activation(ctx, op, y)]

@@ -22,6 +22,9 @@ WeightLayout = Callable[[Any, Any, Any], Any]
 # says how to make it: factory(ctx) -> (key, make). build/module.py makes each key once, at module creation,
 # so the state lives in the tf.Module (saved with the SavedModel), not inside a traced function.
 ResourceFactory = Callable[[Any], tuple]
+# The input positions whose variable tensors the kernel writes back (an LSTM's output and cell
+# states): a tuple, or a function of the operator's options giving one.
+StateWrites = tuple[int, ...] | Callable[[Any], tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,17 @@ class OpSpec:
     fused_activation: bool = True
     # validator(op) -> None, or the reason the operator cannot be built (for the pre-build report).
     validator: Callable[[Any], str | None] | None = None
+    # Inputs the kernel writes back into (variable tensors that persist across invocations); the
+    # builder hands each new value to ``ctx.write_variable(position, value)``.
+    writes_inputs: StateWrites = ()
 
     @property
     def name(self) -> str:
         return self.builder.__name__
+
+    def written_inputs(self, options: Mapping[str, Any]) -> tuple[int, ...]:
+        """The input positions this operator (with these options) writes back into."""
+        return tuple(self.writes_inputs(options) if callable(self.writes_inputs) else self.writes_inputs)
 
 
 _REGISTRY: dict[str, OpSpec] = {}
@@ -58,11 +68,13 @@ def register(
     check_shape: bool = True,
     fused_activation: bool = True,
     validator: Callable[[Any], str | None] | None = None,
+    writes_inputs: StateWrites = (),
 ) -> Callable[[Builder], Builder]:
     """Register ``builder`` for each TFLite spelling in ``opcodes`` (``"CONV_2D"``, ``"CUSTOM:Foo"``).
 
     ``max_version`` is the highest op version the parity tests cover; a model with a higher
-    version warns (or fails in strict mode). A duplicate registration raises.
+    version warns (or fails in strict mode). A duplicate registration raises. ``writes_inputs``
+    names the inputs whose variable tensors the kernel updates in place (module state).
     """
 
     def decorate(builder: Builder) -> Builder:
@@ -79,6 +91,7 @@ def register(
                 check_shape=check_shape,
                 fused_activation=fused_activation,
                 validator=validator,
+                writes_inputs=writes_inputs,
             )
         return builder
 
