@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 import textwrap
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tflite_inverter.cli import main
 from tflite_inverter.errors import TfliteInverterError
 from tflite_inverter.zoo.batch import parse_memory, resolve_models
 from tflite_inverter.zoo.ledger import Ledger, task_key
-from tflite_inverter.zoo.task import TaskSpec, run_task
+from tflite_inverter.zoo.task import TaskSpec, close_supervisors, run_task
 
 MEMORY = "1500M"  # per worker: TensorFlow must import and convert the largest MediaPipe model under it
 BAD = {"truncated", "unsupported_op", "litert_abort"}
@@ -103,8 +104,9 @@ def _ledger_rows(out: Path) -> list[dict]:
 def local_run(zoo, tmp_path_factory, mediapipe_models):
     out = tmp_path_factory.mktemp("out_local")
     convert_dir, verify_dir, calibration = zoo
-    # the convert batch through the command line (exit 1: some models are not ok)
-    assert main(["batch", str(convert_dir), "-o", str(out), "--jobs", "2", "--memory", MEMORY]) == 1
+    # the convert batch through the command line (exit 1: some models are not ok), TensorFlow imported
+    # once per 8 models; the verify batch runs each model in a fresh process (the default)
+    assert main(["batch", str(convert_dir), "-o", str(out), "--jobs", "2", "--memory", MEMORY, "--reuse", "8"]) == 1
     verified = ti.batch(verify_dir, out, data=calibration, **VERIFY_OPTIONS)
     return out, verified
 
@@ -120,6 +122,9 @@ def test_one_row_per_model_with_the_bad_ones_recorded(local_run, mediapipe_model
         assert (out / name / "saved_model" / "saved_model.pb").is_file()
         assert row["op_count"] == sum(len(sg.operators) for sg in ti.load(mediapipe_models[name]).subgraphs)
         assert row["peak_rss_mb"] > 100 and {"load", "import", "invert", "saved_model"} <= set(row["times"])
+    served_by = Counter(rows[name]["worker_pid"] for name in set(mediapipe_models) | {"truncated", "unsupported_op"})
+    assert len(served_by) < 16 and max(served_by.values()) <= 8  # --reuse 8
+    assert "worker_pid" not in rows["int8_add"]  # a fresh process of its own
     assert rows["truncated"]["status"] == "error" and rows["truncated"]["cause"] == "InvalidModelError"
     assert rows["truncated"]["phase"] == "load" and "import" not in rows["truncated"]["times"]
     assert rows["unsupported_op"]["status"] == "error" and "CONCAT_EMBEDDINGS" in rows["unsupported_op"]["message"]
@@ -147,7 +152,7 @@ def test_rerun_skips_every_finished_model(local_run, zoo, capsys):
     out, _ = local_run
     before = _ledger_rows(out)
     convert_dir, verify_dir, calibration = zoo
-    assert main(["batch", str(convert_dir), "-o", str(out), "--jobs", "2", "--memory", MEMORY]) == 1
+    assert main(["batch", str(convert_dir), "-o", str(out), "--jobs", "2", "--memory", MEMORY, "--reuse", "8"]) == 1
     again = ti.batch(verify_dir, out, data=calibration, **VERIFY_OPTIONS)
     assert again.ran == [] and sorted(again.skipped) == ["int8_add", "litert_abort"]
     assert "16 models" in capsys.readouterr().out
@@ -164,7 +169,7 @@ def test_ray_backend_gives_the_same_ledger(local_run, zoo, tmp_path):
     convert_dir, verify_dir, calibration = zoo
     start_local_ray(2)  # ray.init(num_cpus=2), shared by both batches
     try:
-        ti.batch(convert_dir, tmp_path, backend="ray", memory=MEMORY, progress=False)
+        ti.batch(convert_dir, tmp_path, backend="ray", memory=MEMORY, reuse=8, progress=False)
         ti.batch(verify_dir, tmp_path, backend="ray", ship_bytes=True, data=calibration, **VERIFY_OPTIONS)
     finally:
         ray.shutdown()
@@ -220,6 +225,36 @@ time.sleep(60)
     pid = int(marker.read_text())
     status = Path(f"/proc/{pid}/status")
     assert not status.exists() or "zombie" in status.read_text()
+
+
+def test_a_serving_worker_that_dies_fails_only_its_model(tmp_path):
+    """With reuse, a worker serves models in turn; when it dies, only its current model fails and
+    the next model gets a fresh worker; a worker is retired after ``reuse`` models."""
+    script = tmp_path / "stand_in_server.py"
+    script.write_text(textwrap.dedent("""
+        import json, os, signal, sys
+        assert sys.argv[1:] == ["--serve", str(2 * (1 << 30))]
+        for line in sys.stdin:
+            request = json.load(open(line.strip()))
+            json.dump({"phase": "invert", "times": {}}, open(request["progress"], "w"))
+            if request["model"].endswith("bad.tflite"):
+                os.kill(os.getpid(), signal.SIGSEGV)
+            with open(request["result"] + ".tmp", "w") as handle:
+                json.dump({"status": "ok", "times": {}, "errors": {}}, handle)
+            os.replace(request["result"] + ".tmp", request["result"])
+    """))
+    rows = []
+    try:
+        for name in ("a", "bad", "c", "d", "e"):
+            rows.append(run_task(TaskSpec(model=f"{name}.tflite", name=name, out_dir=str(tmp_path), sha256="0" * 64,
+                                          memory=1 << 30, reuse=2, worker_command=[sys.executable, str(script)])))
+    finally:
+        close_supervisors()
+    assert [(r["status"], r.get("cause")) for r in rows] == [
+        ("ok", None), ("crashed", "worker crashed (SIGSEGV) in invert"), ("ok", None), ("ok", None), ("ok", None)]
+    pids = [r["worker_pid"] for r in rows]
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4] and len(set(pids)) == 3
+    assert all(not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text() for pid in pids)
 
 
 def test_ledger_resumes_and_retries(tmp_path):

@@ -190,6 +190,9 @@ def _add_batch_parser(commands) -> None:
     batch.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                        help="run the tasks on Ray: a local Ray with --jobs CPUs, or the cluster at ADDRESS")
     batch.add_argument("--ship-bytes", action="store_true", help="with --ray: send model bytes with each task (no shared storage)")
+    batch.add_argument("--reuse", type=int, default=1, metavar="N",
+                       help="models one worker process serves in turn (default 1: a fresh process per model; "
+                            "more saves the TensorFlow import per model)")
     batch.add_argument("--retry-failed", action="store_true", help="re-run models whose ledger row is not ok")
     batch.add_argument("-v", "--verbose", action="store_true", help="one line per model as it starts and ends")
 
@@ -360,7 +363,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                    verify=args.verify, pb=args.pb, requantize=args.requantize, data=args.data,
                    mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std), draws=args.draws,
                    retry_failed=args.retry_failed, timeout=args.timeout, memory=args.memory,
-                   ray_address=args.ray or None, ship_bytes=args.ship_bytes, verbose=args.verbose)
+                   ray_address=args.ray or None, ship_bytes=args.ship_bytes, reuse=args.reuse, verbose=args.verbose)
     print(report.table())
     return EXIT_OK if report.passed else EXIT_VERIFY_FAILED
 

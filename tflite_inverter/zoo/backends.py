@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ..errors import TfliteInverterError
-from .task import _PACKAGE_ROOT, TaskSpec, base_row, run_task
+from .task import _PACKAGE_ROOT, TaskSpec, base_row, close_supervisors, run_task
 
 OnEvent = Callable[[TaskSpec, dict | None], None]
 BACKENDS = ("local", "ray")
@@ -52,6 +52,8 @@ def run_local(specs: Sequence[TaskSpec], jobs: int, on_start: OnEvent, on_done: 
             for future in pending:
                 future.cancel()
             raise
+        finally:
+            close_supervisors()  # serving workers (reuse > 1) of the pool's threads
 
 
 def _import_ray():

@@ -166,7 +166,7 @@ def batch(models: Any, out_dir: str | os.PathLike, *, jobs: int | None = None, b
           verify: bool = False, pb: bool = False, requantize: str | None = None, data: str | os.PathLike | None = None,
           mean: float | Sequence[float] = 0.0, std: float | Sequence[float] = 1.0, draws: int = 3,
           retry_failed: bool = False, timeout: float = DEFAULT_TIMEOUT, memory: int | str | None = DEFAULT_MEMORY,
-          ray_address: str | None = None, ship_bytes: bool = False, progress: bool = True,
+          ray_address: str | None = None, ship_bytes: bool = False, reuse: int = 1, progress: bool = True,
           verbose: bool = False) -> BatchReport:
     """Convert (and verify, and re-quantize) every model in its own worker process; see docs/batch.md.
 
@@ -177,7 +177,9 @@ def batch(models: Any, out_dir: str | os.PathLike, *, jobs: int | None = None, b
     ``ok``). ``timeout`` (seconds) and ``memory`` (bytes, or ``"4G"``) limit each model's worker.
     ``backend="ray"``: Ray tasks on a local Ray with ``jobs`` CPUs, or the cluster at
     ``ray_address``; ``ship_bytes`` sends the model bytes with the task instead of its path.
-    Calibration ``data`` is read by each task from its path.
+    Calibration ``data`` is read by each task from its path. ``reuse``: models one worker process
+    serves in turn (default 1, a fresh process per model; more saves TensorFlow's import per model,
+    at the cost of models sharing a process: a crash or kill still fails only the model running).
     """
     if backend not in BACKENDS:
         raise TfliteInverterError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -185,6 +187,8 @@ def batch(models: Any, out_dir: str | os.PathLike, *, jobs: int | None = None, b
         raise TfliteInverterError(f"requantize must be one of {REQUANTIZE_MODES}, not {requantize!r}")
     if data is not None and not Path(data).exists():
         raise TfliteInverterError(f"{data}: calibration data not found")
+    if reuse < 1:
+        raise TfliteInverterError(f"reuse must be at least 1, not {reuse}")
     if draws < 1:
         raise TfliteInverterError(f"draws must be at least 1, not {draws}")
     if timeout <= 0:
@@ -211,7 +215,7 @@ def batch(models: Any, out_dir: str | os.PathLike, *, jobs: int | None = None, b
             skipped.append(name)
             continue
         specs.append(TaskSpec(model=str(path), name=name, out_dir=str(out), sha256=digest, options=options,
-                              timeout=float(timeout), memory=memory_bytes,
+                              timeout=float(timeout), memory=memory_bytes, reuse=int(reuse),
                               model_bytes=path.read_bytes() if ship_bytes else None))
     bar = _Progress(len(specs), jobs, progress, verbose)
 

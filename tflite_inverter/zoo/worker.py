@@ -1,4 +1,5 @@
-"""The child process of one batch task: ``python -m tflite_inverter.zoo.worker REQUEST.json``.
+"""The child process of one batch task: ``python -m tflite_inverter.zoo.worker REQUEST.json``
+(or, to serve several models one after another, ``... --serve DATA_LIMIT`` with request paths on stdin).
 
 It limits its own data segment first (``RLIMIT_DATA``, before TensorFlow is imported), then
 converts the model through the public API (``ti.invert``, the SavedModel under
@@ -142,11 +143,53 @@ def work(request: dict) -> dict:
         return run.result("error", f"internal error: {type(error).__name__}", one_line(error))
 
 
-def main(argv: list[str]) -> int:
-    request = json.loads(Path(argv[0]).read_text())
-    if request.get("data_limit"):
-        limit = int(request["data_limit"])
+def _limit_data(limit: int | None) -> None:
+    if limit:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))  # before TensorFlow reserves anything
+
+
+def _redirect_output(path: str) -> None:
+    """Send this process's stdout and stderr (file descriptors 1 and 2) to one model's log."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+
+
+def _reset_peak_rss() -> None:
+    """Start ``VmHWM`` again from the current RSS, so each served model reports its own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def serve(data_limit: int | None) -> int:
+    """Serve request paths read one a line from stdin, one model after another, until EOF (the
+    supervisor closed the pipe, or died). TensorFlow is imported once, by the first model."""
+    _limit_data(data_limit)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(Path(line.strip()).read_text())
+        _redirect_output(request["log"])
+        _reset_peak_rss()
+        result = work(request)
+        result["served"] = request.get("served")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _write_json(request["result"], result)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--serve"]:
+        return serve(int(argv[1]) if len(argv) > 1 and argv[1] != "none" else None)
+    request = json.loads(Path(argv[0]).read_text())
+    _limit_data(request.get("data_limit"))
     result = work(request)
     _write_json(request["result"], result)
     return 0
