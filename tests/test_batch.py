@@ -86,10 +86,10 @@ def zoo(tmp_path_factory, mediapipe_models):
     (convert_dir / "unsupported_op.tflite").write_bytes(_set_opcode(int8, "ADD", "CONCAT_EMBEDDINGS"))
     (verify_dir / "int8_add.tflite").write_bytes(int8)
     (verify_dir / "litert_abort.tflite").write_bytes(_tiny_add_output_scale(int8))
-    main_graph = ti.load(verify_dir / "int8_add.tflite").main
+    (signature,) = ti.load(verify_dir / "int8_add.tflite").signatures
     rng = np.random.default_rng(1)
-    np.savez(root / "calibration.npz", **{main_graph.tensors[i].name: rng.uniform(-1, 1, (4, 1, 8, 8, 2)).astype(np.float32)
-                                          for i in main_graph.inputs})
+    np.savez(root / "calibration.npz", **{name: rng.uniform(-1, 1, (4, 8, 8, 2)).astype(np.float32)
+                                          for name in signature.inputs})
     return convert_dir, verify_dir, root / "calibration.npz"
 
 
@@ -299,3 +299,15 @@ def test_batch_arguments_are_checked(tmp_path):
         ti.batch(tmp_path, tmp_path / "out", requantize="int3")
     with pytest.raises(TfliteInverterError, match="no .tflite files"):
         ti.batch(tmp_path, tmp_path / "out")
+
+
+def test_batch_command_line_arguments(tmp_path, capsys):
+    from tflite_inverter.cli import build_parser
+
+    args = build_parser().parse_args(["batch", "a/", "b.txt", "-o", "out", "--ray", "--reuse", "4", "--memory", "2G"])
+    assert (args.models, args.ray, args.reuse, args.memory) == (["a/", "b.txt"], "", 4, "2G")
+    assert build_parser().parse_args(["batch", "a/", "-o", "out"]).ray is None
+    assert build_parser().parse_args(["batch", "a/", "-o", "out", "--ray", "ray://head:10001"]).ray == "ray://head:10001"
+    assert main(["batch", str(tmp_path), "-o", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "no .tflite files" in error

@@ -188,7 +188,8 @@ def _add_batch_parser(commands) -> None:
     batch.add_argument("--timeout", type=float, default=900, help="seconds per model (default 900)")
     batch.add_argument("--memory", default="6G", help="resident memory per model's worker, e.g. 4G (default 6G)")
     batch.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                       help="run the tasks on Ray: a local Ray with --jobs CPUs, or the cluster at ADDRESS")
+                       help="run the tasks on Ray: a local Ray with --jobs CPUs, or the cluster at ADDRESS "
+                            "(write --ray=ADDRESS, or put --ray after the models, so a model is not taken for it)")
     batch.add_argument("--ship-bytes", action="store_true", help="with --ray: send model bytes with each task (no shared storage)")
     batch.add_argument("--reuse", type=int, default=1, metavar="N",
                        help="models one worker process serves in turn (default 1: a fresh process per model; "

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ..errors import TfliteInverterError
-from .task import _PACKAGE_ROOT, TaskSpec, base_row, close_supervisors, run_task
+from .task import PACKAGE_ROOT, TaskSpec, base_row, close_supervisors, run_task
 
 OnEvent = Callable[[TaskSpec, dict | None], None]
 BACKENDS = ("local", "ray")
@@ -67,7 +67,7 @@ def _import_ray():
 def start_local_ray(jobs: int) -> None:
     """A local Ray with ``jobs`` CPUs whose workers import this copy of the package."""
     ray = _import_ray()
-    pythonpath = os.pathsep.join([_PACKAGE_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    pythonpath = os.pathsep.join([PACKAGE_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, object_store_memory=256 << 20,
              runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
 

@@ -197,9 +197,9 @@ def batch(models: Any, out_dir: str | os.PathLike, *, jobs: int | None = None, b
     jobs = jobs or default_jobs()
     if jobs < 1:
         raise TfliteInverterError(f"jobs must be at least 1, not {jobs}")
+    paths = resolve_models(models)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = resolve_models(models)
     hashes = [file_sha256(p) for p in paths]
     names = _names(paths, hashes)
     options = {"verify": bool(verify), "pb": bool(pb), "draws": int(draws) if verify else None,

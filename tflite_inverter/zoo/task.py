@@ -31,7 +31,7 @@ STATUSES = ("ok", "failed", "error", "crashed", "timeout", "memory")
 DEFAULT_TIMEOUT = 900.0
 DEFAULT_MEMORY = 6 << 30  # bytes of resident memory for a worker and its children
 _POLL_SECONDS = 0.2
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def base_row(spec: TaskSpec) -> dict:
 def _environment() -> dict:
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["PYTHONPATH"] = os.pathsep.join([PACKAGE_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     return env
 
 
