@@ -66,6 +66,14 @@ def compare(a: Any, b: Any, **kwargs: Any):
     return _compare(a, b, **kwargs)
 
 
+def batch(models: Any, out_dir: Any, **kwargs: Any):
+    """Convert (verify, re-quantize) many models, each in its own worker process, with a resumable
+    ledger and a report in ``out_dir`` (see :func:`tflite_inverter.zoo.batch.batch`)."""
+    from .zoo.batch import batch as _batch
+
+    return _batch(models, out_dir, **kwargs)
+
+
 def register(*opcodes: str, **kwargs: Any):
     """Register a builder for builtin opcodes (see :mod:`tflite_inverter.ops.registry`)."""
     from .ops.registry import register as _register
@@ -90,5 +98,6 @@ def supported_ops() -> list:
 __all__ = [
     "BuildError", "InvalidModelError", "Model", "Operator", "OutputExistsError", "QuantParams", "Signature",
     "Subgraph", "Tensor", "TfliteInverterError", "UnsupportedOpsError", "VerificationError", "VerifyReport",
-    "compare", "invert", "load", "register", "register_custom", "requantize", "set_verbosity", "supported_ops", "verify",
+    "batch", "compare", "invert", "load", "register", "register_custom", "requantize", "set_verbosity", "supported_ops",
+    "verify",
 ]

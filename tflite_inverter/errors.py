@@ -56,3 +56,11 @@ class OutputExistsError(TfliteInverterError):
 
 class VerificationError(TfliteInverterError):
     """The reference interpreter could not run the model, or inputs could not be made."""
+
+
+class ReferenceCrashedError(VerificationError):
+    """The reference interpreter's process died by a signal (``signal_number``) on this model."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.signal_number = signal_number

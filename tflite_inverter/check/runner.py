@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .. import ir
-from ..errors import VerificationError
+from ..errors import ReferenceCrashedError, VerificationError
 from ..quant.grids import is_quantized_activation, quantize_array
 
 _NUMPY_DTYPES = ir.NUMPY_DTYPES
@@ -79,7 +79,10 @@ def run_reference(model_path: str, draws: list[list[np.ndarray]], *, input_names
             else:
                 what = f"failed (exit {done.returncode})"
             last = [line for line in done.stderr.strip().splitlines() if line.strip()][-3:]
-            raise VerificationError(f"{model_path}: the reference interpreter {what}: {' | '.join(last)}")
+            message = f"{model_path}: the reference interpreter {what}: {' | '.join(last)}"
+            if done.returncode < 0:
+                raise ReferenceCrashedError(message, -done.returncode)
+            raise VerificationError(message)
         with np.load(outputs_path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
 
