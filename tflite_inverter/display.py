@@ -29,7 +29,10 @@ def did_you_mean(name: str, candidates: Iterable[str], limit: int = 3) -> str:
     return f" (did you mean {', '.join(repr(m) for m in matches)}?)" if matches else ""
 
 
-def shape_text(shape: Sequence[int | None]) -> str:
+def shape_text(shape: Sequence[int | None] | None) -> str:
+    """``[1,?,3]``; ``[...]`` for a tensor of unknown rank (``None``)."""
+    if shape is None:
+        return "[...]"
     return "[" + ",".join("?" if d is None or d < 0 else str(d) for d in shape) + "]"
 
 
