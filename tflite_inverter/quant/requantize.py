@@ -276,6 +276,8 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             except (ValueError, RuntimeError) as error:
                 message = str(error).strip().splitlines()
                 raise TfliteInverterError(f"the TFLite converter failed ({mode}): {message[-1] if message else error}") from None
+        data, interface_notes = _with_interface(data, prepared, reference, mode)
+        notes.extend(interface_notes)
         model = load(data)
         kept = _per_channel_weights(model)
         if per_tensor and kept:
@@ -293,6 +295,46 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
                             float_ops=dict(float_ops(model)), inputs=inputs, outputs=outputs, comparison=comparison,
                             notes=notes)
+
+
+def _with_interface(data: bytes, prepared: Any, reference: str | None, mode: str,
+                    converted_keys: tuple[list[str], list[str]] | None = None) -> tuple[bytes, list[str]]:
+    """The converted ``data`` with the original's interface (:mod:`tflite_inverter.quant.interface`),
+    checked before anything is written; and notes on what the mode changed (input/output types).
+    ``prepared``: the InvertedModel converted, or a SavedModel path (whose original is ``reference``).
+    ``converted_keys``: the converted model's input and output names, when they are not the
+    signature keys of the TF2 converter (the TF1 converter's node names)."""
+    from ..build.inverted import InvertedModel
+    from ..names import python_identifier, sanitize_name
+    from .interface import Interface, Port, interface_of, interface_of_model, interface_problems, restore_interface
+
+    if isinstance(prepared, InvertedModel):
+        interface = interface_of(prepared)
+    elif reference is not None:  # a SavedModel emitted by this project: its keys are the original's names, sanitized
+        original = interface_of_model(load(reference))
+
+        def keyed(ports, identifier):
+            return tuple(Port((python_identifier(sanitize_name(p.signature_name or p.tensor_name)),) if identifier else
+                              (sanitize_name(p.signature_name or p.tensor_name),), p.tensor_name, p.signature_name,
+                              p.shape, p.dtype) for p in ports)
+
+        interface = Interface(original.signature_key, keyed(original.inputs, True), keyed(original.outputs, False))
+    else:
+        return data, ["interface: the converter's input/output names and order (a SavedModel source and no "
+                      "reference .tflite to take the original's from)"]
+    if converted_keys is not None:
+        interface = interface.with_converted_keys(*converted_keys)
+    data = restore_interface(data, interface)
+    model = load(data)
+    problems = interface_problems(interface, model)
+    if problems:
+        raise TfliteInverterError(f"the {mode} model does not keep the original's interface: " + "; ".join(problems))
+    changed = [f"{p.tensor_name} {p.dtype} -> {q.dtype}" for p, q in
+               zip(interface.inputs + interface.outputs, interface_of_model(model).inputs + interface_of_model(model).outputs)
+               if p.dtype != q.dtype]
+    notes = ["interface kept: signature key, input and output names, order and shapes"
+             + (f"; types changed by the mode: {', '.join(changed)}" if changed else "")]
+    return data, notes
 
 
 def _per_channel_weights(model: ir.Model) -> int:
@@ -370,6 +412,10 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
             data = converter.convert()
         except Exception as error:  # the TF1 converter raises several kinds
             raise TfliteInverterError(f"the TF1 converter could not make a uint8 model: {str(error).strip().splitlines()[-1]}") from None
+        data, interface_notes = _with_interface(data, source, reference, "uint8_throughout",
+                                                ([e["node"] for e in description["inputs"]],
+                                                 [e["node"] for e in description["outputs"]]))
+        notes.extend(interface_notes)
     path = write_bytes_atomic(out_path, data, overwrite=overwrite)
     model = load(data)
     inputs, outputs = _describe_io(model)
