@@ -40,6 +40,7 @@ class RequantizeReport:
     outputs: list[str]
     comparison: Any = None  # CompareReport against the reference .tflite, when there is one
     notes: list[str] = field(default_factory=list)
+    float_reasons: dict[str, str] = field(default_factory=dict)  # opcode in float_ops -> why it stayed float
 
     def table(self) -> str:
         lines = [f"wrote {self.path} ({self.mode}, {self.size_bytes / 1e6:.2f} MB)",
@@ -47,6 +48,7 @@ class RequantizeReport:
                  "ops: " + ", ".join(f"{name} x{count}" for name, count in sorted(self.op_histogram.items()))]
         if self.mode not in ("float16", "dynamic_range"):
             lines.append("ops left in float: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.float_ops.items())) or "none"))
+            lines.extend(f"  {k}: {reason}" for k, reason in sorted(self.float_reasons.items()))
         if self.comparison is not None:
             lines.append(self.comparison.table())
         lines.extend(self.notes)
@@ -251,15 +253,19 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             elif fake_quant:
                 notes.append("quantization parameters taken from the FakeQuant ranges (no calibration data)")
             if mode == "int16x8":
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+                # Ops without a 16x8 kernel stay in float (TFLITE_BUILTINS), reported below.
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                                                       tf.lite.OpsSet.TFLITE_BUILTINS]
             elif samples is not None and not (keep_float_ops or keep_float_nodes):
-                # Full integer: fail rather than fall back to float. (From FakeQuant ranges alone the
+                # Full integer first; an op without an int8 kernel makes the converter fail, and is
+                # then left in float (the second conversion below). (From FakeQuant ranges alone the
                 # converter refuses this option, and quantizes fully anyway; float_ops reports any rest.)
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             if io_dtype != "float":
                 converter.inference_input_type = converter.inference_output_type = io_types[io_dtype]
         if per_tensor:
             converter._experimental_disable_per_channel = True
+        strict_failure = None
         if keep_float_ops or keep_float_nodes:
             if samples is None:
                 raise TfliteInverterError("selective quantization (keep_float_ops/keep_float_nodes) needs representative data")
@@ -271,11 +277,7 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             data = debugger.get_nondebug_quantized_model()
             notes.append(f"kept in float: ops {list(keep_float_ops)} nodes {list(keep_float_nodes)}")
         else:
-            try:
-                data = converter.convert()
-            except (ValueError, RuntimeError) as error:
-                message = str(error).strip().splitlines()
-                raise TfliteInverterError(f"the TFLite converter failed ({mode}): {message[-1] if message else error}") from None
+            data, strict_failure = _convert(converter, mode)
         data, interface_notes = _with_interface(data, prepared, reference, mode)
         notes.extend(interface_notes)
         model = load(data)
@@ -292,9 +294,55 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             from ..check.compare import compare
 
             comparison = compare(reference, str(path), inputs=samples, draws=3)
+    left_float = dict(float_ops(model))
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
-                            float_ops=dict(float_ops(model)), inputs=inputs, outputs=outputs, comparison=comparison,
-                            notes=notes)
+                            float_ops=left_float, inputs=inputs, outputs=outputs, comparison=comparison,
+                            notes=notes, float_reasons=_float_reasons(left_float, mode, keep_float_ops, keep_float_nodes,
+                                                                      strict_failure if not (keep_float_ops or keep_float_nodes) else None))
+
+
+def _convert(converter, mode: str) -> tuple[bytes, str | None]:
+    """Run the converter; (the model, the converter's complaint when full integer failed and the
+    model was converted again with float kernels allowed for the ops it could not quantize)."""
+    import tensorflow as tf
+
+    def last_line(error: Exception) -> str:
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        return next((line for line in lines if "not supported" in line or "neither a custom op" in line),
+                    lines[-1] if lines else type(error).__name__)
+
+    try:
+        return converter.convert(), None
+    except Exception as error:  # ConverterError, ValueError, RuntimeError, ...
+        strict = tf.lite.OpsSet.TFLITE_BUILTINS_INT8 in set(converter.target_spec.supported_ops)
+        message = last_line(error)
+        if not strict or "neither a custom op nor a flex op" in message:
+            raise TfliteInverterError(f"the TFLite converter failed ({mode}): {message}") from None
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        return converter.convert(), message
+    except Exception as error:
+        raise TfliteInverterError(f"the TFLite converter failed ({mode}, float kernels allowed): {last_line(error)}") from None
+
+
+def _float_reasons(left_float: dict[str, int], mode: str, keep_float_ops: Sequence[str], keep_float_nodes: Sequence[str],
+                   strict_failure: str | None) -> dict[str, str]:
+    """Why each op of ``left_float`` computes in float in a quantized model."""
+    if mode in ("float16", "dynamic_range"):
+        return {}
+    reasons = {}
+    for opcode in left_float:
+        if opcode in keep_float_ops:
+            reasons[opcode] = "kept in float as asked (keep_float_ops)"
+        elif keep_float_nodes:
+            reasons[opcode] = "kept in float as asked (keep_float_nodes), or next to a node that was"
+        elif mode == "int16x8":
+            reasons[opcode] = "the converter has no 16x8 kernel for it, so it stays float"
+        elif strict_failure is not None:
+            reasons[opcode] = f"the converter cannot make it {mode} (full-integer conversion said: {strict_failure}), so it stays float"
+        else:
+            reasons[opcode] = "the converter left it in float"
+    return reasons
 
 
 def _with_interface(data: bytes, prepared: Any, reference: str | None, mode: str,
