@@ -33,15 +33,19 @@ class Port:
 @dataclass(frozen=True)
 class Interface:
     signature_key: str | None  # None: the original has no SignatureDef
-    inputs: tuple[Port, ...]
+    inputs: tuple[Port, ...]  # in the SignatureDef's order (or the subgraph's, without one)
     outputs: tuple[Port, ...]
+    # With a SignatureDef, the subgraph's own input/output order (tensor names), which can differ
+    subgraph_inputs: tuple[str, ...] | None = None
+    subgraph_outputs: tuple[str, ...] | None = None
 
     def with_converted_keys(self, inputs: list[str], outputs: list[str]) -> "Interface":
         """The same interface, whose ports the converted model calls ``inputs`` / ``outputs`` (in order)."""
         def rekey(ports, keys):
             return tuple(Port((key,), p.tensor_name, p.signature_name, p.shape, p.dtype) for p, key in zip(ports, keys))
 
-        return Interface(self.signature_key, rekey(self.inputs, inputs), rekey(self.outputs, outputs))
+        return Interface(self.signature_key, rekey(self.inputs, inputs), rekey(self.outputs, outputs),
+                         self.subgraph_inputs, self.subgraph_outputs)
 
 
 def interface_of(inverted, signature: str | None = None) -> Interface:
@@ -68,21 +72,33 @@ def interface_of(inverted, signature: str | None = None) -> Interface:
                    for n, i, s in zip(info.input_names, info.input_tensors, input_names))
     outputs = tuple(port((n,), i, s, dynamic=bool(changed))
                     for n, i, s in zip(info.output_names, info.output_tensors, output_names))
-    return Interface(original.key if original is not None else None, inputs, outputs)
+    if original is None:
+        return Interface(None, inputs, outputs)
+    return Interface(original.key, inputs, outputs, *_subgraph_order(sg, inputs, outputs))
+
+
+def _subgraph_order(sg: ir.Subgraph, inputs, outputs) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The subgraph's input and output order (tensor names), where it lists just the signature's tensors."""
+    def order(indices, ports):
+        names = tuple(sg.tensors[i].name for i in indices)
+        return names if sorted(names) == sorted(p.tensor_name for p in ports) else None
+
+    return order(sg.inputs, inputs), order(sg.outputs, outputs)
 
 
 def interface_of_model(model: ir.Model) -> Interface:
-    """The interface of a ``.tflite`` (its first SignatureDef, or its main subgraph), keyed by the
-    tensor names it has."""
+    """The interface of a ``.tflite`` (its first SignatureDef, or its main subgraph), keyed by its
+    signature names (or tensor names)."""
     if model.signatures:
         sig = model.signatures[0]
         sg = model.subgraphs[sig.subgraph_index]
 
         def ports(mapping):
-            return tuple(Port((sg.tensors[i].name,), sg.tensors[i].name, name, tuple(sg.tensors[i].shape_signature),
+            return tuple(Port((name, sg.tensors[i].name), sg.tensors[i].name, name, tuple(sg.tensors[i].shape_signature),
                               sg.tensors[i].dtype) for name, i in mapping.items())
 
-        return Interface(sig.key, ports(sig.inputs), ports(sig.outputs))
+        inputs, outputs = ports(sig.inputs), ports(sig.outputs)
+        return Interface(sig.key, inputs, outputs, *_subgraph_order(sg, inputs, outputs))
     sg = model.main
 
     def plain(indices):
@@ -138,7 +154,15 @@ def restore_interface(data: bytes, interface: Interface) -> bytes:
             raise TfliteInverterError(f"the converted model has {what} {names} that the original does not have")
     for port, index in zip(interface.inputs + interface.outputs, inputs + outputs):
         sg.tensors[index].name = port.tensor_name
-    sg.inputs, sg.outputs = list(inputs), list(outputs)
+
+    def subgraph_order(ports, indices, order):
+        if order is None:
+            return list(indices)
+        by_name = {port.tensor_name: index for port, index in zip(ports, indices)}
+        return [by_name[name] for name in order]
+
+    sg.inputs = subgraph_order(interface.inputs, inputs, interface.subgraph_inputs)
+    sg.outputs = subgraph_order(interface.outputs, outputs, interface.subgraph_outputs)
     if interface.signature_key is None:
         model.signatureDefs = []
     else:
@@ -165,6 +189,10 @@ def interface_problems(interface: Interface, model: ir.Model, *, check_dtypes: b
     names, order, static shapes (and dtypes with ``check_dtypes``). Empty when it is a drop-in."""
     got = interface_of_model(model)
     problems = []
+    for what, want, have in (("subgraph inputs", interface.subgraph_inputs, got.subgraph_inputs),
+                             ("subgraph outputs", interface.subgraph_outputs, got.subgraph_outputs)):
+        if want is not None and want != have:
+            problems.append(f"{what} {list(have or ())}, the original's are {list(want)}")
     if got.signature_key != interface.signature_key:
         problems.append(f"signature key {got.signature_key!r}, the original's is {interface.signature_key!r}")
     for what, want, have in (("inputs", interface.inputs, got.inputs), ("outputs", interface.outputs, got.outputs)):
