@@ -202,7 +202,8 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
                io_dtype: str | None = None, per_tensor: bool = False, keep_float_ops: Sequence[str] = (),
                keep_float_nodes: Sequence[str] = (), mean: float | Sequence[float] = 0.0,
                std: float | Sequence[float] = 1.0, limit: int | None = None, reference: str | None = None,
-               overwrite: bool = False, progress: bool = True, equalize: bool | None = None) -> RequantizeReport:
+               overwrite: bool = False, progress: bool = True, equalize: bool | None = None,
+               default_ranges: tuple[float, float] | None = None) -> RequantizeReport:
     """Write a re-quantized ``.tflite`` and report on it.
 
     ``mode``: ``float16``, ``dynamic_range``, ``int8`` (full integer), ``uint8`` (int8 inside, uint8
@@ -217,6 +218,9 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     by default with ``per_tensor``; the source is then inverted as a float graph
     (``quantized="dequantize"``), so a quantized source needs ``representative`` data, which also
     drives a bias correction for the per-tensor int8 weights. Not possible from a SavedModel.
+    ``uint8_throughout`` of a float model calibrates every activation's range on ``representative``;
+    ``mean``/``std`` then also give the input grid (``quantized_input_stats``: real = (q - mean) / std)
+    and ``default_ranges`` (min, max) the range of tensors without one (``default_ranges_stats``).
     """
     import tensorflow as tf
 
@@ -229,7 +233,7 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     notes: list[str] = []
     if mode == "uint8_throughout":
         return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite, representative=representative,
-                                 mean=mean, std=std, limit=limit, equalize=equalize)
+                                 mean=mean, std=std, limit=limit, equalize=equalize, default_ranges=default_ranges)
     equalize = _wants_equalize(source, equalize, per_tensor, mode, representative, notes)
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_requantize_") as work:
         # One scale per weight tensor needs calibration: FakeQuant nodes would carry the original's
@@ -407,8 +411,56 @@ def _input_grid(model: ir.Model, index: int) -> tuple[float, int]:
     return float(tensor.quantization.scales[0]), zero_point
 
 
+def _input_stats_grid(mean: Any, std: Any) -> ir.QuantParams | None:
+    """The uint8 input grid that ``real = (q - mean) / std`` describes (the TF1 converter's
+    ``quantized_input_stats``), or ``None`` for the default normalisation (0, 1) or per-channel values."""
+    import numpy as np
+
+    means, stds = np.atleast_1d(np.asarray(mean, np.float64)), np.atleast_1d(np.asarray(std, np.float64))
+    if means.size != 1 or stds.size != 1 or (means[0] == 0.0 and stds[0] == 1.0):
+        return None
+    if not 0 <= means[0] <= 255 or means[0] != round(means[0] * 2) / 2 or stds[0] <= 0:
+        raise TfliteInverterError(f"mean {means[0]} / std {stds[0]}: a uint8 input needs 0 <= mean <= 255 and std > 0")
+    return ir.QuantParams(scales=np.array([1.0 / stds[0]], np.float32), zero_points=np.array([int(round(means[0]))], np.int64))
+
+
+def _float_to_uint8_throughout(source: Any, out_path: Path, *, reference: str | None, overwrite: bool,
+                               representative: Any, mean: Any, std: Any, limit: int | None,
+                               default_ranges: tuple[float, float] | None) -> RequantizeReport:
+    """uint8 throughout from a float model: every activation's range calibrated on ``representative``
+    (min/max over the samples) and given to the TF1 converter as a FakeQuant node; the inputs' grid
+    is ``(q - mean) / std`` when ``mean``/``std`` are given (``quantized_input_stats``), else calibrated;
+    ``default_ranges`` for tensors that get no range (``default_ranges_stats``)."""
+    from .bias_correction import calibrated_uint8_grids
+
+    if representative is None and default_ranges is None:
+        raise TfliteInverterError("uint8_throughout of a float model needs representative data (to calibrate every "
+                                  "activation's range) or default_ranges")
+    if source.io != "float" or source.quantized_mode != "dequantize":
+        from ..build.inverted import InvertedModel
+
+        source = InvertedModel(source.model, quantized="dequantize", io="float")
+    specs = [(s.name, s.shape) for s in source.inputs()]
+    samples = make_samples(representative, specs, mean=mean, std=std, limit=limit) if representative is not None else []
+    grids = calibrated_uint8_grids(source, samples) if samples else {}
+    stated = _input_stats_grid(mean, std)
+    for spec in source.inputs():
+        if stated is not None:
+            grids[spec.tensor.index] = stated
+        elif spec.tensor.index not in grids:
+            raise TfliteInverterError(f"input {spec.name!r}: no range (give representative data, or mean/std)")
+    source.module.activation_grids = {(0, index): grid for index, grid in grids.items()}
+    notes = [f"{len(grids)} activation ranges calibrated on {len(samples)} samples (min/max)"
+             + ("; input grid from mean/std" if stated is not None else "")]
+    inputs = {spec.tensor.index: (float(grids[spec.tensor.index].scales[0]), int(grids[spec.tensor.index].zero_points[0]))
+              for spec in source.inputs()}
+    return _tf1_uint8(source, out_path, inputs, reference=reference, overwrite=overwrite, samples=samples or None,
+                      notes=notes, origin="calibrated ranges of the float model", default_ranges=default_ranges)
+
+
 def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, overwrite: bool, representative: Any,
-                      mean: Any, std: Any, limit: int | None, equalize: bool | None = None) -> RequantizeReport:
+                      mean: Any, std: Any, limit: int | None, equalize: bool | None = None,
+                      default_ranges: tuple[float, float] | None = None) -> RequantizeReport:
     """uint8 activations everywhere (NPUs that take only uint8): a frozen GraphDef with a FakeQuant
     node on every activation, through the TF1 converter with ``inference_type=tf.uint8``, which
     reads every activation's range from them.
@@ -416,20 +468,22 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
     The ranges are the original's (the fake_quant inversion), unless the weights must change: a
     model with per-channel weights (uint8 kernels take one scale per weight tensor) is, given
     calibration data, equalized, bias-corrected for per-tensor uint8 weights and calibrated, and
-    the FakeQuant nodes carry the calibrated ranges (``equalize``: force or forbid this)."""
-    import json
-
-    import tensorflow as tf
-
-    from ..emit.frozen_pb import tflite_converter
+    the FakeQuant nodes carry the calibrated ranges (``equalize``: force or forbid this). A float
+    model is calibrated on ``representative`` (see :func:`_float_to_uint8_throughout`)."""
     from ..build.inverted import InvertedModel, invert
 
     if _is_tflite(source):
         reference = reference or (str(source) if not isinstance(source, (bytes, bytearray)) else None)
         source = invert(source, io="float")
-    if not isinstance(source, InvertedModel) or source.quantized_mode != "fake_quant" or \
-            not _has_quantized_activations(source.model):
-        raise TfliteInverterError("uint8_throughout needs a quantized .tflite or its fake_quant inversion: the TF1 "
+    if not isinstance(source, InvertedModel):
+        raise TfliteInverterError("uint8_throughout needs a .tflite or an inverted model: the TF1 converter takes "
+                                  "every activation range from FakeQuant nodes, which a SavedModel source cannot be given")
+    if not _has_quantized_activations(source.model):
+        return _float_to_uint8_throughout(source, out_path, reference=reference, overwrite=overwrite,
+                                          representative=representative, mean=mean, std=std, limit=limit,
+                                          default_ranges=default_ranges)
+    if source.quantized_mode != "fake_quant":
+        raise TfliteInverterError("uint8_throughout of a quantized model needs its fake_quant inversion: the TF1 "
                                   "converter takes every activation range from the FakeQuant nodes")
     per_channel = _per_channel_weights(source.model)
     if equalize is None:
@@ -446,6 +500,27 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
         if source.io != "float":
             source = InvertedModel(source.model, quantized="fake_quant", io="float")
         grids = {spec.tensor.index: _input_grid(source.model, spec.tensor.index) for spec in source.inputs()}
+    origin = "calibrated ranges of the equalized graph" if equalize else "the original's ranges"
+    report = _tf1_uint8(source, out_path, grids, reference=reference, overwrite=overwrite, samples=samples, notes=notes,
+                        origin=origin, default_ranges=default_ranges)
+    if per_channel and not equalize:
+        report.notes.append(f"warning: the original has {per_channel} per-channel weight tensors; uint8 kernels take one "
+                            "scale per weight tensor, so accuracy can drop sharply (see the comparison); give "
+                            "representative data to equalize and calibrate instead")
+    return report
+
+
+def _tf1_uint8(source: Any, out_path: Path, grids: dict[int, tuple[float, int]], *, reference: str | None,
+               overwrite: bool, samples: Any, notes: list[str], origin: str,
+               default_ranges: tuple[float, float] | None) -> RequantizeReport:
+    """The frozen graph of ``source`` (FakeQuant nodes on its activations) through the TF1 converter
+    with ``inference_type=tf.uint8``; ``grids``: each input's (scale, zero point)."""
+    import json
+
+    import tensorflow as tf
+
+    from ..emit.frozen_pb import tflite_converter
+
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_uint8_") as work:
         pb = source.save_frozen_pb(Path(work) / "model.pb")
         description = json.loads(pb.with_suffix(".json").read_text())
@@ -456,6 +531,8 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
             scale, zero_point = grids[spec.tensor.index]
             stats[entry["node"]] = (float(zero_point), 1.0 / scale)  # real = (q - mean) / std
         converter.quantized_input_stats = stats
+        if default_ranges is not None:
+            converter.default_ranges_stats = (float(default_ranges[0]), float(default_ranges[1]))
         try:
             data = converter.convert()
         except Exception as error:  # the TF1 converter raises several kinds
@@ -473,12 +550,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
 
         comparison = compare(reference, str(path), inputs=samples, draws=3)
     kinds = sorted({t.dtype for t in model.main.tensors if t.data is None})
-    origin = "calibrated ranges of the equalized graph" if equalize else "the original's ranges"
     notes.insert(0, f"activation types: {', '.join(kinds)} (TF1 converter, FakeQuant nodes with {origin})")
-    if per_channel and not equalize:
-        notes.append(f"warning: the original has {per_channel} per-channel weight tensors; uint8 kernels take one scale "
-                     "per weight tensor, so accuracy can drop sharply (see the comparison); give representative "
-                     "data to equalize and calibrate instead")
     return RequantizeReport(path=str(path), mode="uint8_throughout", size_bytes=len(data),
                             op_histogram=dict(model.op_histogram()), float_ops=dict(float_ops(model)), inputs=inputs,
                             outputs=outputs, comparison=comparison, notes=notes)
