@@ -425,3 +425,30 @@ def test_round_trip_of_a_concatenation_of_inputs_on_other_grids(mode, tmp_path):
                 if t.data is None and t.quantization is not None}
     assert scales <= computed
     assert "QUANTIZE" in {op.opcode for op in again.operators if again.tensors[op.inputs[0]].dtype == "int8"}
+
+
+def test_uint8_throughout_of_a_float_model_from_calibration_data(tmp_path):
+    """A float model, calibrated: every activation uint8 (PReLU included, fused back into PRELU), the
+    input grid from mean/std as quantized_input_stats, and close to the float model."""
+    w1, w2 = weight([3, 3, 3, 8]), weight([8, 4], 1)
+    neg_alpha = tf.constant(-np.linspace(0.1, 0.3, 8, dtype=np.float32).reshape(1, 1, 8))
+
+    def f(x):
+        y = tf.nn.conv2d(x, w1, 1, "SAME")
+        y = tf.nn.relu(y) + neg_alpha * tf.nn.relu(-y)  # Keras's PReLU, which the converter makes PRELU
+        return tf.matmul(tf.reduce_mean(y, [1, 2]), w2)
+
+    model = convert(f, [tf.TensorSpec([1, 16, 16, 3], tf.float32, name="image")])
+    assert "PRELU" in {op.opcode for op in ti.load(model).main.operators}
+    images = photos(16)
+    real = (images.astype(np.float32) - 127.5) / 127.5
+    (tmp_path / "float.tflite").write_bytes(model)
+    report = ti.requantize(tmp_path / "float.tflite", tmp_path / "u8.tflite", mode="uint8_throughout", representative=real,
+                           mean=127.5, std=127.5, progress=False)
+    again = ti.load(report.path).main
+    assert {t.dtype for t in again.tensors if t.data is None} == {"uint8"}, report.table()
+    assert "PRELU" in {op.opcode for op in again.operators}
+    q = again.tensors[again.inputs[0]].quantization
+    assert float(q.scales[0]) == pytest.approx(1 / 127.5) and int(q.zero_points[0]) == 128
+    output = report.comparison.outputs[0]
+    assert output.max_abs_error <= 0.1 * output.magnitude, report.table()

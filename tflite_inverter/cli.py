@@ -129,12 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     requantize.add_argument("-o", "--output", required=True, help="the .tflite to write")
     requantize.add_argument("--mode", choices=["float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout"],
                             default="int8", help="uint8_throughout: uint8 activations everywhere, for NPUs that take only "
-                                                 "uint8 (from a quantized .tflite, through the TF1 converter)")
+                                                 "uint8 (through the TF1 converter: from a quantized .tflite, or "
+                                                 "from a float one with --data; --mean/--std are then the input's "
+                                                 "quantized_input_stats)")
     requantize.add_argument("--data", metavar="PATH",
                             help="calibration data: a folder of images, a .npy ([N, ...]) or a .npz (arrays by input name)")
     requantize.add_argument("--mean", type=float, nargs="+", default=[0.0], help="image normalisation: (pixel - mean) / std")
     requantize.add_argument("--std", type=float, nargs="+", default=[1.0])
     requantize.add_argument("--limit", type=int, help="use at most this many calibration samples")
+    requantize.add_argument("--default-ranges", type=float, nargs=2, metavar=("MIN", "MAX"),
+                            help="uint8_throughout: the range of tensors that get none (default_ranges_stats)")
     requantize.add_argument("--io-dtype", choices=["float", "int8", "uint8", "int16"], help="input/output type (default by mode)")
     requantize.add_argument("--per-tensor", action="store_true",
                             help="one scale per weight tensor (no per-channel); a .tflite source is then equalized "
@@ -295,7 +299,7 @@ def cmd_requantize(args: argparse.Namespace) -> int:
             per_tensor=args.per_tensor, keep_float_ops=args.keep_float_op, keep_float_nodes=args.keep_float_node,
             mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std), limit=args.limit,
             reference=args.source if str(args.source).endswith(".tflite") else None, overwrite=args.overwrite,
-            equalize=equalize,
+            equalize=equalize, default_ranges=tuple(args.default_ranges) if args.default_ranges else None,
         )
     print(report.table())
     return EXIT_OK
