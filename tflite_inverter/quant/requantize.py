@@ -163,7 +163,7 @@ def _converter_for(source: Any):
     if isinstance(source, InvertedModel):
         key = source.default_signature
         concrete = source.concrete_functions[key]
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], source.module)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], _light_trackable(source.module))
         fake_quant = source.quantized_mode == "fake_quant" and _has_quantized_activations(source.model)
         specs = [(spec.name, spec.shape) for spec in source.inputs(key)]
         return converter, fake_quant, specs
@@ -177,6 +177,18 @@ def _converter_for(source: Any):
         raise TfliteInverterError(f"{path}: inputs {integer_inputs} are integers; invert with io='float' to re-quantize")
     specs = [(name, spec.shape.as_list()) for name, spec in arguments.items()]
     return tf.lite.TFLiteConverter.from_saved_model(str(path)), fake_quant, specs
+
+
+def _light_trackable(module: Any) -> Any:
+    """What the converter saves the concrete function with: a bare module holding the weights (and
+    module state), so that saving does not trace the inverted module's other tf.functions again
+    (pose_landmark_full: 37 s of conversion, 26 of them that save, down to 14 s)."""
+    import tensorflow as tf
+
+    light = tf.Module(name="requantize")
+    light.weights_ = list(module.weights.values())
+    light.resources_ = dict(module.resources)
+    return light
 
 
 def _clip_count(inverted: Any) -> int:
