@@ -453,3 +453,50 @@ def test_uint8_throughout_of_a_float_model_from_calibration_data(tmp_path):
     assert float(q.scales[0]) == pytest.approx(1 / 127.5) and int(q.zero_points[0]) == 128
     output = report.comparison.outputs[0]
     assert output.max_abs_error <= 0.1 * output.magnitude, report.table()
+
+
+@pytest.mark.real_model
+def test_weight_only_and_dynamic_int4_through_ai_edge_quantizer(mediapipe_models, tmp_path):
+    """ai-edge-quantizer as the back end of the weight-only and int4 modes, on a MediaPipe file as
+    shipped (float16 weights behind DEQUANTIZE, no SignatureDef): normalised, quantized, and given
+    the original's interface back; weight-only int8 stays close to the float model."""
+    pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer is an optional back end")
+    path = mediapipe_models["face_detection_short_range"]
+    original = ti.load(path)
+    report = ti.requantize(path, tmp_path / "w8.tflite", mode="weight_only_int8", progress=False)
+    again = ti.load(report.path)
+    assert io_of(again) == io_of(original) and again.signatures == ()
+    sg = again.main
+    producer = {op.outputs[0]: op for op in sg.operators}
+    convs = [op for op in sg.operators if op.opcode == "CONV_2D"]
+    # weight-only: each convolution's float weights are an int8 constant dequantized at run time
+    assert convs and all(producer[op.inputs[1]].opcode == "DEQUANTIZE" and
+                         sg.tensors[producer[op.inputs[1]].inputs[0]].dtype == "int8" for op in convs)
+    for output in report.comparison.outputs:
+        assert output.mean_abs_error <= 0.02 * output.magnitude, report.table()
+    int4 = ti.requantize(path, tmp_path / "w4.tflite", mode="dynamic_int4", progress=False)
+    assert int4.size_bytes < report.size_bytes
+    assert any(t.dtype == "int4" for t in ti.load(int4.path).main.tensors if t.data is not None)
+
+
+def test_normalized_copy_for_ai_edge_quantizer_is_the_same_model():
+    """Both opcode fields, a SignatureDef, float16 weights folded to float32: the same outputs."""
+    from flatbuffer_writer import edit
+
+    from tflite_inverter.quant.edge_quantizer import normalized
+
+    w = weight([3, 3, 3, 4])
+    model = convert(lambda x: tf.nn.relu(tf.nn.conv2d(x, w, 1, "SAME")),
+                    [tf.TensorSpec([1, 8, 8, 3], tf.float32, name="image")], mode="float16")
+
+    def old_style(m):  # a file written before the 32-bit opcode field, without a SignatureDef
+        for code in m.operatorCodes:
+            code.deprecatedBuiltinCode, code.builtinCode = code.builtinCode, 0
+        m.signatureDefs = []
+
+    old = edit(model, old_style)
+    assert "DEQUANTIZE" in ti.load(old).op_histogram()
+    again = ti.load(normalized(old))
+    assert "DEQUANTIZE" not in again.op_histogram() and [s.key for s in again.signatures] == ["serving_default"]
+    report = ti.compare(old, normalized(old), draws=2)
+    assert report.outputs[0].max_abs_error == 0.0

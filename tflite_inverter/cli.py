@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "its size, ops, ops left in float and its error against the original.")
     requantize.add_argument("source", help=".tflite file or SavedModel directory")
     requantize.add_argument("-o", "--output", required=True, help="the .tflite to write")
-    requantize.add_argument("--mode", choices=["float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout"],
+    requantize.add_argument("--mode", choices=["float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout",
+                                               "weight_only_int8", "weight_only_int4", "dynamic_int4", "dynamic_int4_block32"],
                             default="int8", help="uint8_throughout: uint8 activations everywhere, for NPUs that take only "
                                                  "uint8 (through the TF1 converter: from a quantized .tflite, or "
                                                  "from a float one with --data; --mean/--std are then the input's "
@@ -290,7 +291,9 @@ def cmd_requantize(args: argparse.Namespace) -> int:
     equalize = False if args.no_equalize else None
     # With equalization, requantize inverts the .tflite itself (as a float graph) and equalizes it.
     equalizing = args.per_tensor and equalize is None and args.mode not in ("float16", "uint8_throughout")
-    if str(source).endswith(".tflite") and not equalizing:
+    # ai-edge-quantizer's modes take the float .tflite itself (quantized ones are inverted inside).
+    direct = args.mode.startswith(("weight_only_", "dynamic_int4"))
+    if str(source).endswith(".tflite") and not equalizing and not direct:
         with _Progress().step(f"inverting {source}"):
             source = invert(source, quantized=args.quantized, io="float")
     with _Progress().step(f"converting ({args.mode})"):

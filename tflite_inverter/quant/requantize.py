@@ -23,9 +23,11 @@ from ..errors import TfliteInverterError
 from ..reader import load
 from .representative import as_generator, make_samples
 
-MODES = ("float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout")
+# The weight-only and dynamic int4 modes go through ai-edge-quantizer (quant/edge_quantizer.py).
+EDGE_QUANTIZER_MODES = ("weight_only_int8", "weight_only_int4", "dynamic_int4", "dynamic_int4_block32")
+MODES = ("float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout") + EDGE_QUANTIZER_MODES
 DEFAULT_IO = {"float16": "float", "dynamic_range": "float", "int8": "int8", "uint8": "uint8", "int16x8": "float",
-              "uint8_throughout": "uint8"}
+              "uint8_throughout": "uint8", **{mode: "float" for mode in EDGE_QUANTIZER_MODES}}
 _INTEGER_ACTIVATIONS = {"int8", "uint8", "int16"}
 
 
@@ -46,7 +48,7 @@ class RequantizeReport:
         lines = [f"wrote {self.path} ({self.mode}, {self.size_bytes / 1e6:.2f} MB)",
                  "inputs:  " + "; ".join(self.inputs), "outputs: " + "; ".join(self.outputs),
                  "ops: " + ", ".join(f"{name} x{count}" for name, count in sorted(self.op_histogram.items()))]
-        if self.mode not in ("float16", "dynamic_range"):
+        if self.mode not in ("float16", "dynamic_range") + EDGE_QUANTIZER_MODES:
             lines.append("ops left in float: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.float_ops.items())) or "none"))
             lines.extend(f"  {k}: {reason}" for k, reason in sorted(self.float_reasons.items()))
         if self.comparison is not None:
@@ -163,6 +165,7 @@ def _converter_for(source: Any):
     if isinstance(source, InvertedModel):
         key = source.default_signature
         concrete = source.concrete_functions[key]
+        _refuse_float64(concrete.graph)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], _light_trackable(source.module))
         fake_quant = source.quantized_mode == "fake_quant" and _has_quantized_activations(source.model)
         specs = [(spec.name, spec.shape) for spec in source.inputs(key)]
@@ -177,6 +180,28 @@ def _converter_for(source: Any):
         raise TfliteInverterError(f"{path}: inputs {integer_inputs} are integers; invert with io='float' to re-quantize")
     specs = [(name, spec.shape.as_list()) for name, spec in arguments.items()]
     return tf.lite.TFLiteConverter.from_saved_model(str(path)), fake_quant, specs
+
+
+def _refuse_float64(graph: Any) -> None:
+    """Fail fast (the converter takes minutes to say so) when the graph computes in float64, which
+    TFLite has no kernels for: MediaPipe's TransformLandmarks / TransformTensorBilinear builders sum
+    in float64 to be bit-exact with the C++ kernels."""
+    import tensorflow as tf
+
+    exempt = {"Cast", "Const", "Identity", "Placeholder", "NoOp"}
+    # Only what depends on a model input: float64 arithmetic on constants is folded by the converter.
+    live = {op.name for op in graph.get_operations() if op.type == "Placeholder" and op.outputs[0].dtype != tf.resource}
+    computing = []
+    for op in graph.get_operations():  # in topological order
+        if any(t.op.name in live for t in op.inputs):
+            live.add(op.name)
+            if op.type not in exempt and any(t.dtype == tf.float64 for t in op.outputs):
+                computing.append(op)
+    if computing:
+        scopes = sorted({op.name.split("/")[0] for op in computing})
+        raise TfliteInverterError(f"the graph computes in float64 ({len(computing)} ops, under {scopes[:5]}), which the "
+                                  "TFLite converter cannot lower: MediaPipe's TransformLandmarks / "
+                                  "TransformTensorBilinear builders sum in float64 (see docs/known-issues.md)")
 
 
 def _light_trackable(module: Any) -> Any:
@@ -243,6 +268,10 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     if io_dtype not in io_types:
         raise TfliteInverterError(f"io_dtype must be one of {sorted(io_types)}, not {io_dtype!r}")
     notes: list[str] = []
+    if mode in EDGE_QUANTIZER_MODES:
+        if io_dtype != "float" or per_tensor or keep_float_ops or keep_float_nodes or equalize:
+            raise TfliteInverterError(f"mode {mode!r} takes float I/O and none of per_tensor, keep_float_*, equalize")
+        return _with_edge_quantizer(source, Path(out_path), mode, reference=reference, overwrite=overwrite)
     if mode == "uint8_throughout":
         return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite, representative=representative,
                                  mean=mean, std=std, limit=limit, equalize=equalize, default_ranges=default_ranges)
@@ -399,6 +428,61 @@ def _with_interface(data: bytes, prepared: Any, reference: str | None, mode: str
     notes = ["interface kept: signature key, input and output names, order and shapes"
              + (f"; types changed by the mode: {', '.join(changed)}" if changed else "")]
     return data, notes
+
+
+def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: str | None,
+                         overwrite: bool) -> RequantizeReport:
+    """A weight-only or dynamic int4 model from ai-edge-quantizer. It quantizes a float ``.tflite``:
+    a float source file is handed over as it is (normalised); any other source (a quantized file,
+    an inversion) is first converted to a float ``.tflite`` from its ``dequantize`` inversion."""
+    import tensorflow as tf
+
+    from ..build.inverted import InvertedModel, invert
+    from . import edge_quantizer
+    from .interface import interface_of_model, interface_problems, restore_interface
+
+    notes = []
+    float_data = None
+    if _is_tflite(source):
+        if isinstance(source, (bytes, bytearray)):
+            data = bytes(source)
+        else:
+            reference = reference or str(source)
+            data = Path(source).read_bytes()
+        original = load(data)
+        if not any(t.quantization is not None or t.dtype not in ("float32", "int32", "int64", "bool")
+                   for sg in original.subgraphs for t in sg.tensors if t.data is None):
+            float_data = data
+        else:
+            source = invert(original, quantized="dequantize", io="float")
+    if float_data is None:
+        if not isinstance(source, InvertedModel):
+            raise TfliteInverterError(f"mode {mode!r} needs a .tflite or an inverted model as the source")
+        if source.quantized_mode != "dequantize" or source.io != "float":
+            source = InvertedModel(source.model, quantized="dequantize", io="float")
+        concrete = source.concrete_functions[source.default_signature]
+        _refuse_float64(concrete.graph)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], _light_trackable(source.module))
+        float_data, _ = _convert(converter, mode)
+        float_data, _ = _with_interface(float_data, source, reference, mode)
+        notes.append("converted to a float .tflite from the dequantize inversion first")
+    interface = interface_of_model(load(float_data))
+    data = restore_interface(edge_quantizer.quantize(float_data, mode), interface)
+    model = load(data)
+    problems = interface_problems(interface, model, check_dtypes=True)
+    if problems:
+        raise TfliteInverterError(f"the {mode} model does not keep the original's interface: " + "; ".join(problems))
+    notes.append(f"ai-edge-quantizer recipe {edge_quantizer.RECIPES[mode]}; interface kept: signature key, input and "
+                 "output names, order, shapes and types")
+    path = write_bytes_atomic(out_path, data, overwrite=overwrite)
+    inputs, outputs = _describe_io(model)
+    comparison = None
+    if reference is not None:
+        from ..check.compare import compare
+
+        comparison = compare(reference, str(path), draws=3)
+    return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
+                            float_ops={}, inputs=inputs, outputs=outputs, comparison=comparison, notes=notes)
 
 
 def _per_channel_weights(model: ir.Model) -> int:
