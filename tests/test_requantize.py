@@ -453,6 +453,13 @@ def test_uint8_throughout_of_a_float_model_from_calibration_data(tmp_path):
     assert float(q.scales[0]) == pytest.approx(1 / 127.5) and int(q.zero_points[0]) == 128
     output = report.comparison.outputs[0]
     assert output.max_abs_error <= 0.1 * output.magnitude, report.table()
+    # No data: every tensor without a range takes default_ranges (default_ranges_stats).
+    ranged = ti.requantize(tmp_path / "float.tflite", tmp_path / "d.tflite", mode="uint8_throughout",
+                           default_ranges=(-6.0, 6.0), mean=127.5, std=127.5, progress=False)
+    sg = ti.load(ranged.path).main
+    computed = [t for t in sg.tensors if t.data is None and t.index not in sg.inputs]
+    assert {t.dtype for t in computed} == {"uint8"}
+    assert any(float(t.quantization.scales[0]) == pytest.approx(12.0 / 255) for t in computed)
 
 
 @pytest.mark.real_model
