@@ -58,6 +58,7 @@ def normalized(data: bytes) -> bytes:
                 continue
             kept.append(op)
         sg.operators = kept
+        _drop_orphan_tensors(model, sg)
     _drop_unused_buffers(model)
     if not model.signatureDefs:
         sg = model.subgraphs[0]
@@ -79,20 +80,43 @@ def normalized(data: bytes) -> bytes:
     return bytes(builder.Output())
 
 
+def _drop_orphan_tensors(model, sg) -> None:
+    """Remove the tensors nothing uses any more (the float16 originals of folded weights) and
+    renumber the rest: ai-edge-quantizer's calibration reads every tensor, and one without data fails it."""
+    def indices(values):
+        return [int(i) for i in (values if values is not None else [])]
+
+    used = set(indices(sg.inputs)) | set(indices(sg.outputs))
+    for op in sg.operators:
+        used.update(i for i in indices(op.inputs) + indices(op.outputs) + indices(op.intermediates) if i >= 0)
+    for signature in model.signatureDefs or []:
+        if signature.subgraphIndex == model.subgraphs.index(sg):
+            used.update(int(m.tensorIndex) for m in (signature.inputs or []) + (signature.outputs or []))
+    if len(used) == len(sg.tensors):
+        return
+    new_index = {old: new for new, old in enumerate(sorted(used))}
+
+    def remap(values):
+        return [new_index[i] if i >= 0 else i for i in indices(values)]
+
+    sg.tensors = [sg.tensors[i] for i in sorted(used)]
+    sg.inputs, sg.outputs = remap(sg.inputs), remap(sg.outputs)
+    for op in sg.operators:
+        op.inputs, op.outputs = remap(op.inputs), remap(op.outputs)
+        if op.intermediates is not None:
+            op.intermediates = remap(op.intermediates)
+    for signature in model.signatureDefs or []:
+        if signature.subgraphIndex == model.subgraphs.index(sg):
+            for entry in (signature.inputs or []) + (signature.outputs or []):
+                entry.tensorIndex = new_index[int(entry.tensorIndex)]
+
+
 def _drop_unused_buffers(model) -> None:
-    """Empty the buffers only unused tensors refer to (the float16 originals of folded weights)."""
-    used = set()
-    for sg in model.subgraphs:
-        live = {int(i) for i in (*sg.inputs, *sg.outputs)}
-        for op in sg.operators or []:
-            live.update(int(i) for i in (*(op.inputs if op.inputs is not None else []),
-                                         *(op.outputs if op.outputs is not None else [])) if i >= 0)
-            live.update(int(i) for i in (op.intermediates if op.intermediates is not None else []))
-        used.update(sg.tensors[i].buffer for i in live)
-    for sg in model.subgraphs:
-        for tensor in sg.tensors:
-            if tensor.buffer and tensor.buffer not in used:
-                model.buffers[tensor.buffer].data = None
+    """Empty the buffers no tensor refers to any more (the float16 originals of folded weights)."""
+    referenced = {tensor.buffer for sg in model.subgraphs for tensor in sg.tensors}
+    for index, buffer in enumerate(model.buffers or []):
+        if index and index not in referenced:
+            buffer.data = None
 
 
 def _fold_float16(model, sg, op, schema) -> bool:
