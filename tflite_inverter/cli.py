@@ -198,10 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
          "tflite-inverter requantize model_int8.tflite -o u8.tflite --mode uint8_throughout --data images/"))
     requantize.add_argument("source", help=".tflite file or SavedModel directory")
     requantize.add_argument("-o", "--output", required=True, metavar="FILE", help="the .tflite to write")
-    requantize.add_argument("--mode", choices=["float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout"],
+    requantize.add_argument("--mode", choices=["float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout",
+                                               "weight_only_int8", "weight_only_int4", "dynamic_int4", "dynamic_int4_block32"],
                             default="int8", help="the quantization (default int8); uint8_throughout: uint8 activations "
-                                                 "everywhere, for NPUs that take only uint8 (from a quantized .tflite, "
-                                                 "through the TF1 converter)")
+                                                 "everywhere, for NPUs that take only uint8 (through the TF1 converter: "
+                                                 "from a quantized .tflite, or from a float one with --data; --mean/--std "
+                                                 "are then the input's quantized_input_stats)")
     requantize.add_argument("--data", metavar="PATH",
                             help="calibration data: a folder of images, a .npy ([N, ...]) or a .npz (arrays by input name)")
     requantize.add_argument("--mean", type=float, nargs="+", default=[0.0],
@@ -209,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     requantize.add_argument("--std", type=float, nargs="+", default=[1.0],
                             help="the std of the image normalisation (default 1)")
     requantize.add_argument("--limit", type=int, metavar="N", help="use at most N calibration samples")
+    requantize.add_argument("--default-ranges", type=float, nargs=2, metavar=("MIN", "MAX"),
+                            help="uint8_throughout: the range of tensors that get none (default_ranges_stats)")
     requantize.add_argument("--io-dtype", choices=["float", "int8", "uint8", "int16"], help="input/output type (default by mode)")
     requantize.add_argument("--per-tensor", action="store_true",
                             help="one scale per weight tensor (no per-channel); a .tflite source is then equalized "
@@ -694,7 +698,9 @@ def cmd_requantize(args: argparse.Namespace) -> int:
     equalize = False if args.no_equalize else None
     # With equalization, requantize inverts the .tflite itself (as a float graph) and equalizes it.
     equalizing = args.per_tensor and equalize is None and args.mode not in ("float16", "uint8_throughout")
-    if str(source).endswith(".tflite") and not equalizing:
+    # ai-edge-quantizer's modes take the float .tflite itself (quantized ones are inverted inside).
+    direct = args.mode.startswith(("weight_only_", "dynamic_int4"))
+    if str(source).endswith(".tflite") and not equalizing and not direct:
         with _Progress().step(f"inverting {source}"):
             source = invert(source, quantized=args.quantized, io="float")
     with _Progress().step(f"converting ({args.mode})"):
@@ -703,7 +709,7 @@ def cmd_requantize(args: argparse.Namespace) -> int:
             per_tensor=args.per_tensor, keep_float_ops=args.keep_float_op, keep_float_nodes=args.keep_float_node,
             mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std), limit=args.limit,
             reference=args.source if str(args.source).endswith(".tflite") else None, overwrite=args.overwrite,
-            equalize=equalize,
+            equalize=equalize, default_ranges=tuple(args.default_ranges) if args.default_ranges else None,
         )
     print(report.table())
     _write_report(args, f"tflite-inverter requantize {args.source} -o {args.output}", [report])

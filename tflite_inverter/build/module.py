@@ -21,12 +21,15 @@ from ..errors import BuildError, TfliteInverterError
 from ..names import sanitize_name
 from ..ops import registry
 from ..quant.grids import (HYBRID_INPUTS, HYBRID_WEIGHT_DTYPES, INT16X8_REDUCED_MULTIPLIER_OPS, dequantize_array, fake_quantize,
-                           fake_quantize_dynamic, int16x8_requantization_factor, is_quantized_activation)
+                           fake_quantize_dynamic, int16x8_requantization_factor, integer_range, is_quantized_activation)
 from .context import BuildContext, apply_fused_activation, graph_dtype, output_name
 from .passthrough import Passthrough
 from .state import initial_value, state_tensors
 
 QUANTIZED_MODES = ("fake_quant", "dequantize")
+# Ops whose TFLite kernels may take inputs on other grids than the output's, which the TFLite
+# converter's same-scale rule refuses (see InvertedModule._on_output_grid).
+_SAME_SCALE_OPS = frozenset({"CONCATENATION"})
 
 
 def _constants(sg: ir.Subgraph) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
@@ -317,6 +320,32 @@ class InvertedModule(tf.Module):
         with tf.name_scope("int16x8_requantization"):
             return [outputs[0] * tf.constant(factor if factor.size > 1 else factor.reshape(())), *outputs[1:]]
 
+    def _on_output_grid(self, sg: ir.Subgraph, op: ir.Operator, inputs: list) -> list:
+        """In ``fake_quant`` mode, a CONCATENATION input on another grid than the output's (uint8
+        models of the TF1 converter have them; LiteRT's kernel rescales them) passes through
+        ``minimum(x, top of its grid)``, which changes no value. The TFLite converter demands one scale
+        for a concatenation's inputs and output: fed the FakeQuant'd input directly, it gives the
+        input's producer the output's scale (dropping the input grid's clamp), and a second FakeQuant
+        with the output's range is dropped; after the MINIMUM, which keeps the input's scale, it
+        writes a requantizing QUANTIZE onto the output's grid, as the original kernel computes."""
+        if self.quantized_mode != "fake_quant" or op.opcode not in _SAME_SCALE_OPS or op.outputs[0] is None:
+            return inputs
+        output = sg.tensors[op.outputs[0]]
+        if not is_quantized_activation(output) or output.quantization.per_channel:
+            return inputs
+        grid = (float(output.quantization.scales[0]), int(output.quantization.zero_points[0]), output.dtype)
+        rescaled = list(inputs)
+        for position, index in enumerate(op.inputs):
+            tensor = sg.tensors[index] if index is not None else None
+            if tensor is None or inputs[position] is None or not is_quantized_activation(tensor) or tensor.quantization.per_channel:
+                continue
+            scale, zero_point = float(tensor.quantization.scales[0]), int(tensor.quantization.zero_points[0])
+            if (scale, zero_point, tensor.dtype) != grid:
+                top = (integer_range(tensor.dtype)[1] - zero_point) * scale
+                with tf.name_scope("onto_output_grid"):
+                    rescaled[position] = tf.minimum(inputs[position], top)
+        return rescaled
+
     def on_grid(self, tensor: ir.Tensor, value: tf.Tensor, subgraph_index: int = 0) -> tf.Tensor:
         """In ``fake_quant`` mode, snap a quantized activation to its integer grid (the one place).
         A tensor with a calibrated uint8 grid (:attr:`activation_grids`) gets a FakeQuant node for
@@ -350,6 +379,7 @@ class InvertedModule(tf.Module):
                 raise ctx.fail("no builder registered")
             inputs = [self._input_value(sg, op, p, values, ctx) for p in range(len(op.inputs))]
             inputs = self._hybrid_inputs(sg, op, inputs)
+            inputs = self._on_output_grid(sg, op, inputs)
             scope = sanitize_name(output_name(sg, op))
             self._tables.pending_writes = {}
             try:

@@ -234,13 +234,32 @@ def match_tensor_names(names_a: Sequence[str], names_b: Sequence[str]) -> list[t
     return sorted(pairs + list(last.items()))
 
 
+def _pair_outputs(io_a: dict, io_b: dict, paths: list[str]) -> list[tuple[str, int]]:
+    """(``a``'s output name, the position of its counterpart among ``b``'s outputs), in ``a``'s
+    order: by name when both models name the same outputs, else by position. Static shapes are
+    checked here, before either model runs."""
+    names_a, names_b = io_a["output_names"], io_b["output_names"]
+    if sorted(names_a) == sorted(names_b) and len(set(names_a)) == len(names_a):
+        pairs = [(name, names_b.index(name)) for name in names_a]
+    else:
+        pairs = list(zip(names_a, range(len(names_a))))
+    for (name, j), index_a in zip(pairs, io_a["output_tensors"]):
+        shape_a = io_a["subgraph"].tensors[index_a].shape_signature
+        shape_b = io_b["subgraph"].tensors[io_b["output_tensors"][j]].shape_signature
+        if len(shape_a) != len(shape_b) or any(x != y and x >= 0 and y >= 0 for x, y in zip(shape_a, shape_b)):
+            raise TfliteInverterError(f"{paths[1]}: output {names_b[j]!r} (paired with {paths[0]}'s output {name!r}) has "
+                                      f"shape {list(shape_b)}, not {list(shape_a)}")
+    return pairs
+
+
 def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, inputs: Sequence[Sequence[np.ndarray]] | None = None,
             draws: int = 3, seed: int = 0, float_range: tuple[float, float] = (-1.0, 1.0),
             per_tensor: bool = False) -> CompareReport:
     """Run ``a`` and ``b`` (``.tflite`` paths or bytes) on the same real-valued inputs and compare outputs.
 
     ``inputs`` is a list of samples (each a list of arrays in ``a``'s input order, real values);
-    without it, ``draws`` seeded random samples are used. Outputs correspond by position.
+    without it, ``draws`` seeded random samples are used. Outputs are paired by name when both
+    models name the same outputs (else by position), and their shapes checked before anything runs.
     ``per_tensor=True`` also compares every intermediate tensor the two models share (by name, or by
     the original's name carried in a re-converted model's op scopes: :func:`match_tensor_names`),
     largest error first: the per-layer report that shows where accuracy is lost.
@@ -258,6 +277,7 @@ def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, input
         io_a, io_b = _io(model_a), _io(model_b)
         if len(io_a["input_tensors"]) != len(io_b["input_tensors"]) or len(io_a["output_tensors"]) != len(io_b["output_tensors"]):
             raise TfliteInverterError(f"{paths[0]} and {paths[1]} have different numbers of inputs or outputs")
+        pairs = _pair_outputs(io_a, io_b, paths)
         input_tensors = [io_a["subgraph"].tensors[i] for i in io_a["input_tensors"]]
         samples = [list(s) for s in inputs] if inputs is not None else random_real_inputs(input_tensors, draws, seed, float_range)
         out_a, out_b = _run(paths[0], model_a, samples, per_tensor), _run(paths[1], model_b, samples, per_tensor)
@@ -266,10 +286,11 @@ def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, input
     report = CompareReport(a=str(paths[0]) if not isinstance(a, bytes) else "<bytes>",
                            b=str(paths[1]) if not isinstance(b, bytes) else "<bytes>", samples=len(samples),
                            random_inputs=inputs is None)
-    for i, (name, index_a, index_b) in enumerate(zip(io_a["output_names"], io_a["output_tensors"], io_b["output_tensors"])):
-        tensor_a, tensor_b = io_a["subgraph"].tensors[index_a], io_b["subgraph"].tensors[index_b]
+    for i, (name, j) in enumerate(pairs):
+        tensor_a = io_a["subgraph"].tensors[io_a["output_tensors"][i]]
+        tensor_b = io_b["subgraph"].tensors[io_b["output_tensors"][j]]
         values_a = np.stack([o[i] for o in out_a])
-        values_b = np.stack([o[i] for o in out_b])
+        values_b = np.stack([o[j] for o in out_b])
         if values_a.shape != values_b.shape:
             raise TfliteInverterError(f"output {name}: shapes {values_a.shape[1:]} and {values_b.shape[1:]} differ")
         diff = np.abs(values_a - values_b)

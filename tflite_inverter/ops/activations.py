@@ -34,7 +34,9 @@ for _opcode, (_function, _version) in _ACTIVATION_OPS.items():
 @register("PRELU", max_version=1)
 def build_prelu(ctx, op, inputs):
     x, alpha = inputs
-    return [tf.nn.relu(x) + alpha * tf.minimum(x, tf.zeros_like(x))]
+    # Keras's form (the same values, exactly): the TFLite converter fuses it back into one PRELU,
+    # which matters for uint8_throughout (a decomposed PReLU's inner tensors get no range).
+    return [tf.nn.relu(x) + (-alpha) * tf.nn.relu(-x)]
 
 
 @register("LEAKY_RELU", max_version=1)

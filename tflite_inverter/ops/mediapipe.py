@@ -82,14 +82,19 @@ def build_convolution_2d_transpose_bias(ctx, op, inputs):
     p = _packed_ints(ctx, op, "TfLiteTransposeConvParams", ("padding", "stride_width", "stride_height"))
     in_h, in_w = _static_spatial(ctx, x)
     filter_h, filter_w, out_channels = int(w.shape[0]), int(w.shape[1]), int(w.shape[2])  # HWOI
-    sizes, pads = [], []
+    full, sizes, starts = [], [], []
     for size, kernel, stride in ((in_h, filter_h, p["stride_height"]), (in_w, filter_w, p["stride_width"])):
         total = max(0, kernel - (size - 1) % stride - 1) if p["padding"] == _SAME else 0
-        sizes.append(stride * (size - 1) + kernel - total)
-        pads.append([total // 2, total - total // 2])  # the kernel offsets by total / 2 (rounded down)
-    output_shape = tf.stack([_batch(x), sizes[0], sizes[1], out_channels])
-    y = tf.nn.conv2d_transpose(x, w, output_shape, [1, p["stride_height"], p["stride_width"], 1],
-                               [[0, 0], pads[0], pads[1], [0, 0]])
+        full.append(stride * (size - 1) + kernel)
+        sizes.append(full[-1] - total)
+        starts.append(total // 2)  # the kernel offsets by total / 2 (rounded down)
+    # The full (VALID) transposed convolution, then the window the kernel keeps: an explicit padding
+    # list would become tf.Conv2DBackpropInput with explicit paddings, which the TFLite converter
+    # cannot lower (it needs Flex); VALID plus a slice converts to TRANSPOSE_CONV + STRIDED_SLICE.
+    output_shape = tf.stack([_batch(x), full[0], full[1], out_channels])
+    y = tf.nn.conv2d_transpose(x, w, output_shape, [1, p["stride_height"], p["stride_width"], 1], "VALID")
+    if sizes != full:
+        y = y[:, starts[0]:starts[0] + sizes[0], starts[1]:starts[1] + sizes[1], :]
     return [_add_bias(y, bias)]
 
 

@@ -25,9 +25,11 @@ from ..logs import quiet_stderr
 from ..reader import load
 from .representative import as_generator, make_samples
 
-MODES = ("float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout")
+# The weight-only and dynamic int4 modes go through ai-edge-quantizer (quant/edge_quantizer.py).
+EDGE_QUANTIZER_MODES = ("weight_only_int8", "weight_only_int4", "dynamic_int4", "dynamic_int4_block32")
+MODES = ("float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout") + EDGE_QUANTIZER_MODES
 DEFAULT_IO = {"float16": "float", "dynamic_range": "float", "int8": "int8", "uint8": "uint8", "int16x8": "float",
-              "uint8_throughout": "uint8"}
+              "uint8_throughout": "uint8", **{mode: "float" for mode in EDGE_QUANTIZER_MODES}}
 _INTEGER_ACTIVATIONS = {"int8", "uint8", "int16"}
 
 
@@ -42,13 +44,15 @@ class RequantizeReport:
     outputs: list[str]
     comparison: Any = None  # CompareReport against the reference .tflite, when there is one
     notes: list[str] = field(default_factory=list)
+    float_reasons: dict[str, str] = field(default_factory=dict)  # opcode in float_ops -> why it stayed float
 
     def table(self) -> str:
         lines = [f"wrote {self.path} ({self.mode}, {self.size_bytes / 1e6:.2f} MB)",
                  "inputs:  " + "; ".join(self.inputs), "outputs: " + "; ".join(self.outputs),
                  "ops: " + ", ".join(f"{name} x{count}" for name, count in sorted(self.op_histogram.items()))]
-        if self.mode not in ("float16", "dynamic_range"):
+        if self.mode not in ("float16", "dynamic_range") + EDGE_QUANTIZER_MODES:
             lines.append("ops left in float: " + (", ".join(f"{k} x{v}" for k, v in sorted(self.float_ops.items())) or "none"))
+            lines.extend(f"  {k}: {reason}" for k, reason in sorted(self.float_reasons.items()))
         if self.comparison is not None:
             lines.append(self.comparison.table())
         lines.extend(self.notes)
@@ -176,7 +180,8 @@ def _converter_for(source: Any):
     if isinstance(source, InvertedModel):
         key = source.default_signature
         concrete = source.concrete_functions[key]
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], source.module)
+        _refuse_float64(concrete.graph)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], _light_trackable(source.module))
         fake_quant = source.quantized_mode == "fake_quant" and _has_quantized_activations(source.model)
         specs = [(spec.name, spec.shape) for spec in source.inputs(key)]
         return converter, fake_quant, specs
@@ -190,6 +195,40 @@ def _converter_for(source: Any):
         raise TfliteInverterError(f"{path}: inputs {integer_inputs} are integers; invert with io='float' to re-quantize")
     specs = [(name, spec.shape.as_list()) for name, spec in arguments.items()]
     return tf.lite.TFLiteConverter.from_saved_model(str(path)), fake_quant, specs
+
+
+def _refuse_float64(graph: Any) -> None:
+    """Fail fast (the converter takes minutes to say so) when the graph computes in float64, which
+    TFLite has no kernels for: MediaPipe's TransformLandmarks / TransformTensorBilinear builders sum
+    in float64 to be bit-exact with the C++ kernels."""
+    import tensorflow as tf
+
+    exempt = {"Cast", "Const", "Identity", "Placeholder", "NoOp"}
+    # Only what depends on a model input: float64 arithmetic on constants is folded by the converter.
+    live = {op.name for op in graph.get_operations() if op.type == "Placeholder" and op.outputs[0].dtype != tf.resource}
+    computing = []
+    for op in graph.get_operations():  # in topological order
+        if any(t.op.name in live for t in op.inputs):
+            live.add(op.name)
+            if op.type not in exempt and any(t.dtype == tf.float64 for t in op.outputs):
+                computing.append(op)
+    if computing:
+        scopes = sorted({op.name.split("/")[0] for op in computing})
+        raise TfliteInverterError(f"the graph computes in float64 ({len(computing)} ops, under {scopes[:5]}), which the "
+                                  "TFLite converter cannot lower: MediaPipe's TransformLandmarks / "
+                                  "TransformTensorBilinear builders sum in float64 (see docs/known-issues.md)")
+
+
+def _light_trackable(module: Any) -> Any:
+    """What the converter saves the concrete function with: a bare module holding the weights (and
+    module state), so that saving does not trace the inverted module's other tf.functions again
+    (pose_landmark_full: 37 s of conversion, 26 of them that save, down to 14 s)."""
+    import tensorflow as tf
+
+    light = tf.Module(name="requantize")
+    light.weights_ = list(module.weights.values())
+    light.resources_ = dict(module.resources)
+    return light
 
 
 def _clip_count(inverted: Any) -> int:
@@ -215,7 +254,8 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
                io_dtype: str | None = None, per_tensor: bool = False, keep_float_ops: Sequence[str] = (),
                keep_float_nodes: Sequence[str] = (), mean: float | Sequence[float] = 0.0,
                std: float | Sequence[float] = 1.0, limit: int | None = None, reference: str | None = None,
-               overwrite: bool = False, progress: bool = True, equalize: bool | None = None) -> RequantizeReport:
+               overwrite: bool = False, progress: bool = True, equalize: bool | None = None,
+               default_ranges: tuple[float, float] | None = None) -> RequantizeReport:
     """Write a re-quantized ``.tflite`` and report on it.
 
     ``mode``: ``float16``, ``dynamic_range``, ``int8`` (full integer), ``uint8`` (int8 inside, uint8
@@ -230,6 +270,9 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     by default with ``per_tensor``; the source is then inverted as a float graph
     (``quantized="dequantize"``), so a quantized source needs ``representative`` data, which also
     drives a bias correction for the per-tensor int8 weights. Not possible from a SavedModel.
+    ``uint8_throughout`` of a float model calibrates every activation's range on ``representative``;
+    ``mean``/``std`` then also give the input grid (``quantized_input_stats``: real = (q - mean) / std)
+    and ``default_ranges`` (min, max) the range of tensors without one (``default_ranges_stats``).
     """
     import tensorflow as tf
 
@@ -240,9 +283,13 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     if io_dtype not in io_types:
         raise TfliteInverterError(f"io_dtype must be one of {sorted(io_types)}, not {io_dtype!r}")
     notes: list[str] = []
+    if mode in EDGE_QUANTIZER_MODES:
+        if io_dtype != "float" or per_tensor or keep_float_ops or keep_float_nodes or equalize:
+            raise TfliteInverterError(f"mode {mode!r} takes float I/O and none of per_tensor, keep_float_*, equalize")
+        return _with_edge_quantizer(source, Path(out_path), mode, reference=reference, overwrite=overwrite)
     if mode == "uint8_throughout":
         return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite, representative=representative,
-                                 mean=mean, std=std, limit=limit, equalize=equalize)
+                                 mean=mean, std=std, limit=limit, equalize=equalize, default_ranges=default_ranges)
     equalize = _wants_equalize(source, equalize, per_tensor, mode, representative, notes)
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_requantize_") as work:
         # One scale per weight tensor needs calibration: FakeQuant nodes would carry the original's
@@ -266,15 +313,19 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             elif fake_quant:
                 notes.append("quantization parameters taken from the FakeQuant ranges (no calibration data)")
             if mode == "int16x8":
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+                # Ops without a 16x8 kernel stay in float (TFLITE_BUILTINS), reported below.
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                                                       tf.lite.OpsSet.TFLITE_BUILTINS]
             elif samples is not None and not (keep_float_ops or keep_float_nodes):
-                # Full integer: fail rather than fall back to float. (From FakeQuant ranges alone the
+                # Full integer first; an op without an int8 kernel makes the converter fail, and is
+                # then left in float (the second conversion below). (From FakeQuant ranges alone the
                 # converter refuses this option, and quantizes fully anyway; float_ops reports any rest.)
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             if io_dtype != "float":
                 converter.inference_input_type = converter.inference_output_type = io_types[io_dtype]
         if per_tensor:
             converter._experimental_disable_per_channel = True
+        strict_failure = None
         if keep_float_ops or keep_float_nodes:
             if samples is None:
                 raise TfliteInverterError("selective quantization (keep_float_ops/keep_float_nodes) needs representative data")
@@ -286,12 +337,10 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             data = debugger.get_nondebug_quantized_model()
             notes.append(f"kept in float: ops {list(keep_float_ops)} nodes {list(keep_float_nodes)}")
         else:
-            try:
-                with quiet_stderr():  # the converter's MLIR log lines
-                    data = converter.convert()
-            except (ValueError, RuntimeError) as error:
-                message = str(error).strip().splitlines()
-                raise TfliteInverterError(f"the TFLite converter failed ({mode}): {message[-1] if message else error}") from None
+            with quiet_stderr():  # the converter's MLIR log lines
+                data, strict_failure = _convert(converter, mode)
+        data, interface_notes = _with_interface(data, prepared, reference, mode)
+        notes.extend(interface_notes)
         model = load(data)
         kept = _per_channel_weights(model)
         if per_tensor and kept:
@@ -306,9 +355,150 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             from ..check.compare import compare
 
             comparison = compare(reference, str(path), inputs=samples, draws=3)
+    left_float = dict(float_ops(model))
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
-                            float_ops=dict(float_ops(model)), inputs=inputs, outputs=outputs, comparison=comparison,
-                            notes=notes)
+                            float_ops=left_float, inputs=inputs, outputs=outputs, comparison=comparison,
+                            notes=notes, float_reasons=_float_reasons(left_float, mode, keep_float_ops, keep_float_nodes,
+                                                                      strict_failure if not (keep_float_ops or keep_float_nodes) else None))
+
+
+def _convert(converter, mode: str) -> tuple[bytes, str | None]:
+    """Run the converter; (the model, the converter's complaint when full integer failed and the
+    model was converted again with float kernels allowed for the ops it could not quantize)."""
+    import tensorflow as tf
+
+    def last_line(error: Exception) -> str:
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        return next((line for line in lines if "not supported" in line or "neither a custom op" in line),
+                    lines[-1] if lines else type(error).__name__)
+
+    try:
+        return converter.convert(), None
+    except Exception as error:  # ConverterError, ValueError, RuntimeError, ...
+        strict = tf.lite.OpsSet.TFLITE_BUILTINS_INT8 in set(converter.target_spec.supported_ops)
+        message = last_line(error)
+        if not strict or "neither a custom op nor a flex op" in message:
+            raise TfliteInverterError(f"the TFLite converter failed ({mode}): {message}") from None
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        return converter.convert(), message
+    except Exception as error:
+        raise TfliteInverterError(f"the TFLite converter failed ({mode}, float kernels allowed): {last_line(error)}") from None
+
+
+def _float_reasons(left_float: dict[str, int], mode: str, keep_float_ops: Sequence[str], keep_float_nodes: Sequence[str],
+                   strict_failure: str | None) -> dict[str, str]:
+    """Why each op of ``left_float`` computes in float in a quantized model."""
+    if mode in ("float16", "dynamic_range"):
+        return {}
+    reasons = {}
+    for opcode in left_float:
+        if opcode in keep_float_ops:
+            reasons[opcode] = "kept in float as asked (keep_float_ops)"
+        elif keep_float_nodes:
+            reasons[opcode] = "kept in float as asked (keep_float_nodes), or next to a node that was"
+        elif mode == "int16x8":
+            reasons[opcode] = "the converter has no 16x8 kernel for it, so it stays float"
+        elif strict_failure is not None:
+            reasons[opcode] = f"the converter cannot make it {mode} (full-integer conversion said: {strict_failure}), so it stays float"
+        else:
+            reasons[opcode] = "the converter left it in float"
+    return reasons
+
+
+def _with_interface(data: bytes, prepared: Any, reference: str | None, mode: str,
+                    converted_keys: tuple[list[str], list[str]] | None = None) -> tuple[bytes, list[str]]:
+    """The converted ``data`` with the original's interface (:mod:`tflite_inverter.quant.interface`),
+    checked before anything is written; and notes on what the mode changed (input/output types).
+    ``prepared``: the InvertedModel converted, or a SavedModel path (whose original is ``reference``).
+    ``converted_keys``: the converted model's input and output names, when they are not the
+    signature keys of the TF2 converter (the TF1 converter's node names)."""
+    from ..build.inverted import InvertedModel
+    from ..names import python_identifier, sanitize_name
+    from .interface import Interface, Port, interface_of, interface_of_model, interface_problems, restore_interface
+
+    if isinstance(prepared, InvertedModel):
+        interface = interface_of(prepared)
+    elif reference is not None:  # a SavedModel emitted by this project: its keys are the original's names, sanitized
+        original = interface_of_model(load(reference))
+
+        def keyed(ports, identifier):
+            return tuple(Port((python_identifier(sanitize_name(p.signature_name or p.tensor_name)),) if identifier else
+                              (sanitize_name(p.signature_name or p.tensor_name),), p.tensor_name, p.signature_name,
+                              p.shape, p.dtype) for p in ports)
+
+        interface = Interface(original.signature_key, keyed(original.inputs, True), keyed(original.outputs, False))
+    else:
+        return data, ["interface: the converter's input/output names and order (a SavedModel source and no "
+                      "reference .tflite to take the original's from)"]
+    if converted_keys is not None:
+        interface = interface.with_converted_keys(*converted_keys)
+    data = restore_interface(data, interface)
+    model = load(data)
+    problems = interface_problems(interface, model)
+    if problems:
+        raise TfliteInverterError(f"the {mode} model does not keep the original's interface: " + "; ".join(problems))
+    changed = [f"{p.tensor_name} {p.dtype} -> {q.dtype}" for p, q in
+               zip(interface.inputs + interface.outputs, interface_of_model(model).inputs + interface_of_model(model).outputs)
+               if p.dtype != q.dtype]
+    notes = ["interface kept: signature key, input and output names, order and shapes"
+             + (f"; types changed by the mode: {', '.join(changed)}" if changed else "")]
+    return data, notes
+
+
+def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: str | None,
+                         overwrite: bool) -> RequantizeReport:
+    """A weight-only or dynamic int4 model from ai-edge-quantizer. It quantizes a float ``.tflite``:
+    a float source file is handed over as it is (normalised); any other source (a quantized file,
+    an inversion) is first converted to a float ``.tflite`` from its ``dequantize`` inversion."""
+    import tensorflow as tf
+
+    from ..build.inverted import InvertedModel, invert
+    from . import edge_quantizer
+    from .interface import interface_of_model, interface_problems, restore_interface
+
+    notes = []
+    float_data = None
+    if _is_tflite(source):
+        if isinstance(source, (bytes, bytearray)):
+            data = bytes(source)
+        else:
+            reference = reference or str(source)
+            data = Path(source).read_bytes()
+        original = load(data)
+        if not any(t.quantization is not None or t.dtype not in ("float32", "int32", "int64", "bool")
+                   for sg in original.subgraphs for t in sg.tensors if t.data is None):
+            float_data = data
+        else:
+            source = invert(original, quantized="dequantize", io="float")
+    if float_data is None:
+        if not isinstance(source, InvertedModel):
+            raise TfliteInverterError(f"mode {mode!r} needs a .tflite or an inverted model as the source")
+        if source.quantized_mode != "dequantize" or source.io != "float":
+            source = InvertedModel(source.model, quantized="dequantize", io="float")
+        concrete = source.concrete_functions[source.default_signature]
+        _refuse_float64(concrete.graph)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], _light_trackable(source.module))
+        float_data, _ = _convert(converter, mode)
+        float_data, _ = _with_interface(float_data, source, reference, mode)
+        notes.append("converted to a float .tflite from the dequantize inversion first")
+    interface = interface_of_model(load(float_data))
+    data = restore_interface(edge_quantizer.quantize(float_data, mode), interface)
+    model = load(data)
+    problems = interface_problems(interface, model, check_dtypes=True)
+    if problems:
+        raise TfliteInverterError(f"the {mode} model does not keep the original's interface: " + "; ".join(problems))
+    notes.append(f"ai-edge-quantizer recipe {edge_quantizer.RECIPES[mode]}; interface kept: signature key, input and "
+                 "output names, order, shapes and types")
+    path = write_bytes_atomic(out_path, data, overwrite=overwrite)
+    inputs, outputs = _describe_io(model)
+    comparison = None
+    if reference is not None:
+        from ..check.compare import compare
+
+        comparison = compare(reference, str(path), draws=3)
+    return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
+                            float_ops={}, inputs=inputs, outputs=outputs, comparison=comparison, notes=notes)
 
 
 def _per_channel_weights(model: ir.Model) -> int:
@@ -333,8 +523,56 @@ def _input_grid(model: ir.Model, index: int) -> tuple[float, int]:
     return float(tensor.quantization.scales[0]), zero_point
 
 
+def _input_stats_grid(mean: Any, std: Any) -> ir.QuantParams | None:
+    """The uint8 input grid that ``real = (q - mean) / std`` describes (the TF1 converter's
+    ``quantized_input_stats``), or ``None`` for the default normalisation (0, 1) or per-channel values."""
+    import numpy as np
+
+    means, stds = np.atleast_1d(np.asarray(mean, np.float64)), np.atleast_1d(np.asarray(std, np.float64))
+    if means.size != 1 or stds.size != 1 or (means[0] == 0.0 and stds[0] == 1.0):
+        return None
+    if not 0 <= means[0] <= 255 or means[0] != round(means[0] * 2) / 2 or stds[0] <= 0:
+        raise TfliteInverterError(f"mean {means[0]} / std {stds[0]}: a uint8 input needs 0 <= mean <= 255 and std > 0")
+    return ir.QuantParams(scales=np.array([1.0 / stds[0]], np.float32), zero_points=np.array([int(round(means[0]))], np.int64))
+
+
+def _float_to_uint8_throughout(source: Any, out_path: Path, *, reference: str | None, overwrite: bool,
+                               representative: Any, mean: Any, std: Any, limit: int | None,
+                               default_ranges: tuple[float, float] | None) -> RequantizeReport:
+    """uint8 throughout from a float model: every activation's range calibrated on ``representative``
+    (min/max over the samples) and given to the TF1 converter as a FakeQuant node; the inputs' grid
+    is ``(q - mean) / std`` when ``mean``/``std`` are given (``quantized_input_stats``), else calibrated;
+    ``default_ranges`` for tensors that get no range (``default_ranges_stats``)."""
+    from .bias_correction import calibrated_uint8_grids
+
+    if representative is None and default_ranges is None:
+        raise TfliteInverterError("uint8_throughout of a float model needs representative data (to calibrate every "
+                                  "activation's range) or default_ranges")
+    if source.io != "float" or source.quantized_mode != "dequantize":
+        from ..build.inverted import InvertedModel
+
+        source = InvertedModel(source.model, quantized="dequantize", io="float")
+    specs = [(s.name, s.shape) for s in source.inputs()]
+    samples = make_samples(representative, specs, mean=mean, std=std, limit=limit) if representative is not None else []
+    grids = calibrated_uint8_grids(source, samples) if samples else {}
+    stated = _input_stats_grid(mean, std)
+    for spec in source.inputs():
+        if stated is not None:
+            grids[spec.tensor.index] = stated
+        elif spec.tensor.index not in grids:
+            raise TfliteInverterError(f"input {spec.name!r}: no range (give representative data, or mean/std)")
+    source.module.activation_grids = {(0, index): grid for index, grid in grids.items()}
+    notes = [f"{len(grids)} activation ranges calibrated on {len(samples)} samples (min/max)"
+             + ("; input grid from mean/std" if stated is not None else "")]
+    inputs = {spec.tensor.index: (float(grids[spec.tensor.index].scales[0]), int(grids[spec.tensor.index].zero_points[0]))
+              for spec in source.inputs()}
+    return _tf1_uint8(source, out_path, inputs, reference=reference, overwrite=overwrite, samples=samples or None,
+                      notes=notes, origin="calibrated ranges of the float model", default_ranges=default_ranges)
+
+
 def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, overwrite: bool, representative: Any,
-                      mean: Any, std: Any, limit: int | None, equalize: bool | None = None) -> RequantizeReport:
+                      mean: Any, std: Any, limit: int | None, equalize: bool | None = None,
+                      default_ranges: tuple[float, float] | None = None) -> RequantizeReport:
     """uint8 activations everywhere (NPUs that take only uint8): a frozen GraphDef with a FakeQuant
     node on every activation, through the TF1 converter with ``inference_type=tf.uint8``, which
     reads every activation's range from them.
@@ -342,20 +580,22 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
     The ranges are the original's (the fake_quant inversion), unless the weights must change: a
     model with per-channel weights (uint8 kernels take one scale per weight tensor) is, given
     calibration data, equalized, bias-corrected for per-tensor uint8 weights and calibrated, and
-    the FakeQuant nodes carry the calibrated ranges (``equalize``: force or forbid this)."""
-    import json
-
-    import tensorflow as tf
-
-    from ..emit.frozen_pb import tflite_converter
+    the FakeQuant nodes carry the calibrated ranges (``equalize``: force or forbid this). A float
+    model is calibrated on ``representative`` (see :func:`_float_to_uint8_throughout`)."""
     from ..build.inverted import InvertedModel, invert
 
     if _is_tflite(source):
         reference = reference or (str(source) if not isinstance(source, (bytes, bytearray)) else None)
         source = invert(source, io="float")
-    if not isinstance(source, InvertedModel) or source.quantized_mode != "fake_quant" or \
-            not _has_quantized_activations(source.model):
-        raise TfliteInverterError("uint8_throughout needs a quantized .tflite or its fake_quant inversion: the TF1 "
+    if not isinstance(source, InvertedModel):
+        raise TfliteInverterError("uint8_throughout needs a .tflite or an inverted model: the TF1 converter takes "
+                                  "every activation range from FakeQuant nodes, which a SavedModel source cannot be given")
+    if not _has_quantized_activations(source.model):
+        return _float_to_uint8_throughout(source, out_path, reference=reference, overwrite=overwrite,
+                                          representative=representative, mean=mean, std=std, limit=limit,
+                                          default_ranges=default_ranges)
+    if source.quantized_mode != "fake_quant":
+        raise TfliteInverterError("uint8_throughout of a quantized model needs its fake_quant inversion: the TF1 "
                                   "converter takes every activation range from the FakeQuant nodes")
     per_channel = _per_channel_weights(source.model)
     if equalize is None:
@@ -372,6 +612,27 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
         if source.io != "float":
             source = InvertedModel(source.model, quantized="fake_quant", io="float")
         grids = {spec.tensor.index: _input_grid(source.model, spec.tensor.index) for spec in source.inputs()}
+    origin = "calibrated ranges of the equalized graph" if equalize else "the original's ranges"
+    report = _tf1_uint8(source, out_path, grids, reference=reference, overwrite=overwrite, samples=samples, notes=notes,
+                        origin=origin, default_ranges=default_ranges)
+    if per_channel and not equalize:
+        report.notes.append(f"warning: the original has {per_channel} per-channel weight tensors; uint8 kernels take one "
+                            "scale per weight tensor, so accuracy can drop sharply (see the comparison); give "
+                            "representative data to equalize and calibrate instead")
+    return report
+
+
+def _tf1_uint8(source: Any, out_path: Path, grids: dict[int, tuple[float, int]], *, reference: str | None,
+               overwrite: bool, samples: Any, notes: list[str], origin: str,
+               default_ranges: tuple[float, float] | None) -> RequantizeReport:
+    """The frozen graph of ``source`` (FakeQuant nodes on its activations) through the TF1 converter
+    with ``inference_type=tf.uint8``; ``grids``: each input's (scale, zero point)."""
+    import json
+
+    import tensorflow as tf
+
+    from ..emit.frozen_pb import tflite_converter
+
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_uint8_") as work:
         pb = source.save_frozen_pb(Path(work) / "model.pb")
         description = json.loads(pb.with_suffix(".json").read_text())
@@ -382,11 +643,17 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
             scale, zero_point = grids[spec.tensor.index]
             stats[entry["node"]] = (float(zero_point), 1.0 / scale)  # real = (q - mean) / std
         converter.quantized_input_stats = stats
+        if default_ranges is not None:
+            converter.default_ranges_stats = (float(default_ranges[0]), float(default_ranges[1]))
         try:
             with quiet_stderr():  # the TF1 converter's log lines
                 data = converter.convert()
         except Exception as error:  # the TF1 converter raises several kinds
             raise TfliteInverterError(f"the TF1 converter could not make a uint8 model: {str(error).strip().splitlines()[-1]}") from None
+        data, interface_notes = _with_interface(data, source, reference, "uint8_throughout",
+                                                ([e["node"] for e in description["inputs"]],
+                                                 [e["node"] for e in description["outputs"]]))
+        notes.extend(interface_notes)
     path = write_bytes_atomic(out_path, data, overwrite=overwrite)
     model = load(data)
     inputs, outputs = _describe_io(model)
@@ -396,12 +663,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
 
         comparison = compare(reference, str(path), inputs=samples, draws=3)
     kinds = sorted({t.dtype for t in model.main.tensors if t.data is None})
-    origin = "calibrated ranges of the equalized graph" if equalize else "the original's ranges"
     notes.insert(0, f"activation types: {', '.join(kinds)} (TF1 converter, FakeQuant nodes with {origin})")
-    if per_channel and not equalize:
-        notes.append(f"warning: the original has {per_channel} per-channel weight tensors; uint8 kernels take one scale "
-                     "per weight tensor, so accuracy can drop sharply (see the comparison); give representative "
-                     "data to equalize and calibrate instead")
     return RequantizeReport(path=str(path), mode="uint8_throughout", size_bytes=len(data),
                             op_histogram=dict(model.op_histogram()), float_ops=dict(float_ops(model)), inputs=inputs,
                             outputs=outputs, comparison=comparison, notes=notes)
