@@ -24,7 +24,7 @@ def sample(tmp_path_factory) -> Path:
 
 
 def test_convert_sample_with_pb_and_verify(sample, tmp_path):
-    done = run_cli("convert", str(sample), "-o", "out", "--pb", "--verify", "--draws", "2", cwd=tmp_path)
+    done = run_cli("convert", str(sample), "-o", "out", "--pb", "--verify", "--draws", "2", "-v", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("PASSED") == 2
     assert (tmp_path / "out/saved_model/saved_model.pb").exists()
@@ -120,3 +120,32 @@ def test_requantize_and_compare_commands(sample, tmp_path):
     assert "scores" in compared.stdout and (tmp_path / "c.json").exists()
     refused = run_cli("requantize", str(sample), "-o", "x.tflite", "--mode", "int8", cwd=tmp_path)
     assert refused.returncode == 2 and "needs representative data" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_untrusted_files_give_one_line_and_leave_nothing(sample, tmp_path):
+    """-o naming a file, a model the validation pass refuses, a signature entry without a name."""
+    existing = tmp_path / "taken"
+    existing.write_text("not a directory")
+    done = run_cli("convert", str(sample), "-o", "taken", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"tflite-inverter convert: error: -o taken: exists and is not a directory"]
+    assert done.stdout == ""
+
+    def zero_stride(model):
+        for op in model.subgraphs[0].operators:
+            if hasattr(op.builtinOptions, "strideH"):
+                op.builtinOptions.strideH = 0
+                return
+
+    def unnamed(model):
+        model.signatureDefs[0].inputs[0].name = None
+
+    for change, command in ((zero_stride, "convert"), (unnamed, "inspect")):
+        bad = tmp_path / f"{change.__name__}.tflite"
+        bad.write_bytes(edit(sample.read_bytes(), change))
+        args = ["-o", "out"] if command == "convert" else []
+        done = run_cli(command, str(bad), *args, cwd=tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert lines[0].startswith(f"tflite-inverter {command}: error: {bad}: ")
+        assert not (tmp_path / "out").exists()

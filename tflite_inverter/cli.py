@@ -1,6 +1,7 @@
 """The ``tflite-inverter`` command: a thin layer over the Python API.
 
-Errors the user can act on print as one line and exit 2; a failed verification exits 1.
+Errors the user can act on print as one line and exit 2; a failed verification exits 1. Progress
+lines go to stderr when it is a terminal, or with ``-v``; TensorFlow's and absl's warnings are silenced.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from .errors import TfliteInverterError
 
 EXIT_OK, EXIT_VERIFY_FAILED, EXIT_ERROR = 0, 1, 2
+# Progress lines on stderr: when it is a terminal, or with -v (set by main).
+VERBOSE = False
 
 
 def _quiet_tensorflow() -> None:
@@ -35,13 +38,17 @@ def _quiet_tensorflow() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    import logging
+
+    tensorflow.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 class _Progress:
     """One line per step on stderr, with its duration."""
 
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
+    def __init__(self, enabled: bool | None = None):
+        self.enabled = enabled if enabled is not None else VERBOSE or sys.stderr.isatty()
 
     def step(self, message: str):
         progress = self
@@ -164,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also compare the intermediate tensors both models share by name, largest error first")
 
     commands.add_parser("ops", help="list the supported TFLite opcodes", description="List every registered builder.")
+    for command in commands.choices.values():
+        command.add_argument("-v", "--verbose", action="store_true",
+                             help="progress lines on stderr even when it is not a terminal; tracebacks of internal errors")
     return parser
 
 
@@ -192,6 +202,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not args.saved_model and not args.pb:
         raise TfliteInverterError("nothing to write: --no-saved-model without --pb")
     out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise TfliteInverterError(f"-o {out}: exists and is not a directory")
+    created = [] if out.exists() else [out]  # removed again if the command fails
     saved_model_path, pb_path = out / "saved_model", out / "model.pb"
     targets = ([saved_model_path] if args.saved_model else []) + ([pb_path, pb_path.with_suffix(".json")] if args.pb else [])
     existing = [str(p) for p in targets if p.exists()]
@@ -228,6 +241,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     except BaseException:
         for path in written:  # leave nothing half-done behind
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
         raise
     for path in written:
         print(path)
@@ -283,6 +298,8 @@ def cmd_requantize(args: argparse.Namespace) -> int:
     from .inverted import invert
 
     source = args.source
+    if Path(args.output).is_dir():
+        raise TfliteInverterError(f"-o {args.output}: is a directory; give the .tflite file to write")
     equalize = False if args.no_equalize else None
     # With equalization, requantize inverts the .tflite itself (as a float graph) and equalizes it.
     equalizing = args.per_tensor and equalize is None and args.mode not in ("float16", "uint8_throughout")
@@ -333,14 +350,26 @@ COMMANDS = {"convert": cmd_convert, "verify": cmd_verify, "inspect": cmd_inspect
 NEEDS_TENSORFLOW = {"convert", "verify", "sample", "requantize", "compare"}
 
 
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
+    global VERBOSE
     args = build_parser().parse_args(argv)
+    VERBOSE = args.verbose
     if args.command in NEEDS_TENSORFLOW or getattr(args, "check", False) or args.command == "ops":
         _quiet_tensorflow()
     try:
         return COMMANDS[args.command](args)
     except TfliteInverterError as exc:
-        print(f"tflite-inverter {args.command}: error: {exc}", file=sys.stderr)
+        print(f"tflite-inverter {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: still one line (the traceback with -v)
+        if args.verbose:
+            raise
+        print(f"tflite-inverter {args.command}: internal error (a bug; -v shows the traceback): "
+              f"{type(exc).__name__}: {_one_line(str(exc))[:500]}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("tflite-inverter: interrupted", file=sys.stderr)

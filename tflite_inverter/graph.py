@@ -9,7 +9,6 @@ opcode. This module knows no single op's semantics.
 from __future__ import annotations
 
 import contextlib
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,10 +18,11 @@ import numpy as np
 import tensorflow as tf
 
 from . import ir
-from .errors import BuildError, TfliteInverterError, UnsupportedOp, UnsupportedOpsError
+from .errors import BuildError, TfliteInverterError, UnsupportedOp, UnsupportedOpsError, with_cause
 from . import ops  # noqa: F401  (registers the builders)
 from .ops import registry
 from .quantization import HYBRID_INPUTS, dequantize_array, fake_quantize, fake_quantize_dynamic, is_quantized_activation
+from .names import sanitize_name  # also imported from graph by comparison.py and tests
 from .passthrough import Passthrough
 from .sparsity import densify
 
@@ -52,18 +52,6 @@ def apply_fused_activation(x: tf.Tensor, activation: str) -> tf.Tensor:
     except KeyError:
         raise TfliteInverterError(f"unsupported fused activation {activation!r}") from None
     return function(x)
-
-
-_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
-
-
-def sanitize_name(name: str) -> str:
-    """A TensorFlow-safe node name for a TFLite tensor name (``a:0`` -> ``a_0``)."""
-    clean = _INVALID_NAME_CHARS.sub("_", name).strip("/")
-    clean = re.sub(r"/+", "/", clean)
-    if not clean or not re.match(r"[A-Za-z0-9.]", clean[0]):
-        clean = "t_" + clean
-    return clean
 
 
 def _unique(names: Sequence[str]) -> list[str]:
@@ -238,7 +226,7 @@ def fold_constants(model: ir.Model, subgraph: ir.Subgraph) -> tuple[dict[int, np
         except TfliteInverterError:
             raise
         except Exception as exc:  # a folder bug must name the operator
-            raise ctx.fail(f"folding constants failed: {type(exc).__name__}: {exc}") from exc
+            raise with_cause(ctx.fail(f"folding constants failed: {type(exc).__name__}: {exc}"), exc) from None
         for index, value in zip(op.outputs, outputs):
             constants[index] = value
         folded.add(op.index)
@@ -540,7 +528,7 @@ class InvertedModule(tf.Module):
             except TfliteInverterError:
                 raise
             except Exception as exc:
-                raise ctx.fail(f"{type(exc).__name__}: {exc}") from exc
+                raise with_cause(ctx.fail(f"{type(exc).__name__}: {exc}"), exc) from None
             if len(outputs) != len(op.outputs):
                 raise ctx.fail(f"builder returned {len(outputs)} outputs, the operator has {len(op.outputs)}")
             for position, (index, value) in enumerate(zip(op.outputs, outputs)):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import keyword
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,17 +12,12 @@ import numpy as np
 import tensorflow as tf
 
 from . import ir
-from .errors import TfliteInverterError
+from .errors import RunError, TfliteInverterError, with_cause
 from .graph import TF_DTYPES, InvertedModule, SignatureInfo, check_supported, cut_signature, model_signatures
+from .names import python_identifier
+from .passes.validate import validate
 from .passthrough import Passthrough
 from .quantization import dequantize_tensor, is_quantized_activation, quantize_tensor
-
-
-def python_identifier(name: str) -> str:
-    ident = re.sub(r"\W", "_", name)
-    if not ident or ident[0].isdigit() or keyword.iskeyword(ident):
-        ident = "x_" + ident
-    return ident
 
 
 IO_MODES = ("native", "float")
@@ -63,6 +56,7 @@ class InvertedModel:
                  input_shapes: Mapping[str, Sequence[int | None]] | None = None,
                  inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
                  passthrough: bool | Sequence[str] = False, equalize: bool = False):
+        validate(model)  # an untrusted file fails here, named, before any TensorFlow op is made
         if io not in IO_MODES:
             raise TfliteInverterError(f"io must be one of {IO_MODES}, not {io!r}")
         if equalize and quantized == "fake_quant" and any(is_quantized_activation(t) for t in model.main.tensors):
@@ -133,7 +127,12 @@ class InvertedModel:
             raise TfliteInverterError(f"missing inputs {missing}; expected {[s.name for s in specs]}")
         self._refuse_passthrough(self._info(signature))
         function = self.functions[signature or self.default_signature]
-        result = function(**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
+        try:
+            result = function(**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
+        except (tf.errors.OpError, TypeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise with_cause(RunError(f"{self.model.source}: running signature {signature or self.default_signature!r} failed: "
+                                      f"{type(exc).__name__}: {first}"), exc) from None
         return {name: value.numpy() for name, value in result.items()}
 
     def tensor_values(self, inputs: Mapping[str, np.ndarray] | list[np.ndarray], signature: str | None = None) -> dict[int, np.ndarray]:
