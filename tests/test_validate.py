@@ -240,6 +240,17 @@ def test_sparsity_far_larger_than_the_file(generated_models):
         f"83886080 bytes, more than 64 times the file ({len(data)} bytes)")
 
 
+def test_variable_tensor_whose_zeros_are_far_larger_than_the_file(generated_models):
+    def change(model):
+        tensor = model.subgraphs[0].tensors[12]
+        tensor.isVariable, tensor.shape, tensor.shapeSignature = True, [1 << 27], None
+
+    data = edited(generated_models["cnn_int8"], change)
+    assert invalid(data) == (
+        f"<bytes>: subgraph 0 tensor 12 'Relu;Conv2D': variable tensor of shape [134217728] starts as 134217728 bytes "
+        f"of zeros, more than 64 times the file ({len(data)} bytes)")
+
+
 def test_recursion_through_control_flow(generated_models):
     from tensorflow.lite.python import schema_py_generated as schema
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .errors import TfliteInverterError
@@ -276,7 +277,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(model.summary())
     if args.check:
         from .graph import check_supported
+        from .passes.validate import validate
 
+        validate(model)
         check_supported(model)
         print("every operator has a builder")
     return EXIT_OK
@@ -358,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     global VERBOSE
     args = build_parser().parse_args(argv)
     VERBOSE = args.verbose
+    # The library's warnings (an op version above the tested one) as one line each, without source lines.
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"tflite-inverter: warning: {message}\n"
     if args.command in NEEDS_TENSORFLOW or getattr(args, "check", False) or args.command == "ops":
         _quiet_tensorflow()
     try:

@@ -365,9 +365,15 @@ class InvertedModule(tf.Module):
             for op in sg.operators:
                 spec = registry.lookup(op.opcode)
                 if spec is not None and spec.resource_factory is not None:
-                    key, make = spec.resource_factory(BuildContext(model, sg, op, self._tables.folded[sg.index][0]))
-                    if key not in self.resources:
-                        self.resources[key] = make()
+                    ctx = BuildContext(model, sg, op, self._tables.folded[sg.index][0])
+                    try:
+                        key, make = spec.resource_factory(ctx)
+                        if key not in self.resources:
+                            self.resources[key] = make()
+                    except TfliteInverterError:
+                        raise
+                    except Exception as exc:  # the state of a malformed op must fail named, like a builder
+                        raise with_cause(ctx.fail(f"making its state failed: {type(exc).__name__}: {exc}"), exc) from None
 
     def _spec(self, op: ir.Operator) -> "registry.OpSpec | None":
         """The builder spec of an operator: the passthrough one for an opaque custom op."""
@@ -397,11 +403,17 @@ class InvertedModule(tf.Module):
             for position, index in enumerate(op.inputs):
                 if index is None or index not in constants:
                     continue
-                value = consumable_constant(sg, index, constants)
                 layout = spec.weight_layouts.get(position) if spec else None
-                if layout is not None:
-                    ctx = BuildContext(self._model, sg, op, constants)
-                    value = np.asarray(layout(value, ctx, np))
+                ctx = BuildContext(self._model, sg, op, constants)
+                try:
+                    value = consumable_constant(sg, index, constants)
+                    if layout is not None:
+                        value = np.asarray(layout(value, ctx, np))
+                except TfliteInverterError:
+                    raise
+                except Exception as exc:  # a weight the op's layout cannot take
+                    raise with_cause(ctx.fail(f"input {position} ({sg.tensors[index].name!r}): {type(exc).__name__}: "
+                                              f"{exc}"), exc) from None
                 if value.dtype.kind != "f" or value.size <= 1 or sg.tensors[index].is_variable:
                     continue
                 key = (sg.index, index, id(layout) if layout else 0)

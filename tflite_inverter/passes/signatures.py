@@ -325,6 +325,20 @@ def check_call_once(view: OpView) -> str | None:
     return None
 
 
+def check_pack(view: OpView) -> str | None:
+    count = view.options.get("values_count")
+    if count != len(view.op.inputs):
+        return f"values_count is {count} but the operator has {len(view.op.inputs)} inputs"
+    return None
+
+
+def check_unpack(view: OpView) -> str | None:
+    count = view.options.get("num")
+    if count != len(view.op.outputs):
+        return f"num is {count} but the operator has {len(view.op.outputs)} outputs"
+    return None
+
+
 # -- the table -----------------------------------------------------------------------------------------
 def _sig(**kwargs: Any) -> OpSignature:
     for key in ("ranks", "dtypes", "output_dtypes"):
@@ -371,6 +385,29 @@ for _opcode, _signature in {
     "PAD": _sig(inputs=(2, 2), outputs=(1, 1), ranks={1: (2, 2)}, dtypes={1: INDEX}),
     "PADV2": _sig(inputs=(3, 3), outputs=(1, 1), ranks={1: (2, 2)}, dtypes={1: INDEX}),
     "TRANSPOSE": _sig(inputs=(2, 2), outputs=(1, 1), ranks={1: (1, 1)}, dtypes={1: INDEX}),
+    "PACK": _sig(inputs=(1, None), outputs=(1, 1), options=("values_count", "axis"), checks=(check_pack,)),
+    "UNPACK": _sig(inputs=(1, 1), outputs=(1, None), options=("num", "axis"), checks=(check_unpack,)),
+    "STRIDED_SLICE": _sig(inputs=(4, 4), outputs=(1, 1), ranks={1: (1, 1), 2: (1, 1), 3: (1, 1)},
+                          dtypes={1: INDEX, 2: INDEX, 3: INDEX}),
+    "SLICE": _sig(inputs=(3, 3), outputs=(1, 1), ranks={1: (1, 1), 2: (1, 1)}, dtypes={1: INDEX, 2: INDEX}),
+    "GATHER": _sig(inputs=(2, 2), outputs=(1, 1), dtypes={1: INDEX | frozenset({"int16", "int8"})}),
+    "EXPAND_DIMS": _sig(inputs=(2, 2), outputs=(1, 1), dtypes={1: INDEX}),
+    "SQUEEZE": _sig(inputs=(1, 1), outputs=(1, 1)),
+    "SHAPE": _sig(inputs=(1, 1), outputs=(1, 1)),
+    "CAST": _sig(inputs=(1, 1), outputs=(1, 1)),
+    "TILE": _sig(inputs=(2, 2), outputs=(1, 1), ranks={1: (1, 1)}, dtypes={1: INDEX}),
+    "BATCH_MATMUL": _sig(inputs=(2, 2), outputs=(1, 1)),
+    "ARG_MAX": _sig(inputs=(2, 2), outputs=(1, 1), dtypes={1: INDEX}),
+    "ARG_MIN": _sig(inputs=(2, 2), outputs=(1, 1), dtypes={1: INDEX}),
+    "SUM": _sig(inputs=(2, 2), outputs=(1, 1), dtypes={1: INDEX}),
+    "REDUCE_MAX": _sig(inputs=(2, 2), outputs=(1, 1), dtypes={1: INDEX}),
+    "REDUCE_MIN": _sig(inputs=(2, 2), outputs=(1, 1), dtypes={1: INDEX}),
+    "REDUCE_PROD": _sig(inputs=(2, 2), outputs=(1, 1), dtypes={1: INDEX}),
+    "PRELU": _sig(inputs=(2, 2), outputs=(1, 1)),
+    "LEAKY_RELU": _sig(inputs=(1, 1), outputs=(1, 1)),
+    "HARD_SWISH": _sig(inputs=(1, 1), outputs=(1, 1)),
+    "LESS": _sig(inputs=(2, 2), outputs=(1, 1)),
+    "GREATER": _sig(inputs=(2, 2), outputs=(1, 1)),
     "DEQUANTIZE": _sig(inputs=(1, 1), outputs=(1, 1)),
     "QUANTIZE": _sig(inputs=(1, 1), outputs=(1, 1)),
     "WHILE": _sig(outputs=(0, None), options=("cond_subgraph_index", "body_subgraph_index"), resource_outputs=True,

@@ -7,7 +7,8 @@ subgraph, the operator (index and opcode) and the tensor at fault. It checks wha
 - the model has a main subgraph; signatures map their names to that subgraph's inputs and outputs,
   and the names stay distinct function arguments after sanitising;
 - every tensor: a bounded size (static shapes of at most :data:`MAX_ELEMENTS` values; a sparse
-  constant's dense size at most :data:`DENSE_BYTES_PER_FILE_BYTE` times the file), finite and
+  constant's dense size, or a variable's initial zeros, at most :data:`DENSE_BYTES_PER_FILE_BYTE`
+  times the file), finite and
   positive quantization scales with consistent lengths and axis, sparsity metadata that densifies;
 - every operator: its declared :class:`~.signatures.OpSignature` (inputs, outputs, ranks, dtypes,
   options, shape relations), positive strides, dilations and filter sizes, subgraph references in
@@ -31,8 +32,9 @@ from .signatures import OpSignature, OpView, signature_of
 
 # A static tensor shape may hold at most this many values (TFLite sizes tensors with 32-bit ints).
 MAX_ELEMENTS = 1 << 28
-# A sparse constant is densified at load: its dense size may be at most this many times the file
-# (plus :data:`DENSE_BYTES_FLOOR`), so a small file cannot make the library allocate gigabytes.
+# A sparse constant is densified at load, a variable tensor without data starts as zeros: either may
+# take at most this many times the file (plus :data:`DENSE_BYTES_FLOOR`), so that a small file cannot
+# make the library allocate gigabytes.
 DENSE_BYTES_PER_FILE_BYTE = 64
 DENSE_BYTES_FLOOR = 1 << 24
 # Subgraph references nested deeper than this are refused (each level is a Python call when traced).
@@ -106,6 +108,11 @@ def _tensor_problem(model: ir.Model, tensor: ir.Tensor) -> str | None:
     elements = max(elements, math.prod(tensor.shape) if tensor.shape else 1)
     if elements > MAX_ELEMENTS:
         return f"shape {list(tensor.shape_signature)} holds {elements} values, more than the limit of {MAX_ELEMENTS}"
+    if tensor.is_variable and tensor.data is None and tensor.dtype in ir.NUMPY_DTYPES:
+        zeros = elements * ir.NUMPY_DTYPES[tensor.dtype].itemsize
+        if zeros > _allocation_limit(model):
+            return (f"variable tensor of shape {list(tensor.shape_signature)} starts as {zeros} bytes of zeros, more "
+                    f"than {DENSE_BYTES_PER_FILE_BYTE} times the file ({model.size_bytes} bytes)")
     if tensor.quantization is not None:
         reason = _quantization_problem(tensor)
         if reason is not None:
@@ -113,6 +120,11 @@ def _tensor_problem(model: ir.Model, tensor: ir.Tensor) -> str | None:
     if tensor.sparsity is not None and tensor.data is not None:
         return _sparsity_problem(model, tensor)
     return None
+
+
+def _allocation_limit(model: ir.Model) -> int:
+    """Bytes the library may allocate for one tensor made from the file's data (densified, zeros)."""
+    return DENSE_BYTES_PER_FILE_BYTE * max(model.size_bytes, 1) + DENSE_BYTES_FLOOR
 
 
 def _quantization_problem(tensor: ir.Tensor) -> str | None:
@@ -151,8 +163,7 @@ def _sparsity_problem(model: ir.Model, tensor: ir.Tensor) -> str | None:
     if rank == 0:
         return "a scalar cannot be sparse"
     dense_bytes = math.prod(shape) * ir.NUMPY_DTYPES[tensor.dtype].itemsize
-    limit = DENSE_BYTES_PER_FILE_BYTE * max(model.size_bytes, 1) + DENSE_BYTES_FLOOR
-    if dense_bytes > limit:
+    if dense_bytes > _allocation_limit(model):
         return (f"sparse constant of shape {list(shape)} densifies to {dense_bytes} bytes, more than "
                 f"{DENSE_BYTES_PER_FILE_BYTE} times the file ({model.size_bytes} bytes)")
     order = sparsity.traversal_order or tuple(range(rank))
