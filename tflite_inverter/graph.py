@@ -526,6 +526,7 @@ class InvertedModule(tf.Module):
             if spec is None:
                 raise ctx.fail("no builder registered")
             inputs = [self._input_value(sg, op, p, values, ctx) for p in range(len(op.inputs))]
+            inputs = _enforce_ranks(spec, inputs)
             inputs = self._hybrid_inputs(sg, op, inputs)
             scope = sanitize_name(_output_name(sg, op))
             try:
@@ -549,6 +550,18 @@ class InvertedModule(tf.Module):
                 _check_output(ctx, position, value, spec.check_shape, self.check_static_shapes)
                 values[index] = self.on_grid(sg.tensors[index], value, subgraph_index)
         return values
+
+
+def _enforce_ranks(spec: "registry.OpSpec", inputs: list) -> list:
+    """An input of unknown rank gets the exact rank the op's signature declares, checked when run:
+    TensorFlow's kernels abort the process on some ranks they do not take (Conv2D on a scalar)."""
+    ranks = spec.signature.ranks if spec.signature is not None else {}
+    out = list(inputs)
+    for position, (low, high) in ranks.items():
+        value = out[position] if position < len(out) else None
+        if low == high and isinstance(value, tf.Tensor) and value.shape.rank is None:
+            out[position] = tf.ensure_shape(value, [None] * low)
+    return out
 
 
 def _constant_or_fail(module: "InvertedModule", subgraph_index: int, index: int) -> tf.Tensor:

@@ -130,9 +130,11 @@ class InvertedModel:
         try:
             result = function(**{s.name: tf.convert_to_tensor(inputs[s.name], TF_DTYPES[s.dtype]) for s in specs})
         except (tf.errors.OpError, TypeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # TensorFlow's message ends with what went wrong, after the traceback of the op's creation.
+            lines = [line.strip() for line in str(getattr(exc, "message", exc)).splitlines()]
+            lines = [line for line in lines if line and not line.startswith(("[[", "File ", "Detected at node"))]
             raise with_cause(RunError(f"{self.model.source}: running signature {signature or self.default_signature!r} failed: "
-                                      f"{type(exc).__name__}: {first}"), exc) from None
+                                      f"{type(exc).__name__}: {lines[-1] if lines else ''}"), exc) from None
         return {name: value.numpy() for name, value in result.items()}
 
     def tensor_values(self, inputs: Mapping[str, np.ndarray] | list[np.ndarray], signature: str | None = None) -> dict[int, np.ndarray]:
