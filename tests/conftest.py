@@ -46,3 +46,11 @@ def mediapipe_models() -> dict[str, Path]:
     models = {p.stem: p for p in cache.glob("*.tflite")}
     assert len(models) == 14, f"expected 14 .tflite files in the mediapipe wheel, found {sorted(models)}"
     return models
+
+
+@pytest.fixture(scope="session")
+def generated_models(tmp_path_factory) -> dict[str, Path]:
+    """Small converter-made models (tests/fuzzing.py: make_base_models), for the validation and fuzz tests."""
+    from fuzzing import make_base_models
+
+    return {name: Path(path) for name, path in make_base_models(str(tmp_path_factory.mktemp("generated"))).items()}

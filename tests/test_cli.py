@@ -24,7 +24,7 @@ def sample(tmp_path_factory) -> Path:
 
 
 def test_convert_sample_with_pb_and_verify(sample, tmp_path):
-    done = run_cli("convert", str(sample), "-o", "out", "--pb", "--verify", "--draws", "2", cwd=tmp_path)
+    done = run_cli("convert", str(sample), "-o", "out", "--pb", "--verify", "--draws", "2", "-v", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("PASSED") == 2
     assert (tmp_path / "out/saved_model/saved_model.pb").exists()
@@ -129,3 +129,32 @@ def test_inspect_never_imports_tensorflow(sample):
     done = subprocess.run([sys.executable, "-c", code, str(sample)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "NO_TF 0"
+
+
+def test_untrusted_files_give_one_line_and_leave_nothing(sample, tmp_path):
+    """-o naming a file, a model the validation pass refuses, a signature entry without a name."""
+    existing = tmp_path / "taken"
+    existing.write_text("not a directory")
+    done = run_cli("convert", str(sample), "-o", "taken", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "tflite-inverter convert: error: -o/--output taken: is a file; give a directory (it is made if missing)"]
+    assert done.stdout == ""
+
+    def zero_stride(model):
+        for op in model.subgraphs[0].operators:
+            if hasattr(op.builtinOptions, "strideH"):
+                op.builtinOptions.strideH = 0
+                return
+
+    def unnamed(model):
+        model.signatureDefs[0].inputs[0].name = None
+
+    for change, command in ((zero_stride, "convert"), (unnamed, "inspect")):
+        bad = tmp_path / f"{change.__name__}.tflite"
+        bad.write_bytes(edit(sample.read_bytes(), change))
+        args = ["-o", "out"] if command == "convert" else []
+        done = run_cli(command, str(bad), *args, cwd=tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert lines[0].startswith(f"tflite-inverter {command}: error: {bad}: ")
+        assert not (tmp_path / "out").exists()

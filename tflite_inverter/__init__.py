@@ -19,6 +19,7 @@ from .errors import (
     BuildError,
     InvalidModelError,
     OutputExistsError,
+    RunError,
     TfliteInverterError,
     UnsupportedOpsError,
     VerificationError,
@@ -96,7 +97,7 @@ def supported_ops() -> list:
 
 
 __all__ = [
-    "BuildError", "InvalidModelError", "Model", "Operator", "OutputExistsError", "QuantParams", "Signature",
+    "BuildError", "InvalidModelError", "Model", "Operator", "OutputExistsError", "QuantParams", "RunError", "Signature",
     "Subgraph", "Tensor", "TfliteInverterError", "UnsupportedOpsError", "VerificationError", "VerifyReport",
     "batch", "compare", "invert", "load", "register", "register_custom", "requantize", "set_verbosity", "supported_ops",
     "verify",

@@ -1,6 +1,7 @@
 """The ``tflite-inverter`` command: a thin layer over the Python API.
 
-Errors the user can act on print as one line and exit 2; a failed verification exits 1.
+Errors the user can act on print as one line and exit 2; a failed verification exits 1. Progress
+lines go to stderr when it is a terminal, or with ``-v``; TensorFlow's and absl's warnings are silenced.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .errors import TfliteInverterError
 
 EXIT_OK, EXIT_VERIFY_FAILED, EXIT_ERROR = 0, 1, 2
+# Progress lines on stderr: when it is a terminal, or with -v (set by main).
 
 
 def _quiet_tensorflow() -> None:
@@ -35,7 +38,9 @@ class _Progress:
     def __init__(self, enabled: bool | None = None):
         from .logs import verbosity
 
-        self.enabled = verbosity() >= 0 if enabled is None else enabled
+        # Progress lines on a terminal, or with -v; never in a pipe unless asked; none with -q.
+        level = verbosity()
+        self.enabled = (level > 0 or (level >= 0 and sys.stderr.isatty())) if enabled is None else enabled
 
     def step(self, message: str):
         progress = self
@@ -597,6 +602,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .build.inverted import InvertedModel
 
     out = Path(args.output)
+    created = [] if out.exists() else [out]  # removed again if the command fails
     saved_model_path, pb_path = out / "saved_model", out / "model.pb"
     progress = _Progress()
     with progress.step(f"building TensorFlow graph ({sum(len(s.operators) for s in model.subgraphs)} operators)"):
@@ -630,6 +636,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     except BaseException:
         for path in written:  # leave nothing half-done behind
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
         raise
     for path in written:
         print(path)
@@ -671,7 +679,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(model.tensors(index).table())
     if args.check:
         from .build.supported import check_supported
+        from .passes.validate import validate
 
+        validate(model)
         check_supported(model)
         print("every operator has a builder")
     return EXIT_OK
@@ -695,6 +705,8 @@ def cmd_requantize(args: argparse.Namespace) -> int:
     from .build.inverted import invert
 
     source = args.source
+    if Path(args.output).is_dir():
+        raise TfliteInverterError(f"-o {args.output}: is a directory; give the .tflite file to write")
     equalize = False if args.no_equalize else None
     # With equalization, requantize inverts the .tflite itself (as a float graph) and equalizes it.
     equalizing = args.per_tensor and equalize is None and args.mode not in ("float16", "uint8_throughout")
@@ -766,12 +778,24 @@ COMMANDS = {name: _speaking_cli_terms(command) for name, command in {
 NEEDS_TENSORFLOW = {"convert", "verify", "sample", "requantize", "compare"}
 
 
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The library's warnings (an op version above the tested one) as one line each, without source lines.
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"tflite-inverter: warning: {message}\n"
     try:  # each command checks its arguments before TensorFlow is imported (_prepare)
         return COMMANDS[args.command](args)
     except TfliteInverterError as exc:
-        print(f"tflite-inverter {args.command}: error: {exc}", file=sys.stderr)
+        print(f"tflite-inverter {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: still one line (the traceback with -v)
+        if args.verbose:
+            raise
+        print(f"tflite-inverter {args.command}: internal error (a bug; -v shows the traceback): "
+              f"{type(exc).__name__}: {_one_line(str(exc))[:500]}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("tflite-inverter: interrupted", file=sys.stderr)

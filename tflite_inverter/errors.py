@@ -9,7 +9,19 @@ from collections.abc import Mapping
 
 
 class TfliteInverterError(Exception):
-    """Base class of the library's errors: a clear message naming the place."""
+    """Base class of the library's errors: a clear message naming the place.
+
+    Where an internal exception (TensorFlow's, numpy's) is the cause, it is kept in ``cause`` for
+    debugging but not chained (``raise ... from None``): the user sees one message in the model's terms.
+    """
+
+    cause: BaseException | None = None
+
+
+def with_cause(error: TfliteInverterError, cause: BaseException) -> TfliteInverterError:
+    """``error`` with ``cause`` attached as an attribute: ``raise with_cause(err, exc) from None``."""
+    error.cause = cause
+    return error
 
 
 class InvalidModelError(TfliteInverterError):
@@ -48,6 +60,10 @@ class UnsupportedOp:
 
 class BuildError(TfliteInverterError):
     """A builder failed; the message names the operator index, opcode and output tensor."""
+
+
+class RunError(TfliteInverterError):
+    """TensorFlow refused the inputs or failed while running the inverted model (``cause`` holds its error)."""
 
 
 class OutputExistsError(TfliteInverterError):

@@ -1,4 +1,9 @@
-"""Names: TFLite tensor names made safe for TensorFlow nodes and Python arguments (no TensorFlow)."""
+"""Names in the inverted graph, made from TFLite tensor and signature names (no TensorFlow).
+
+The one place for name sanitising: ``build/`` names nodes and weights with :func:`sanitize_name`,
+``build/inverted.py`` names function arguments with :func:`python_identifier`, and
+``passes/validate.py`` checks that a signature's input names stay distinct arguments after both.
+"""
 
 from __future__ import annotations
 
@@ -33,8 +38,9 @@ def unique_names(names: Sequence[str]) -> list[str]:
 
 
 def python_identifier(name: str) -> str:
-    """A valid Python argument name for a signature input name."""
-    ident = re.sub(r"\W", "_", name)
-    if not ident or ident[0].isdigit() or keyword.iskeyword(ident):
+    """A tf.function argument name: ASCII letters, digits and ``_``, starting with a letter
+    (TensorFlow renames an argument such as ``_`` or ``_a``, and then cannot bind it by name)."""
+    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not re.match(r"[A-Za-z]", ident) or keyword.iskeyword(ident):
         ident = "x_" + ident
     return ident

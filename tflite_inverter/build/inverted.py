@@ -18,12 +18,13 @@ tf = import_tensorflow()  # TensorFlow's start-up lines hidden unless ti.set_ver
 
 from .. import ir  # noqa: E402
 from ..display import did_you_mean, html_block, html_lines, html_table, shape_text
-from ..errors import TfliteInverterError
+from ..errors import RunError, TfliteInverterError, with_cause
 from ..logs import progress
 from ..names import python_identifier
 from ..passes.batch import follow_new_shapes
 from ..passes.cut import plan_cut
 from ..passes.pipeline import prepare
+from ..passes.validate import validate
 from ..quant.grids import dequantize_tensor, is_quantized_activation, quantize_tensor
 from ..emit.frozen_pb import save_frozen_pb
 from ..emit.saved_model import save_saved_model
@@ -69,6 +70,7 @@ class InvertedModel:
                  input_shapes: Mapping[str, Sequence[int | None]] | None = None,
                  inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
                  passthrough: bool | Sequence[str] = False, equalize: bool = False, stateless: bool = False):
+        validate(model)  # an untrusted file fails here, named, before any TensorFlow op is made
         if io not in IO_MODES:
             raise TfliteInverterError(f"io must be one of {IO_MODES}, not {io!r}")
         if equalize and quantized == "fake_quant" and any(is_quantized_activation(t) for t in model.main.tensors):
@@ -229,7 +231,14 @@ class InvertedModel:
         info = self._info(signature)
         feeds = self._feeds(info, inputs)
         self._refuse_passthrough(info)
-        result = self.functions[info.key](**feeds)
+        try:
+            result = self.functions[info.key](**feeds)
+        except (tf.errors.OpError, TypeError, ValueError) as exc:
+            # TensorFlow's message ends with what went wrong, after the traceback of the op's creation.
+            lines = [line.strip() for line in str(getattr(exc, "message", exc)).splitlines()]
+            lines = [line for line in lines if line and not line.startswith(("[[", "File ", "Detected at node"))]
+            raise with_cause(RunError(f"{self.model.source}: running signature {info.key!r} failed: "
+                                      f"{type(exc).__name__}: {lines[-1] if lines else ''}"), exc) from None
         return {name: value.numpy() for name, value in result.items()}
 
     def tensor_values(self, inputs: Mapping[str, np.ndarray] | list[np.ndarray], signature: str | None = None) -> dict[int, np.ndarray]:

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from .. import ir
 from .. import ops  # noqa: F401  (registers the builders)
-from ..errors import BuildError, TfliteInverterError
+from ..errors import BuildError, TfliteInverterError, with_cause
 from ..names import sanitize_name
 from ..ops import registry
 from ..quant.grids import (HYBRID_INPUTS, HYBRID_WEIGHT_DTYPES, INT16X8_REDUCED_MULTIPLIER_OPS, dequantize_array, fake_quantize,
@@ -111,9 +111,15 @@ class InvertedModule(tf.Module):
             for op in sg.operators:
                 spec = registry.lookup(op.opcode)
                 if spec is not None and spec.resource_factory is not None:
-                    key, make = spec.resource_factory(BuildContext(model, sg, op, self._tables.stored[sg.index]))
-                    if key not in self.resources:
-                        self.resources[key] = make()
+                    ctx = BuildContext(model, sg, op, self._tables.stored[sg.index])
+                    try:
+                        key, make = spec.resource_factory(ctx)
+                        if key not in self.resources:
+                            self.resources[key] = make()
+                    except TfliteInverterError:
+                        raise
+                    except Exception as exc:  # the state of a malformed op must fail named, like a builder
+                        raise with_cause(ctx.fail(f"making its state failed: {type(exc).__name__}: {exc}"), exc) from None
 
     def _spec(self, op: ir.Operator) -> "registry.OpSpec | None":
         """The builder spec of an operator: the passthrough one for an opaque custom op."""
@@ -141,7 +147,13 @@ class InvertedModule(tf.Module):
                 layout = spec.weight_layouts.get(position) if spec else None
                 if layout is not None:
                     ctx = BuildContext(self._model, sg, op, constants)
-                    value = np.asarray(layout(value, ctx, np))
+                    try:
+                        value = np.asarray(layout(value, ctx, np))
+                    except TfliteInverterError:
+                        raise
+                    except Exception as exc:  # a weight the op's layout cannot take
+                        raise with_cause(ctx.fail(f"input {position} ({sg.tensors[index].name!r}): {type(exc).__name__}: "
+                                                  f"{exc}"), exc) from None
                 if value.dtype.kind != "f" or value.size <= 1 or sg.tensors[index].is_variable:
                     continue
                 key = (sg.index, index, id(layout) if layout else 0)
@@ -378,6 +390,7 @@ class InvertedModule(tf.Module):
             if spec is None:
                 raise ctx.fail("no builder registered")
             inputs = [self._input_value(sg, op, p, values, ctx) for p in range(len(op.inputs))]
+            inputs = _enforce_ranks(spec, inputs)
             inputs = self._hybrid_inputs(sg, op, inputs)
             inputs = self._on_output_grid(sg, op, inputs)
             scope = sanitize_name(output_name(sg, op))
@@ -395,7 +408,7 @@ class InvertedModule(tf.Module):
             except TfliteInverterError:
                 raise
             except Exception as exc:
-                raise ctx.fail(f"{type(exc).__name__}: {exc}") from exc
+                raise with_cause(ctx.fail(f"{type(exc).__name__}: {exc}"), exc) from None
             if len(outputs) != len(op.outputs):
                 raise ctx.fail(f"builder returned {len(outputs)} outputs, the operator has {len(op.outputs)}")
             self._commit_writes(sg, op, spec, values, ctx)
@@ -407,6 +420,18 @@ class InvertedModule(tf.Module):
             if self._tables.progress is not None:
                 self._tables.progress.update()
         return values
+
+
+def _enforce_ranks(spec: "registry.OpSpec", inputs: list) -> list:
+    """An input of unknown rank gets the exact rank the op's signature declares, checked when run:
+    TensorFlow's kernels abort the process on some ranks they do not take (Conv2D on a scalar)."""
+    ranks = spec.signature.ranks if getattr(spec, "signature", None) is not None else {}
+    out = list(inputs)
+    for position, (low, high) in ranks.items():
+        value = out[position] if position < len(out) else None
+        if low == high and isinstance(value, tf.Tensor) and value.shape.rank is None:
+            out[position] = tf.ensure_shape(value, [None] * low)
+    return out
 
 
 def _constant_or_fail(module: "InvertedModule", subgraph_index: int, index: int) -> tf.Tensor:

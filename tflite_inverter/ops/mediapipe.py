@@ -27,6 +27,7 @@ import struct
 import numpy as np
 import tensorflow as tf
 
+from ..errors import with_cause
 from .conv import _add_bias, _ohwi_to_hwoi
 from .registry import register_custom
 
@@ -55,7 +56,7 @@ def _flexbuffer_map(ctx, op) -> dict:
     try:
         return flexbuffers.GetRoot(bytes(op.custom_options)).AsMap.Value
     except Exception as exc:  # noqa: BLE001 - any decoding error is a malformed model
-        raise ctx.fail(f"custom options are not a flexbuffer map: {exc}") from exc
+        raise with_cause(ctx.fail(f"custom options are not a flexbuffer map: {exc}"), exc) from None
 
 
 def _require_version(ctx, op, version: int) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ..passes.signatures import OpSignature, declare, signature_of
+
 Builder = Callable[..., list]
 # A weight layout converts a constant (numpy) or run-time (tf) weight from TFLite's layout to
 # the one the builder expects: layout(value, ctx, lib) with lib = numpy or tensorflow.
@@ -46,6 +48,9 @@ class OpSpec:
     # Inputs the kernel writes back into (variable tensors that persist across invocations); the
     # builder hands each new value to ``ctx.write_variable(position, value)``.
     writes_inputs: StateWrites = ()
+    # What the operator needs before it is built (input/output counts, ranks, dtypes, options, shape
+    # relations), checked by passes/validate.py; from the TF-free table in passes/signatures.py.
+    signature: OpSignature | None = None
 
     @property
     def name(self) -> str:
@@ -69,12 +74,15 @@ def register(
     fused_activation: bool = True,
     validator: Callable[[Any], str | None] | None = None,
     writes_inputs: StateWrites = (),
+    signature: OpSignature | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register ``builder`` for each TFLite spelling in ``opcodes`` (``"CONV_2D"``, ``"CUSTOM:Foo"``).
 
     ``max_version`` is the highest op version the parity tests cover; a model with a higher
     version warns (or fails in strict mode). A duplicate registration raises. ``writes_inputs``
-    names the inputs whose variable tensors the kernel updates in place (module state).
+    names the inputs whose variable tensors the kernel updates in place (module state). ``signature`` declares
+    what the operator needs (checked by ``passes/validate.py`` before building); without it the
+    opcode's entry in ``passes/signatures.py`` applies, if any.
     """
 
     def decorate(builder: Builder) -> Builder:
@@ -92,7 +100,10 @@ def register(
                 fused_activation=fused_activation,
                 validator=validator,
                 writes_inputs=writes_inputs,
+                signature=signature if signature is not None else signature_of(opcode),
             )
+            if signature is not None:
+                declare(opcode, signature)
         return builder
 
     return decorate

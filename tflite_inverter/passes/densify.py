@@ -21,6 +21,8 @@ from .edit import map_tensors, tensor_location
 
 def densify(values: np.ndarray, shape: tuple[int, ...], sparsity: Sparsity, where: str) -> np.ndarray:
     rank = len(shape)
+    if rank == 0:
+        raise InvalidModelError(f"{where}: a scalar cannot be sparse")
     order = sparsity.traversal_order or tuple(range(rank))
     if len(sparsity.dim_metadata) != len(order):
         raise InvalidModelError(f"{where}: {len(sparsity.dim_metadata)} dim_metadata for {len(order)} traversal levels")
@@ -42,6 +44,9 @@ def densify(values: np.ndarray, shape: tuple[int, ...], sparsity: Sparsity, wher
             segments, indices = meta.array_segments, meta.array_indices
             if segments is None or indices is None or positions.size and positions.max() + 1 >= segments.size:
                 raise InvalidModelError(f"{where}: sparse level {level} has too few array_segments")
+            if segments.size and (segments[0] < 0 or np.any(np.diff(segments) < 0)):
+                # Decreasing segments would let the expansion below repeat entries without bound.
+                raise InvalidModelError(f"{where}: sparse level {level} array_segments are not increasing")
             starts, ends = segments[positions], segments[positions + 1]
             counts = ends - starts
             if np.any(counts < 0) or (ends.size and ends.max() > indices.size):

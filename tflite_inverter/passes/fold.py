@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .. import ir
-from ..errors import TfliteInverterError
+from ..errors import TfliteInverterError, with_cause
 from ..quant.grids import dequantize_array
 from .edit import with_subgraphs, with_tensors
 
@@ -66,8 +66,8 @@ def fold_constants(model: ir.Model) -> ir.Model:
             except TfliteInverterError:
                 raise
             except Exception as exc:  # a folder bug must name the operator
-                raise TfliteInverterError(f"{model.source}: subgraph {sg.index} operator {op.index} {op.opcode}: "
-                                          f"folding constants failed: {type(exc).__name__}: {exc}") from exc
+                raise with_cause(TfliteInverterError(f"{model.source}: subgraph {sg.index} operator {op.index} {op.opcode}: "
+                                                     f"folding constants failed: {type(exc).__name__}: {exc}"), exc) from None
             for index, value in zip(op.outputs, outputs):
                 if index is not None:
                     tensors[index] = dataclasses.replace(sg.tensors[index], data=value)

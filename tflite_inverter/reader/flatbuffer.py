@@ -128,7 +128,10 @@ class _Reader:
                     tensor_index = entry.TensorIndex()
                     if not 0 <= tensor_index < n_tensors:
                         raise self.fail(f"tensor index {tensor_index} out of range")
-                    entries[entry.Name().decode()] = tensor_index
+                    name = entry.Name()
+                    if name is None:
+                        raise self.fail(f"tensor map entry {j} (tensor {tensor_index}) has no name")
+                    entries[name.decode("utf-8", "replace")] = tensor_index
                 maps.append(MappingProxyType(entries))
             key = sig.SignatureKey()
             signatures.append(Signature((key or b"").decode() or f"signature_{k}", index, maps[0], maps[1]))
