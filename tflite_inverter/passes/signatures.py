@@ -239,9 +239,15 @@ def check_split_v(view: OpView) -> str | None:
 
 
 def check_reshape(view: OpView) -> str | None:
-    shape = view.constant(1)
-    if shape is None and view.input(1) is None and "new_shape" in view.options:
+    # LiteRT's rule (ShapeIsVector): the shape operand counts only if it is a 1-D int32 tensor;
+    # otherwise ReshapeOptions.new_shape gives the shape (ops/shape.py follows the same rule).
+    operand = view.input(1)
+    used = operand is not None and operand.has_rank and len(operand.shape) == 1 and operand.dtype == "int32"
+    shape = view.constant(1) if used else None
+    if shape is None and not used and "new_shape" in view.options:
         shape = np.asarray(view.options["new_shape"], np.int64)
+        if shape.tolist() == [0]:
+            shape = np.zeros([0], np.int64)  # [0]: a scalar in legacy models
     if shape is None:
         return None
     if shape.ndim > 1:
@@ -368,7 +374,7 @@ for _opcode, _signature in {
                   checks=(check_split,)),
     "SPLIT_V": _sig(inputs=(3, 3), outputs=(1, None), options=("num_splits",), ranks={1: (1, 1), 2: (0, 1)},
                     dtypes={1: INDEX, 2: INT32}, checks=(check_split_v,)),
-    "RESHAPE": _sig(inputs=(1, 2), outputs=(1, 1), ranks={1: (0, 1)}, dtypes={1: INDEX}, checks=(check_reshape,)),
+    "RESHAPE": _sig(inputs=(1, 2), outputs=(1, 1), checks=(check_reshape,)),
     "CONCATENATION": _sig(inputs=(1, None), outputs=(1, 1), options=("axis",), checks=(check_concatenation,)),
     "SOFTMAX": _sig(inputs=(1, 1), outputs=(1, 1), ranks={0: (1, 8)}),
     "LOGISTIC": _sig(inputs=(1, 1), outputs=(1, 1)),
