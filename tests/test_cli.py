@@ -119,7 +119,7 @@ def test_requantize_and_compare_commands(sample, tmp_path):
     assert compared.returncode == 0, compared.stderr
     assert "scores" in compared.stdout and (tmp_path / "c.json").exists()
     refused = run_cli("requantize", str(sample), "-o", "x.tflite", "--mode", "int8", cwd=tmp_path)
-    assert refused.returncode == 2 and "needs representative data" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.returncode == 2 and "needs --data" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_inspect_never_imports_tensorflow(sample):
