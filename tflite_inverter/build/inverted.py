@@ -107,12 +107,17 @@ class InvertedModel:
         self.functions: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._frozen_states: dict[str, list[dict]] = {}
         self._debug_functions: dict[str, Any] = {}
+        self._trace()
+        self.timings["trace"] = time.perf_counter() - clock
+
+    def _trace(self) -> None:
+        """Trace every signature once (an op that cannot be built fails here, not at save time). The
+        concrete functions serve run(), the SavedModel's signatures and the frozen pb; the functions
+        are not attributes of the module, which would make tf.saved_model.save trace them again."""
+        self._debug_functions.clear()
         for info in self.signatures.values():
             function = tf.function(self._signature_body(info), input_signature=self._input_specs(info), autograph=False)
             self.functions[info.key] = function
-        # Trace once, now (an op that cannot be built fails here, not at save time). The concrete
-        # functions serve run(), the SavedModel's signatures and the frozen pb; the functions are
-        # not attributes of the module, which would make tf.saved_model.save trace them again.
         self.concrete_functions = {}
         for key, fn in self.functions.items():
             info = self.signatures[key]
@@ -123,7 +128,12 @@ class InvertedModel:
                     self.concrete_functions[key] = fn.get_concrete_function()
                 finally:
                     self.module._tables.progress = None
-        self.timings["trace"] = time.perf_counter() - clock
+
+    def set_activation_grids(self, grids: Mapping[tuple[int, int], ir.QuantParams]) -> None:
+        """Give float activations (subgraph, tensor) -> calibrated uint8 grids, as FakeQuant nodes, and
+        trace the signatures again: run(), the SavedModel and the frozen pb then all carry them."""
+        self.module.activation_grids = dict(grids)
+        self._trace()
 
     # -- description ---------------------------------------------------------------------------
     def inputs(self, signature: str | None = None) -> list[IOSpec]:

@@ -141,7 +141,7 @@ def _quantization_problem(tensor: ir.Tensor) -> str | None:
     for label, values in (("min", q.min), ("max", q.max)):
         if values is not None and values.size not in (0, scales.size):
             return f"{values.size} quantization {label} values for {scales.size} scales"
-    if scales.size > 1:
+    if scales.size > 1 and not getattr(q, "blockwise", False):  # blockwise: one scale per block (checked by the reader)
         rank = len(tensor.shape)
         if not 0 <= q.quantized_dimension < max(rank, 1) or rank == 0:
             return f"quantized_dimension {q.quantized_dimension} is out of range for shape {list(tensor.shape)}"

@@ -561,7 +561,7 @@ def _float_to_uint8_throughout(source: Any, out_path: Path, *, reference: str | 
             grids[spec.tensor.index] = stated
         elif spec.tensor.index not in grids:
             raise TfliteInverterError(f"input {spec.name!r}: no range (give representative data, or mean/std)")
-    source.module.activation_grids = {(0, index): grid for index, grid in grids.items()}
+    source.set_activation_grids({(0, index): grid for index, grid in grids.items()})
     notes = [f"{len(grids)} activation ranges calibrated on {len(samples)} samples (min/max)"
              + ("; input grid from mean/std" if stated is not None else "")]
     inputs = {spec.tensor.index: (float(grids[spec.tensor.index].scales[0]), int(grids[spec.tensor.index].zero_points[0]))
@@ -677,7 +677,7 @@ def _equalized_and_calibrated(source: Any, samples: list, notes: list[str]) -> t
     equalized = _equalized(source)
     corrected = correct_biases(equalized, samples, quantize=per_tensor_uint8)
     grids = calibrated_uint8_grids(equalized, samples)
-    equalized.module.activation_grids = {(0, index): grid for index, grid in grids.items()}
+    equalized.set_activation_grids({(0, index): grid for index, grid in grids.items()})
     notes.append(f"cross-layer equalization: {_clip_count(equalized)} RELU6 bounds made per-channel; "
                  f"bias correction for per-tensor uint8 weights: {corrected} layers; {len(grids)} activation ranges "
                  f"calibrated on {len(samples)} samples")
