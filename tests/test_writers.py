@@ -31,6 +31,7 @@ from ai_edge_quantizer import qtyping, quantizer, recipe, recipe_manager
 from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
 import tflite_inverter as ti
+from tflite_inverter.quant.grids import quantize_array
 from parity import convert, weight
 
 FLOAT_OPS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "MAX_POOL_2D": 1, "RESHAPE": 1, "FULLY_CONNECTED": 2}
@@ -151,7 +152,9 @@ def test_recipe(float_model, name):
     image = np.random.default_rng(2).uniform(-1, 1, [1, 8, 8, 8]).astype(np.float32)
     for mode, expectation in (("fake_quant", fake_quant), ("dequantize", dequantize)):
         inverted = ti.invert(model_bytes, quantized=mode)
-        assert np.isfinite(next(iter(inverted.run([image]).values()))).all()
+        spec = inverted.inputs()[0]  # static recipes take int8 / int16 inputs: fed on their grid
+        feed = image if not spec.quantized else quantize_array(image, spec.tensor.quantization, spec.dtype)
+        assert np.isfinite(next(iter(inverted.run([feed]).values()))).all()
         check_verification(model_bytes, inverted, expectation, mode, blockwise=any("blockwise" in e for e in encodings))
 
 
