@@ -83,9 +83,10 @@ def _add_common_options(parser: argparse.ArgumentParser, top_level: bool = False
                         help="show TensorFlow's and the converter's log lines (-vv: also their INFO lines)")
 
 
-def _add_verify_options(parser: argparse.ArgumentParser) -> None:
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    """The inputs to run on, for verify, convert --verify and compare: real data or seeded random draws."""
     parser.add_argument("--data", metavar="PATH",
-                        help="inputs to verify on instead of random ones: a folder of images, a .npy ([N, ...]) or "
+                        help="inputs to run on instead of random ones: a folder of images, a .npy ([N, ...]) or "
                              "a .npz (arrays by input name)")
     parser.add_argument("--mean", type=float, nargs="+", default=[0.0],
                         help="with an image folder: normalise as (pixel - mean) / std, one value or one per channel (default 0)")
@@ -94,6 +95,10 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="use at most N samples of --data")
     parser.add_argument("--draws", type=int, default=3, help="random input draws to compare without --data (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+
+
+def _add_verify_options(parser: argparse.ArgumentParser) -> None:
+    _add_input_options(parser)
     parser.add_argument("--rtol", type=float, default=1e-4,
                         help="relative tolerance: max abs error <= max(rtol*max(1,|ref|), 2*noise floor) (default 1e-4)")
     parser.add_argument("--float-range", type=float, nargs=2, default=(-1.0, 1.0), metavar=("LOW", "HIGH"),
@@ -241,13 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "tflite-inverter compare float.tflite int8.tflite --per-tensor --json report.json"))
     compare.add_argument("a", help="the reference .tflite")
     compare.add_argument("b", help="the .tflite to compare with it")
-    compare.add_argument("--data", metavar="PATH", help="inputs: image folder, .npy or .npz (default: random)")
-    compare.add_argument("--mean", type=float, nargs="+", default=[0.0],
-                         help="with an image folder: normalise as (pixel - mean) / std (default 0)")
-    compare.add_argument("--std", type=float, nargs="+", default=[1.0],
-                         help="with an image folder: the std of (pixel - mean) / std (default 1)")
-    compare.add_argument("--limit", type=int, metavar="N", help="use at most N samples of --data")
-    compare.add_argument("--draws", type=int, default=3, help="random inputs when --data is not given (default 3)")
+    _add_input_options(compare)
     compare.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     _add_report_option(compare)
     compare.add_argument("--per-tensor", action="store_true",
@@ -740,7 +739,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         inputs = make_samples(args.data, specs, mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std),
                               limit=args.limit)
     with _Progress().step(f"comparing {args.b} with {args.a}"):
-        report = compare(args.a, args.b, inputs=inputs, draws=args.draws, per_tensor=args.per_tensor)
+        report = compare(args.a, args.b, inputs=inputs, draws=args.draws, seed=args.seed, per_tensor=args.per_tensor)
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")

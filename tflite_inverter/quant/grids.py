@@ -12,11 +12,10 @@ reads back as quantization parameters), and graph outputs (:func:`quantize_tenso
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..ir import QuantParams
+from .fixed_point import quantize_multiplier
 
 
 def dequantize_array(data: np.ndarray, quant: QuantParams | None) -> np.ndarray:
@@ -184,20 +183,6 @@ def _round_half_away(x):
 # of elements without it, 0-0.4% with it (float32 rounding); FULLY_CONNECTED keeps the full
 # multiplier (0% off without it, 3-12% with it). opcode -> (input position, weight position).
 INT16X8_REDUCED_MULTIPLIER_OPS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1)}
-
-
-def quantize_multiplier(multiplier: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier: ``multiplier = q * 2^(shift - 31)`` with q a 31-bit integer."""
-    if multiplier == 0.0:
-        return 0, 0
-    fraction, shift = math.frexp(multiplier)
-    q = int(round(fraction * (1 << 31)))
-    if q == 1 << 31:
-        q //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q, shift
 
 
 def int16x8_requantization_factor(input_tensor, weight_tensor, output_tensor) -> np.ndarray | None:
