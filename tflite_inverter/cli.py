@@ -88,10 +88,12 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="PATH",
                         help="inputs to run on instead of random ones: a folder of images, a .npy ([N, ...]) or "
                              "a .npz (arrays by input name)")
-    parser.add_argument("--mean", type=float, nargs="+", default=[0.0],
-                        help="with an image folder: normalise as (pixel - mean) / std, one value or one per channel (default 0)")
-    parser.add_argument("--std", type=float, nargs="+", default=[1.0],
-                        help="with an image folder: the std of (pixel - mean) / std (default 1)")
+    parser.add_argument("--mean", type=float, nargs="+",
+                        help="with an image folder: normalise as (pixel - mean) / std, one value or one per channel "
+                             "(default: the model's TFLite metadata, else 0)")
+    parser.add_argument("--std", type=float, nargs="+",
+                        help="with an image folder: the std of (pixel - mean) / std (default: the model's TFLite "
+                             "metadata, else 1)")
     parser.add_argument("--limit", type=int, metavar="N", help="use at most N samples of --data")
     parser.add_argument("--draws", type=int, default=3, help="random input draws to compare without --data (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
@@ -216,10 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "are then the input's quantized_input_stats)")
     requantize.add_argument("--data", metavar="PATH",
                             help="calibration data: a folder of images, a .npy ([N, ...]) or a .npz (arrays by input name)")
-    requantize.add_argument("--mean", type=float, nargs="+", default=[0.0],
-                            help="image normalisation: (pixel - mean) / std, one value or one per channel (default 0)")
-    requantize.add_argument("--std", type=float, nargs="+", default=[1.0],
-                            help="the std of the image normalisation (default 1)")
+    requantize.add_argument("--mean", type=float, nargs="+",
+                            help="image normalisation: (pixel - mean) / std, one value or one per channel "
+                                 "(default: the model's TFLite metadata, else 0)")
+    requantize.add_argument("--std", type=float, nargs="+",
+                            help="the std of the image normalisation (default: the model's TFLite metadata, else 1)")
     requantize.add_argument("--limit", type=int, metavar="N", help="use at most N calibration samples")
     requantize.add_argument("--default-ranges", type=float, nargs=2, metavar=("MIN", "MAX"),
                             help="uint8_throughout: the range of tensors that get none (default_ranges_stats)")
@@ -310,8 +313,8 @@ def _verify_inputs(args: argparse.Namespace, model) -> list[list]:
     sg = model.subgraphs[info.subgraph_index]
     tensors = [sg.tensors[i] for i in info.input_tensors]
     specs = [(name, [None if d < 0 else d for d in t.shape_signature]) for name, t in zip(info.input_names, tensors)]
-    samples = make_samples(args.data, specs, mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std),
-                           limit=args.limit)
+    mean, std = _image_normalization(args, model)
+    samples = make_samples(args.data, specs, mean=mean, std=std, limit=args.limit)
     if not samples:
         raise TfliteInverterError(f"--data {args.data}: no samples found")
     return [[to_model_input(v, t) for v, t in zip(sample, tensors)] for sample in samples]
@@ -694,8 +697,22 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _scalar_or_list(values: list[float]) -> float | list[float]:
+def _scalar_or_list(values: list[float] | None) -> float | list[float] | None:
+    """One value as a scalar, several as a list; None (the option not given) stays None."""
+    if values is None:
+        return None
     return values[0] if len(values) == 1 else values
+
+
+def _image_normalization(args: argparse.Namespace, model) -> tuple:
+    """--mean/--std for --data, those not given from ``model``'s TFLite metadata (said on stderr)."""
+    from .quant.representative import image_normalization
+
+    mean, std, note = image_normalization(model.tflite_metadata, args.data, _scalar_or_list(args.mean),
+                                          _scalar_or_list(args.std))
+    if note is not None and not getattr(args, "quiet", 0):
+        print(note, file=sys.stderr)
+    return mean, std
 
 
 def cmd_requantize(args: argparse.Namespace) -> int:
@@ -734,10 +751,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     inputs = None
     if args.data:
-        sg = load(args.a).main
+        model_a = load(args.a)
+        sg = model_a.main
         specs = [(sg.tensors[i].name, [None if d < 0 else d for d in sg.tensors[i].shape_signature]) for i in sg.inputs]
-        inputs = make_samples(args.data, specs, mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std),
-                              limit=args.limit)
+        mean, std = _image_normalization(args, model_a if model_a.tflite_metadata is not None else load(args.b))
+        inputs = make_samples(args.data, specs, mean=mean, std=std, limit=args.limit)
     with _Progress().step(f"comparing {args.b} with {args.a}"):
         report = compare(args.a, args.b, inputs=inputs, draws=args.draws, seed=args.seed, per_tensor=args.per_tensor)
     print(report.table())

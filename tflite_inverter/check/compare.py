@@ -37,6 +37,8 @@ class OutputComparison:
     max_steps: float | None  # max_abs_error / step
     within_one_step: float | None
     top1_agreement: float | None  # classifier-shaped outputs [N, classes]
+    # Per input row, (a's top-1 class, b's), named by the label file of a's TFLite metadata (or b's).
+    top1_classes: list[tuple[str, str]] | None = None
 
 
 @dataclass
@@ -85,10 +87,16 @@ class CompareReport:
         return [(t.opcode_a, t.name, f"{t.max_abs_error:.4g}", f"{t.max_abs_error / max(t.magnitude, 1e-12):.2%}",
                  f"{t.max_steps:.1f}" if t.max_steps is not None else "-") for t in self.tensors[:limit]]
 
-    def _notes(self) -> list[str]:
+    def _notes(self, shown: int = 8) -> list[str]:
+        notes = []
+        for o in self.outputs:
+            if o.top1_classes:
+                pairs = [f"{x!r}" if x == y else f"{x!r} / {y!r} (differs)" for x, y in o.top1_classes[:shown]]
+                more = f", ... ({len(o.top1_classes)} in all)" if len(o.top1_classes) > shown else ""
+                notes.append(f"top-1 of {o.name} per input (a / b where they differ): {', '.join(pairs)}{more}")
         if self.random_inputs and any(o.top1_agreement is not None for o in self.outputs):
-            return ["top-1 agreement on random inputs says little about accuracy: give real data (inputs=, --data)"]
-        return []
+            notes.append("top-1 agreement on random inputs says little about accuracy: give real data (inputs=, --data)")
+        return notes
 
     def table(self) -> str:
         lines = [f"compare {self.b} against {self.a} ({self._inputs_label()})",
@@ -234,6 +242,25 @@ def match_tensor_names(names_a: Sequence[str], names_b: Sequence[str]) -> list[t
     return sorted(pairs + list(last.items()))
 
 
+def _output_labels(models: Sequence[ir.Model], ios: Sequence[dict], positions: Sequence[int]) -> tuple[str, ...] | None:
+    """The class names of an output from the first of ``models`` whose TFLite metadata has a label
+    file for it (metadata describes the main subgraph's outputs, in its order)."""
+    for model, io, position in zip(models, ios, positions):
+        described = model.tflite_metadata
+        if described is None or described.error or (model.signatures and model.signatures[0].subgraph_index != 0):
+            continue
+        index = io["output_tensors"][position]
+        if index in model.main.outputs and model.main.outputs.index(index) < len(described.outputs):
+            labels = described.outputs[model.main.outputs.index(index)].labels
+            if labels:
+                return labels
+    return None
+
+
+def _class_name(labels: Sequence[str], index: int) -> str:
+    return labels[index] if 0 <= index < len(labels) else f"class {index}"
+
+
 def _pair_outputs(io_a: dict, io_b: dict, paths: list[str]) -> list[tuple[str, int]]:
     """(``a``'s output name, the position of its counterpart among ``b``'s outputs), in ``a``'s
     order: by name when both models name the same outputs, else by position. Static shapes are
@@ -296,14 +323,19 @@ def compare(a: str | os.PathLike | bytes, b: str | os.PathLike | bytes, *, input
         diff = np.abs(values_a - values_b)
         steps = [s for s in (_step(tensor_a), _step(tensor_b)) if s]
         step = max(steps) if steps else None
-        top1 = None
+        top1 = classes = None
         if values_a.ndim == 3 and values_a.shape[-1] > 1:  # samples x batch x classes
             top1 = float(np.mean(values_a.argmax(-1) == values_b.argmax(-1)))
+            labels = _output_labels((model_a, model_b), (io_a, io_b), (i, j))
+            if labels is not None:
+                classes = [(_class_name(labels, int(x)), _class_name(labels, int(y)))
+                           for x, y in zip(values_a.argmax(-1).ravel(), values_b.argmax(-1).ravel())]
         report.outputs.append(OutputComparison(
             name=name, shape=tuple(values_a.shape[1:]), max_abs_error=float(diff.max()), mean_abs_error=float(diff.mean()),
             magnitude=float(np.abs(values_a).max()), step=step,
             max_steps=float(diff.max() / step) if step else None,
             within_one_step=float(np.mean(diff <= step * (1 + 1e-4))) if step else None, top1_agreement=top1,
+            top1_classes=classes,
         ))
     if per_tensor:
         for name, name_b in match_tensor_names(list(tensors_a), list(tensors_b)):

@@ -3,7 +3,8 @@ or callables, shaped for the model's float inputs.
 
 Every source becomes a list of samples; a sample is a list of arrays in input order, each with a
 batch dimension of 1. Images are resized to the input's height and width and normalised as
-``(pixel - mean) / std`` with the numbers the user gives (no eval'd strings).
+``(pixel - mean) / std`` with the numbers the user gives (no eval'd strings), or, when the user
+gives none, with the ones the model's TFLite metadata states (:func:`image_normalization`).
 """
 
 from __future__ import annotations
@@ -107,6 +108,49 @@ def make_samples(source: Any, inputs: Sequence[tuple[str, Sequence[int | None]]]
             raise TfliteInverterError(f"the model has {len(inputs)} inputs {names}: give a mapping from input name to data")
         samples = [[value] for value in _split(np.asarray(source), shapes[0])]
     return samples[:limit] if limit else samples
+
+
+def metadata_of(source: Any) -> Any:
+    """The TFLite metadata (``ModelDescription``) of a model source: an ``ir.Model``, an inverted
+    model (its ``.model``), a ``.tflite`` path or bytes; None for anything else or without metadata."""
+    model = getattr(source, "model", source)
+    if hasattr(model, "tflite_metadata"):
+        return model.tflite_metadata
+    if isinstance(source, (bytes, bytearray)) or (isinstance(source, (str, os.PathLike)) and Path(source).is_file()):
+        from ..reader import load
+
+        try:
+            return load(source).tflite_metadata
+        except TfliteInverterError:
+            return None
+    return None
+
+
+def image_normalization(described: Any, source: Any, mean: Any = None, std: Any = None
+                        ) -> tuple[Any, Any, str | None]:
+    """``(mean, std, note)`` for normalising the images of ``source``. A ``mean`` or ``std`` given
+    (not None) is used as given; one not given comes from the TFLite metadata ``described`` (a
+    ``ModelDescription`` or None) when its one input states a normalization, else is 0 / 1. The
+    note says when the metadata supplied the numbers (and is None otherwise, and for sources that
+    are not image folders, which are not normalised)."""
+    stated = None
+    if described is not None and not described.error and len(described.inputs) == 1:
+        stated = described.inputs[0]
+    is_folder = isinstance(source, (str, os.PathLike)) and Path(source).is_dir()
+    note = None
+    if is_folder and stated is not None and ((mean is None and stated.mean) or (std is None and stated.std)):
+        taken = [flag for flag, given, value in (("mean", mean, stated.mean), ("std", std, stated.std))
+                 if given is None and value]
+        mean = list(stated.mean) if mean is None and stated.mean else mean
+        std = list(stated.std) if std is None and stated.std else std
+        note = (f"images normalised as (pixel - {_numbers(mean if mean is not None else 0.0)}) / "
+                f"{_numbers(std if std is not None else 1.0)}: {' and '.join(taken)} from the model's TFLite metadata")
+    return (0.0 if mean is None else mean), (1.0 if std is None else std), note
+
+
+def _numbers(value: Any) -> str:
+    values = [float(v) for v in np.atleast_1d(np.asarray(value, np.float64))]
+    return f"{values[0]:g}" if len(values) == 1 else "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 
 def as_generator(samples: Sequence[Sample], progress: bool = True, description: str = "calibrating") -> Callable[[], Iterable[Sample]]:

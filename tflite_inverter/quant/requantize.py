@@ -23,7 +23,7 @@ from ..emit.atomic import write_bytes_atomic
 from ..errors import TfliteInverterError
 from ..logs import quiet_stderr
 from ..reader import load
-from .representative import as_generator, make_samples
+from .representative import as_generator, image_normalization, make_samples, metadata_of
 
 # The weight-only and dynamic int4 modes go through ai-edge-quantizer (quant/edge_quantizer.py).
 EDGE_QUANTIZER_MODES = ("weight_only_int8", "weight_only_int4", "dynamic_int4", "dynamic_int4_block32")
@@ -252,8 +252,8 @@ def _equalization_notes(inverted: Any, samples: Any, per_tensor: bool, mode: str
 
 def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", representative: Any = None,
                io_dtype: str | None = None, per_tensor: bool = False, keep_float_ops: Sequence[str] = (),
-               keep_float_nodes: Sequence[str] = (), mean: float | Sequence[float] = 0.0,
-               std: float | Sequence[float] = 1.0, limit: int | None = None, reference: str | None = None,
+               keep_float_nodes: Sequence[str] = (), mean: float | Sequence[float] | None = None,
+               std: float | Sequence[float] | None = None, limit: int | None = None, reference: str | None = None,
                overwrite: bool = False, progress: bool = True, equalize: bool | None = None,
                default_ranges: tuple[float, float] | None = None) -> RequantizeReport:
     """Write a re-quantized ``.tflite`` and report on it.
@@ -273,7 +273,23 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     ``uint8_throughout`` of a float model calibrates every activation's range on ``representative``;
     ``mean``/``std`` then also give the input grid (``quantized_input_stats``: real = (q - mean) / std)
     and ``default_ranges`` (min, max) the range of tensors without one (``default_ranges_stats``).
+    ``mean``/``std`` not given come from the source's TFLite metadata (its input normalization) when
+    it states one, else are 0 and 1; the report's notes say so.
     """
+    mean, std, normalization = image_normalization(metadata_of(source), representative, mean, std)
+    report = _requantize(source, out_path, mode=mode, representative=representative, io_dtype=io_dtype,
+                         per_tensor=per_tensor, keep_float_ops=keep_float_ops, keep_float_nodes=keep_float_nodes,
+                         mean=mean, std=std, limit=limit, reference=reference, overwrite=overwrite, progress=progress,
+                         equalize=equalize, default_ranges=default_ranges)
+    if normalization is not None:
+        report.notes.insert(0, normalization)
+    return report
+
+
+def _requantize(source: Any, out_path: str | os.PathLike, *, mode: str, representative: Any, io_dtype: str | None,
+                per_tensor: bool, keep_float_ops: Sequence[str], keep_float_nodes: Sequence[str], mean: Any, std: Any,
+                limit: int | None, reference: str | None, overwrite: bool, progress: bool, equalize: bool | None,
+                default_ranges: tuple[float, float] | None) -> RequantizeReport:
     import tensorflow as tf
 
     if mode not in MODES:
