@@ -106,3 +106,13 @@ def test_requantize_calibrates_on_the_metadata_normalization(described_model, ph
     assert report.comparison.outputs and not report.comparison.random_inputs
     scores = next(o for o in report.comparison.outputs if o.name == "scores")
     assert scores.top1_classes is not None and all(a in LABELS and b in LABELS for a, b in scores.top1_classes)
+
+
+def test_summaries_show_the_metadata(described_model):
+    model = ti.load(described_model)
+    assert "input  image: normalization (x - [127.5]) / [127.5]" in model.summary()
+    inverted = ti.invert(model)
+    for shown in (inverted.summary(), inverted._repr_html_()):
+        assert "image: normalization (x - [127.5]) / [127.5]" in shown
+        assert "scores: 4 labels ('cat', 'dog', 'bird', ...)" in shown.replace("&#x27;", "'")
+    assert "labels" not in ti.invert(make_sample_model()).summary()

@@ -189,6 +189,8 @@ class InvertedModel:
             lines.append(f"signature {key!r}:")
             for label, name, shape, dtype, quant in self._io_rows(key):
                 lines.append(f"  {label:6} {name} {dtype}{shape}" + (f" ({quant})" if quant else ""))
+        if self.model.tflite_metadata is not None:
+            lines.extend(self.model.tflite_metadata.lines())
         lines.extend(self.notes)
         return "\n".join(lines)
 
@@ -201,7 +203,8 @@ class InvertedModel:
                   for key in self.signatures]
         operators = sum(len(sg.operators) for sg in self.prepared.subgraphs)
         return html_block(f"inverted model of {self.model.source}: {operators} operators built, {self._weight_summary()}",
-                          html_lines(self._settings() + list(self.notes)), *tables)
+                          html_lines(self._settings() + list(self.notes)), *tables,
+                          html_lines(self.model.tflite_metadata.lines() if self.model.tflite_metadata is not None else []))
 
     @property
     def stateful(self) -> bool:
