@@ -67,6 +67,9 @@ MISTAKES = [
     (["verify", "palm.tflite", "palm.tflite", "--report", "report.txt"], "--report report.txt: the page is HTML"),
     (["convert", "palm.tflite", "-o", "out", "--report", "r.html"], "--report shows the verification: add --verify"),
     (["compare", "palm.tflite", "palm.tflite", "--report", "empty"], "--report empty: the page is HTML"),
+    (["verify", "palm.tflite", "palm.tflite", "--model-explorer", "e.json"], "--model-explorer shows the per-tensor "
+                                                                             "comparison: add --per-tensor"),
+    (["verify", "palm.tflite", "palm.tflite", "--per-tensor", "--model-explorer", "e.txt"], "name it NAME.json"),
 ]
 
 

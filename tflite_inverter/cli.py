@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "exit 1 above tolerance.",
                      ("tflite-inverter verify model.tflite out/saved_model",
                       "tflite-inverter verify model.tflite out/model.pb --per-tensor",
+                      "tflite-inverter verify model.tflite out/model.pb --per-tensor --model-explorer errors.json",
                       "tflite-inverter verify model.tflite out/saved_model --data images/ --mean 127.5 --std 127.5"))
     verify.add_argument("model", help="the original .tflite file")
     verify.add_argument("candidate", help="SavedModel directory, frozen .pb (with its .json sidecar) or .tflite")
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_option(verify)
     verify.add_argument("--per-tensor", action="store_true",
                         help="also compare every intermediate tensor and name the first operator that diverges")
+    verify.add_argument("--model-explorer", metavar="FILE",
+                        help="with --per-tensor: write the per-operator error as node data for Google's Model "
+                             "Explorer (JSON; load MODEL, then FILE as node data)")
     _add_verify_options(verify)
 
     inspect = command("inspect", "summarise a .tflite: inputs, outputs, quantization, ops, tensors",
@@ -489,6 +493,12 @@ def check_verify(args: argparse.Namespace):
             raise TfliteInverterError(f"--signature {args.signature}: the model has no such signature"
                                       f"{did_you_mean(args.signature, keys)}; it has {keys}")
     _output_file(args.json, "--json", None)
+    if args.model_explorer is not None:
+        if not args.per_tensor:
+            raise TfliteInverterError("--model-explorer shows the per-tensor comparison: add --per-tensor")
+        if Path(args.model_explorer).suffix.lower() != ".json":
+            raise TfliteInverterError(f"--model-explorer {args.model_explorer}: the node data is JSON; name it NAME.json")
+        _output_file(args.model_explorer, "--model-explorer", None)
     _data_source(args)
     _report_location(args)
     return model
@@ -669,6 +679,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(report.table())
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if args.model_explorer:
+        print(f"wrote {report.to_model_explorer(args.model_explorer, model)} (Model Explorer node data)", file=sys.stderr)
     _write_report(args, f"tflite-inverter verify {args.model} {args.candidate}", [report])
     return EXIT_OK if report.passed else EXIT_VERIFY_FAILED
 

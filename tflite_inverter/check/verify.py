@@ -181,6 +181,14 @@ class VerifyReport:
         ax.legend(loc="upper left", fontsize=8)
         return figure
 
+    def to_model_explorer(self, path: str | os.PathLike, model: Any = None, *, overwrite: bool = True) -> Path:
+        """Write the per-tensor errors as a node-data overlay for Google's Model Explorer (JSON keyed by
+        the operator node ids of its TFLite adapter); ``model``: the verified ``.tflite`` (default
+        the report's). See :mod:`tflite_inverter.check.model_explorer`."""
+        from .model_explorer import write_node_data
+
+        return write_node_data(self, path, model, overwrite=overwrite)
+
     def _repr_html_(self) -> str:
         outputs = html_table(self._HEADERS, self._rows(), status=[o.passed for o in self.outputs])
         tensors = ""
