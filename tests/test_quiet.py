@@ -20,6 +20,7 @@ import os, sys
 import tflite_inverter as ti
 if sys.argv[2] != "default":
     ti.set_verbosity(sys.argv[2])
+assert ti.supported_ops()  # the first TensorFlow import here: through the builders' registry
 from tflite_inverter.sample import write_sample_model
 work = sys.argv[1]
 path = write_sample_model(os.path.join(work, "sample.tflite"))

@@ -77,6 +77,7 @@ def batch(models: Any, out_dir: Any, **kwargs: Any):
 
 def register(*opcodes: str, **kwargs: Any):
     """Register a builder for builtin opcodes (see :mod:`tflite_inverter.ops.registry`)."""
+    _import_tensorflow()  # the builders import TensorFlow: with its start-up lines hidden
     from .ops.registry import register as _register
 
     return _register(*opcodes, **kwargs)
@@ -84,6 +85,7 @@ def register(*opcodes: str, **kwargs: Any):
 
 def register_custom(*custom_codes: str, **kwargs: Any):
     """Register a builder for custom ops: ``@ti.register_custom("MyOp")``."""
+    _import_tensorflow()  # the builders import TensorFlow: with its start-up lines hidden
     from .ops.registry import register_custom as _register_custom
 
     return _register_custom(*custom_codes, **kwargs)
@@ -91,6 +93,7 @@ def register_custom(*custom_codes: str, **kwargs: Any):
 
 def supported_ops() -> list:
     """Every registered builder spec (opcode, highest tested version, builder)."""
+    _import_tensorflow()  # the builders import TensorFlow: with its start-up lines hidden
     from . import ops
 
     return ops.supported_ops()
