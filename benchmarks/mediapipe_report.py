@@ -69,7 +69,8 @@ def main() -> int:
             "# MediaPipe 0.10.14 models\n\nMade by `python benchmarks/mediapipe_report.py --markdown docs/mediapipe.md` "
             f"on {time.strftime('%Y-%m-%d')}: each model inverted in memory and verified against LiteRT on "
             f"{args.draws} seeded draws of inputs uniform in [0, 1] (the range the models take). *convert s* is `ti.invert` (graph build and "
-            "tracing). An output passes when max abs error <= max(1e-4 × max(1, max|ref|), 2 × noise floor), the "
+            "tracing), all models in one process in name order: the first also pays for TensorFlow's warm-up, the "
+            "others run warm (docs/benchmarks.md times each model in a fresh process). An output passes when max abs error <= max(1e-4 × max(1, max|ref|), 2 × noise floor), the "
             "noise floor being LiteRT's default kernels against its reference kernels on the same input.\n\n" + text + "\n"
         )
     return 0

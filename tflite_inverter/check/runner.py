@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -78,13 +79,21 @@ def run_reference(model_path: str, draws: list[list[np.ndarray]], *, input_names
                 what = f"crashed (signal {-done.returncode})"
             else:
                 what = f"failed (exit {done.returncode})"
-            last = [line for line in done.stderr.strip().splitlines() if line.strip()][-3:]
-            message = f"{model_path}: the reference interpreter {what}: {' | '.join(last)}"
+            message = f"{model_path}: the reference interpreter {what}: {_failure(done.stderr)}"
             if done.returncode < 0:
                 raise ReferenceCrashedError(message, -done.returncode)
             raise VerificationError(message)
         with np.load(outputs_path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
+
+
+def _failure(stderr: str) -> str:
+    """What the reference child said before it failed: the exception line of its traceback (LiteRT's
+    message, such as "RuntimeError: Encountered unresolved custom op: ..."), else its last lines;
+    traceback source lines and their ``^^^`` markers are left out."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip().strip("^~ ")]
+    exceptions = [line for line in lines if re.match(r"[A-Za-z_][\w.]*(Error|Exception)\b:", line)]
+    return exceptions[-1] if exceptions else " | ".join(lines[-3:])
 
 
 def to_model_input(value: np.ndarray, tensor: ir.Tensor) -> np.ndarray:

@@ -463,7 +463,8 @@ def _run_reference_with_fallbacks(model_path: str, draws: list, ref_kwargs: dict
             notes.append(f"note: the default kernels could not run the model ({last_error}); "
                          "the reference is LiteRT's builtin kernels without delegates")
         if noise_floor:
-            notes.append(f"note: no noise floor (LiteRT's reference kernels could not run the model: {last_error})")
+            said = str(last_error).split(": ", 1)[-1] if last_error is not None else "no reason given"
+            notes.append(f"note: no noise floor (LiteRT's reference kernels could not run the model: {said})")
         return results, primary, False
     raise last_error
 
@@ -562,7 +563,8 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
                     model_path, draw_inputs, ref_kwargs, noise_floor, notes, model)
             except VerificationError as error:
                 segments = True
-                notes.append(f"note: LiteRT cannot run the whole model ({str(error)[-160:]}); verified in segments")
+                notes.append(f"note: LiteRT cannot run the whole model ({str(error).split(': ', 1)[-1][:300]}); "
+                             "verified in segments")
         if segments:
             if stateful:
                 notes.append("note: the model keeps state across calls; in segments only independent draws are compared")
