@@ -47,11 +47,18 @@ def execute(notebook_path: Path, work: Path, timeout: int = 300):
     import nbformat
     from nbclient import NotebookClient
 
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(_kernelspec(work)), os.environ.get("JUPYTER_PATH")]))
-    notebook = nbformat.read(notebook_path, as_version=4)
-    client = NotebookClient(notebook, timeout=timeout, kernel_name=KERNEL,
-                            resources={"metadata": {"path": str(notebook_path.parent)}})
-    client.execute()
+    before = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(_kernelspec(work)), before]))
+    try:
+        notebook = nbformat.read(notebook_path, as_version=4)
+        client = NotebookClient(notebook, timeout=timeout, kernel_name=KERNEL,
+                                resources={"metadata": {"path": str(notebook_path.parent)}})
+        client.execute()
+    finally:
+        if before is None:
+            os.environ.pop("JUPYTER_PATH", None)
+        else:
+            os.environ["JUPYTER_PATH"] = before
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook
 
@@ -80,6 +87,11 @@ def problems(notebook) -> dict[str, list]:
 
 @pytest.mark.slow
 def test_the_tutorial_notebook_runs_and_shows_html(tmp_path):
+    import nbformat
+
+    committed = nbformat.read(NOTEBOOK, as_version=4)  # committed executed: its readers see the outputs
+    assert all(cell.outputs for cell in committed.cells if cell.cell_type == "code"), "run python tests/test_notebook.py"
+    assert problems(committed)["errors"] == []
     notebook = execute(NOTEBOOK, tmp_path)
     found = problems(notebook)
     assert found["errors"] == []
