@@ -11,11 +11,13 @@ TRACEBACK = """Traceback (most recent call last):
     self._interpreter = _interpreter_wrapper.CreateWrapperFromFile(
                         ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
 RuntimeError: Encountered unresolved custom op: Convolution2DTransposeBias.
+Node number 244 (Convolution2DTransposeBias) failed to prepare.
 """
 
 
 def test_the_exception_line_is_what_is_said():
-    assert _failure(TRACEBACK) == "RuntimeError: Encountered unresolved custom op: Convolution2DTransposeBias."
+    assert _failure(TRACEBACK) == ("RuntimeError: Encountered unresolved custom op: Convolution2DTransposeBias. | "
+                                   "Node number 244 (Convolution2DTransposeBias) failed to prepare.")
     assert _failure("Fatal Python error: Aborted\n\nCurrent thread 0x1 (most recent call first):\n  File \"a.py\"") == (
         "Fatal Python error: Aborted | Current thread 0x1 (most recent call first): | File \"a.py\"")
     assert _failure("") == ""

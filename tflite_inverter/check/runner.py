@@ -92,8 +92,9 @@ def _failure(stderr: str) -> str:
     message, such as "RuntimeError: Encountered unresolved custom op: ..."), else its last lines;
     traceback source lines and their ``^^^`` markers are left out."""
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip().strip("^~ ")]
-    exceptions = [line for line in lines if re.match(r"[A-Za-z_][\w.]*(Error|Exception)\b:", line)]
-    return exceptions[-1] if exceptions else " | ".join(lines[-3:])
+    starts = [i for i, line in enumerate(lines) if re.match(r"[A-Za-z_][\w.]*(Error|Exception)\b:", line)]
+    # The exception line and what follows it (LiteRT's message goes on: "Node number 192 (...) failed to prepare.")
+    return " | ".join(lines[starts[-1]:][:3]) if starts else " | ".join(lines[-3:])
 
 
 def to_model_input(value: np.ndarray, tensor: ir.Tensor) -> np.ndarray:
