@@ -116,3 +116,18 @@ def test_summaries_show_the_metadata(described_model):
         assert "image: normalization (x - [127.5]) / [127.5]" in shown
         assert "scores: 4 labels ('cat', 'dog', 'bird', ...)" in shown.replace("&#x27;", "'")
     assert "labels" not in ti.invert(make_sample_model()).summary()
+
+
+def test_a_batch_task_calibrates_on_the_metadata_normalization(described_model, photo_folder, tmp_path):
+    """A batch's requantize task (zoo/worker.py ``work``, run here in-process) without --mean/--std."""
+    from tflite_inverter.zoo.worker import work
+
+    options = {"verify": False, "pb": False, "draws": None, "requantize": "int8", "data": str(photo_folder),
+               "mean": None, "std": None}
+    result = work({"options": options, "out": str(tmp_path / "out"), "model": str(described_model),
+                   "progress": str(tmp_path / "progress.json")})
+    assert result["status"] == "ok", result
+    assert any(n.startswith("images normalised as (pixel - 127.5) / 127.5") for n in result["notes"]), result["notes"]
+    sg = ti.load(tmp_path / "out" / "model_int8.tflite").main
+    (scale,) = sg.tensors[sg.inputs[0]].quantization.scales
+    assert scale < 2.01 / 255  # calibrated on values in [-1, 1], not on pixels 0..255

@@ -26,8 +26,10 @@ def add_parser(command) -> None:
     batch.add_argument("--requantize", metavar="MODE", help="also write OUT/<model>/model_MODE.tflite "
                        "(float16, dynamic_range, int8, uint8, int16x8, uint8_throughout)")
     batch.add_argument("--data", metavar="PATH", help="calibration data for --requantize, read by each task")
-    batch.add_argument("--mean", type=float, nargs="+", default=[0.0], help="image normalisation: (pixel - mean) / std")
-    batch.add_argument("--std", type=float, nargs="+", default=[1.0], help="image normalisation divisor (default 1)")
+    batch.add_argument("--mean", type=float, nargs="+",
+                       help="image normalisation: (pixel - mean) / std (default: each model's TFLite metadata, else 0)")
+    batch.add_argument("--std", type=float, nargs="+",
+                       help="image normalisation divisor (default: each model's TFLite metadata, else 1)")
     batch.add_argument("--timeout", type=float, default=900, help="seconds per model (default 900)")
     batch.add_argument("--memory", default="6G", help="resident memory per model's worker, e.g. 4G (default 6G)")
     batch.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",

@@ -164,7 +164,7 @@ class _Progress:
 
 def batch(models: Any, out_dir: str | os.PathLike, *, jobs: int | None = None, backend: str = "local",
           verify: bool = False, pb: bool = False, requantize: str | None = None, data: str | os.PathLike | None = None,
-          mean: float | Sequence[float] = 0.0, std: float | Sequence[float] = 1.0, draws: int = 3,
+          mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None, draws: int = 3,
           retry_failed: bool = False, timeout: float = DEFAULT_TIMEOUT, memory: int | str | None = DEFAULT_MEMORY,
           ray_address: str | None = None, ship_bytes: bool = False, reuse: int = 1, progress: bool = True,
           verbose: bool = False) -> BatchReport:
@@ -177,7 +177,9 @@ def batch(models: Any, out_dir: str | os.PathLike, *, jobs: int | None = None, b
     ``ok``). ``timeout`` (seconds) and ``memory`` (bytes, or ``"4G"``) limit each model's worker.
     ``backend="ray"``: Ray tasks on a local Ray with ``jobs`` CPUs, or the cluster at
     ``ray_address``; ``ship_bytes`` sends the model bytes with the task instead of its path.
-    Calibration ``data`` is read by each task from its path. ``reuse``: models one worker process
+    Calibration ``data`` is read by each task from its path; an image folder is normalised with
+    ``mean``/``std``, or, for those not given, as each model's TFLite metadata states (else 0 and 1),
+    which the model's ledger row notes. ``reuse``: models one worker process
     serves in turn (default 1, a fresh process per model; more saves TensorFlow's import per model,
     at the cost of models sharing a process: a crash or kill still fails only the model running).
     """

@@ -117,8 +117,10 @@ def work(request: dict) -> dict:
             target = out / f"model_{mode}.tflite"
             with run.phase("requantize"):  # the calibration data is read here, by the task, from its path
                 report = ti.requantize(inverted, target, mode=mode, representative=options.get("data"),
-                                       mean=options.get("mean", 0.0), std=options.get("std", 1.0), reference=model_path,
+                                       mean=options.get("mean"), std=options.get("std"), reference=model_path,
                                        overwrite=True, progress=False)
+            # The normalisation taken from the model's metadata (requantize's first note says so).
+            run.state.setdefault("notes", []).extend(n for n in report.notes if "TFLite metadata" in n)
             run.state["outputs"].append(str(target))
             run.state["requantized"] = {
                 "path": str(target), "mode": mode, "size_bytes": report.size_bytes, "float_ops": report.float_ops,
