@@ -144,3 +144,21 @@ def test_saved_model_with_a_variable_no_signature_reads_keeps_tensorflows_saver(
         got = session.run(signature.outputs["y"].name, {signature.inputs["x"].name: np.array([3.0, 4.0], np.float32)})
         assert "StatefulPartitionedCall" in meta_graph.saver_def.restore_op_name  # TensorFlow's traced restore
     np.testing.assert_array_equal(got, [3.0, 8.0])
+
+
+@pytest.mark.parametrize("value", [
+    np.arange(12, dtype=np.float32).reshape(3, 4), np.ones([0, 3], np.float32), np.arange(-2, 3, dtype=np.int8),
+    np.float16([1.5, -2.25]), np.arange(6.0).reshape(2, 3).T, np.array(3.0, np.float32), np.array([True, False]),
+], ids=lambda v: f"{v.dtype}{list(v.shape)}")
+def test_frozen_pb_const_nodes_stream_the_array_bytes(value):
+    """The pb writer appends each weight's bytes to the file as they are (emit/frozen_pb.const_node_pieces):
+    the pieces parse as one GraphDef node whose Const value is the array (dtype, shape, values; any strides)."""
+    from tflite_inverter.emit.frozen_pb import const_node_pieces
+
+    data = b"".join(bytes(piece) for piece in const_node_pieces("weights/w_1", value))
+    (node,) = tf.compat.v1.GraphDef.FromString(data).node
+    assert (node.name, node.op) == ("weights/w_1", "Const")
+    assert node.attr["dtype"].type == tf.as_dtype(value.dtype).as_datatype_enum
+    got = tf.make_ndarray(node.attr["value"].tensor)
+    assert got.dtype == value.dtype and got.shape == value.shape
+    np.testing.assert_array_equal(got, value)
