@@ -36,6 +36,9 @@ import time
 from pathlib import Path
 
 BEGIN, END = "<!-- bench_convert: begin -->", "<!-- bench_convert: end -->"
+ROOT = Path(__file__).resolve().parents[1]
+# Child processes import this checkout's package, not an installed copy.
+CHILD_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
 CACHE = Path(os.environ.get("TFLITE_INVERTER_CACHE", Path.home() / ".cache" / "tflite_inverter"))
 LARGE_MODEL = CACHE / "large_float_mlp.tflite"
 
@@ -197,7 +200,7 @@ except Exception as exc:  # a model LiteRT cannot run (MediaPipe custom ops): re
 
 
 def _child(script: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=CHILD_ENV)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = done.stderr.strip().splitlines()
@@ -239,7 +242,7 @@ def inference_table(results: list[dict], batches=(1, 8)) -> str:
 
 
 def measure(path: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, env=CHILD_ENV)
     if done.returncode != 0:
         return {"model": path.name, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
