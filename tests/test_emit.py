@@ -162,3 +162,15 @@ def test_frozen_pb_const_nodes_stream_the_array_bytes(value):
     got = tf.make_ndarray(node.attr["value"].tensor)
     assert got.dtype == value.dtype and got.shape == value.shape
     np.testing.assert_array_equal(got, value)
+
+
+def test_saved_model_without_variables_loads_in_tf1(tmp_path):
+    """A model with no weights (every constant a scalar) gets a saver with nothing to restore."""
+    inverted = ti.invert(convert(lambda x: {"y": x * 2.0 + 1.0}, [tf.TensorSpec([3], tf.float32, name="x")]))
+    assert not inverted.module.weights
+    path = inverted.save_saved_model(tmp_path / "sm")
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+        signature = meta_graph.signature_def["serving_default"]
+        got = session.run(signature.outputs["y"].name, {signature.inputs["x"].name: np.array([0.0, 1.0, 2.0], np.float32)})
+    np.testing.assert_allclose(got, [1.0, 3.0, 5.0])

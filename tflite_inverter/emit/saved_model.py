@@ -120,13 +120,15 @@ def add_saver(directory: Path) -> bool:
     keys = [key.encode() for key, _, _ in entries]
     types = [dtype for _, _, dtype in entries]
     # Restore: one RestoreV2 of every variable, each assigned to its resource.
-    restore_names = string_const("saver/restore/tensor_names", keys)
-    restore_slices = string_const("saver/restore/shape_and_slices", [b""] * len(keys))
-    restore = add("RestoreV2", "saver/restore/RestoreV2", [filename, restore_names, restore_slices],
-                  dtypes=AttrValue(list=AttrValue.ListValue(type=types)))
-    graph_def.node[-1].device = cpu
-    assigns = [add("AssignVariableOp", f"saver/restore/Assign_{i}", [handle, f"{restore}:{i}"],
-                   dtype=AttrValue(type=dtype)) for i, (_, handle, dtype) in enumerate(entries)]
+    assigns = []
+    if entries:  # (RestoreV2 takes at least one tensor; a model without variables restores nothing)
+        restore_names = string_const("saver/restore/tensor_names", keys)
+        restore_slices = string_const("saver/restore/shape_and_slices", [b""] * len(keys))
+        restore = add("RestoreV2", "saver/restore/RestoreV2", [filename, restore_names, restore_slices],
+                      dtypes=AttrValue(list=AttrValue.ListValue(type=types)))
+        graph_def.node[-1].device = cpu
+        assigns = [add("AssignVariableOp", f"saver/restore/Assign_{i}", [handle, f"{restore}:{i}"],
+                       dtype=AttrValue(type=dtype)) for i, (_, handle, dtype) in enumerate(entries)]
     restore_all = add("NoOp", "saver/restore_all", [f"^{a}" for a in assigns])
     # Save: every variable's value and the object graph, under the checkpoint's keys.
     reads = [add("ReadVariableOp", f"saver/save/Read_{i}", [handle], dtype=AttrValue(type=dtype))
