@@ -169,11 +169,14 @@ class InvertedModule(tf.Module):
                     name = f"{base}_{names[base]}"
                 names[name] = 0
                 # np.array copies: TensorFlow may alias a numpy buffer, and this one is the mapped file.
-                self.weights[name] = tf.Variable(np.array(value), name=name, trainable=True)
-                self._tables.weight_keys[key] = name
-                # Copied: the file's pages under it leave the resident set (read again if needed).
+                # Once copied, the file's pages under it leave the resident set (read again if needed),
+                # before TensorFlow makes its own copy.
+                copy = np.array(value)
                 release_pages(value)
                 release_pages(sg.tensors[index].data)
+                self.weights[name] = tf.Variable(copy, name=name, trainable=True)
+                del copy
+                self._tables.weight_keys[key] = name
 
     def _create_states(self) -> None:
         taken: set[str] = set()
