@@ -27,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+# Child processes import this checkout's package, not an installed copy.
+CHILD_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
 CACHE = Path(os.environ.get("TFLITE_INVERTER_CACHE", Path.home() / ".cache" / "tflite_inverter"))
 BEGIN, END = "<!-- bench_peers: begin -->", "<!-- bench_peers: end -->"
 
@@ -51,7 +54,7 @@ def tools(args) -> dict[str, str]:
 def run_once(template: str, model: Path, work: Path) -> float | None:
     out = work / f"{model.stem}_{abs(hash(template)) % 10**6}"
     command = template.format(model=shlex.quote(str(model)), out=shlex.quote(str(out)))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env = dict(CHILD_ENV, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     start = time.perf_counter()
     done = subprocess.run(command, shell=True, capture_output=True, env=env)
     elapsed = time.perf_counter() - start

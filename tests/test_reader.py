@@ -383,3 +383,25 @@ def test_newer_tensor_types_match_the_schema():
     from tflite_inverter.reader.opcodes import NEWER_TENSOR_TYPES
 
     assert NEWER_TENSOR_TYPES and all(getattr(schema.TensorType, name) == number for number, name in NEWER_TENSOR_TYPES.items())
+
+
+def test_release_pages_of_a_mapped_weight_keeps_its_values(tmp_path):
+    """build/ hands back the file's pages under a weight it copied (reader/mapped.py): the view reads the
+    same values afterwards; arrays that are not views of a mapping, or small ones, are left alone."""
+    import numpy as np
+
+    from tflite_inverter.reader.mapped import release_pages
+
+    raw = np.random.default_rng(0).normal(size=(1 << 19) + 3).astype(np.float32)  # 2 MB and a bit
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"\0" * 12 + raw.tobytes())
+    import mmap
+
+    with open(path, "rb") as handle:
+        mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    view = np.frombuffer(mapping, np.float32, offset=12)  # not page-aligned
+    before = view.copy()
+    assert release_pages(view[:: -1].reshape(-1))
+    np.testing.assert_array_equal(view, before)
+    assert not release_pages(before)  # owns its memory
+    assert not release_pages(view[:16])  # below the minimum

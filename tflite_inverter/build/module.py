@@ -20,6 +20,7 @@ from .. import ops  # noqa: F401  (registers the builders)
 from ..errors import BuildError, TfliteInverterError, with_cause
 from ..names import sanitize_name
 from ..ops import registry
+from ..reader.mapped import release_pages
 from ..quant.grids import (HYBRID_INPUTS, HYBRID_WEIGHT_DTYPES, INT16X8_REDUCED_MULTIPLIER_OPS, dequantize_array, fake_quantize,
                            fake_quantize_dynamic, int16x8_requantization_factor, integer_range, is_quantized_activation)
 from .context import BuildContext, apply_fused_activation, graph_dtype, output_name
@@ -168,7 +169,13 @@ class InvertedModule(tf.Module):
                     name = f"{base}_{names[base]}"
                 names[name] = 0
                 # np.array copies: TensorFlow may alias a numpy buffer, and this one is the mapped file.
-                self.weights[name] = tf.Variable(np.array(value), name=name, trainable=True)
+                # Once copied, the file's pages under it leave the resident set (read again if needed),
+                # before TensorFlow makes its own copy.
+                copy = np.array(value)
+                release_pages(value)
+                release_pages(sg.tensors[index].data)
+                self.weights[name] = tf.Variable(copy, name=name, trainable=True)
+                del copy
                 self._tables.weight_keys[key] = name
 
     def _create_states(self) -> None:

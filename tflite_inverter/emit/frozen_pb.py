@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import tensorflow as tf
+from tensorflow.core.framework.tensor_pb2 import TensorProto
 
 from ..errors import TfliteInverterError
 from .atomic import atomic_path, refuse_existing
@@ -57,6 +58,39 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+def _field(number: int, length: int) -> bytes:
+    """The tag and length of a length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(length)
+
+
+def const_node_pieces(name: str, value: Any) -> list:
+    """``GraphDef.node`` entry of a Const node holding ``value`` (a numpy array), as byte pieces to
+    write in order: the array's bytes go to the file as they are (``TensorProto.tensor_content``,
+    little-endian as TensorFlow writes it), never copied into a proto. A string array or a
+    big-endian machine goes through ``make_tensor_proto``."""
+    import sys
+
+    import numpy as np
+
+    dtype = tf.as_dtype(value.dtype).as_datatype_enum
+    head = tf.compat.v1.NodeDef(name=name, op="Const")
+    head.attr["dtype"].type = dtype
+    if value.dtype.kind in "OSU" or sys.byteorder != "little":
+        head.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+        data = head.SerializeToString()
+        return [_field(_GRAPH_DEF_NODE_FIELD, len(data)), data]
+    content = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+    tensor = TensorProto(dtype=dtype, tensor_shape=tf.TensorShape(value.shape).as_proto())
+    tensor_head = tensor.SerializeToString() + _field(4, len(content))  # TensorProto.tensor_content = 4
+    tensor_length = len(tensor_head) + len(content)
+    attr_head = _field(8, tensor_length)  # AttrValue.tensor = 8
+    key = b"value"
+    entry_head = _field(1, len(key)) + key + _field(2, len(attr_head) + tensor_length)  # map entry: key 1, value 2
+    node_head = head.SerializeToString() + _field(5, len(entry_head) + len(attr_head) + tensor_length)  # NodeDef.attr = 5
+    node_length = len(node_head) + len(entry_head) + len(attr_head) + tensor_length
+    return [_field(_GRAPH_DEF_NODE_FIELD, node_length) + node_head + entry_head + attr_head + tensor_head, content]
+
+
 def _io_description(inverted: "FreezableModel", key: str, concrete) -> dict:
     def entry(spec, tensor):
         return {"name": spec.name, "node": tensor.name.split(":")[0], "tensor": tensor.name, "shape": spec.shape,
@@ -90,14 +124,9 @@ def write_frozen_graph(inverted: "FreezableModel", handle: BinaryIO, signature: 
         if weight_name is None:
             continue  # a captured variable handle: dropped, its reads became Const nodes
         value = inverted.module.weights[weight_name].numpy()
-        node = tf.compat.v1.NodeDef(name=node_name, op="Const")
-        node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
-        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+        for piece in const_node_pieces(node_name, value):
+            handle.write(piece)
         del value
-        data = node.SerializeToString()
-        del node
-        handle.write(_varint(_GRAPH_DEF_NODE_FIELD << 3 | 2) + _varint(len(data)))
-        handle.write(data)
     description = _io_description(inverted, key, concrete)
     states = inverted.frozen_states(key)
     if states:
