@@ -66,7 +66,12 @@ def test_op_unknown_to_tensorflow_names_its_package(flex_model, monkeypatch):
     install when that package is not installed (here: its module treated as absent)."""
     from flatbuffers import flexbuffers
 
+    from tensorflow.python.framework import op_def_registry
+
+    # As if tensorflow-text were not installed: its module is not found, and its ops are not
+    # registered (another test may have imported it into this process).
     monkeypatch.setattr(flex, "_MODULES", {})
+    monkeypatch.setattr(flex, "_op_def", lambda op_type: None if op_type == "CaseFoldUTF8" else op_def_registry.get(op_type))
 
     node_def = tf.compat.v1.NodeDef(name="CaseFold", op="CaseFoldUTF8")
     builder = flexbuffers.Builder()

@@ -2,7 +2,7 @@
 the shapes of quantized classifiers, made by the TFLite converter: a MobileNetV2-like image net
 (depthwise + pointwise, residual ADD, RELU6, global average pool, FC, SOFTMAX) and a YAMNet-like
 audio net (a DFT as strided Conv1D, power, mel FC, LOG, depthwise-separable convs, MEAN, LOGISTIC),
-full-integer with int8 and uint8 I/O and with per-tensor weights."""
+full-integer with int8 I/O and per-channel weights, and with uint8 I/O and per-tensor weights."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def models():
     made = {}
     for name, make in (("mobilenet", mobilenet_like), ("yamnet", yamnet_like)):
         model, shape = make()
-        for mode in ("int8", "uint8", "uint8_per_tensor"):
+        for mode in ("int8", "uint8_per_tensor"):
             made[name, mode] = convert(model, shape, mode)
     return made
 
@@ -117,37 +117,44 @@ def _draws(model: ti.Model, count: int) -> list[np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["int8", "uint8", "uint8_per_tensor"])
+@pytest.mark.parametrize("mode", ["int8", "uint8_per_tensor"])
 @pytest.mark.parametrize("name", ["mobilenet", "yamnet"])
 def test_classifier_matches_the_reference_kernels_operator_by_operator(models, name, mode):
-    """Each operator's output, computed by the inverted operator from LiteRT's own input to it, is
-    LiteRT's reference-kernel output exactly (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and MUL by
-    the kernels' double-rounding rescale; LOG by its lookup table) or within one step (ADD, MEAN,
-    AVERAGE_POOL_2D, SOFTMAX, LOGISTIC keep their float emulation)."""
+    """Each operator's output, computed by the inverted operator (``integer_rescale=True``) from
+    LiteRT's own input to it, is LiteRT's reference-kernel output exactly (CONV_2D, DEPTHWISE_CONV_2D
+    and MUL by the kernels' double-rounding rescale, FULLY_CONNECTED by its single rounding; LOG by
+    its lookup table) or within one step (ADD, MEAN,
+    AVERAGE_POOL_2D, SOFTMAX, LOGISTIC keep their float emulation). The default inversion (one
+    FakeQuant of the float result) is within one step of it, with more elements off."""
     data = models[name, mode]
     model = ti.load(data)
     sg = model.main
     (draw,) = _draws(model, 1)
     reference = _reference_outputs(data, [draw])[0]
     exact_ops = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MUL", "LOG"}
-    if mode == "uint8_per_tensor":
-        # Not explained yet (docs/known-issues.md): with per-tensor weights the reference
-        # FULLY_CONNECTED rounds a value just below a half-way point once, not twice.
-        exact_ops.discard("FULLY_CONNECTED")
     checked = set()
+    off_by_default = 0  # elements one step off the reference kernels without integer_rescale
     for op in sg.operators:
         if op.opcode in ("QUANTIZE", "DEQUANTIZE", "RESHAPE"):
             continue
         runtime = [t for t in op.inputs if t is not None and t >= 0 and sg.tensors[t].data is None]
         if len(set(runtime)) != 1:  # a cut with one input keeps the feed unambiguous
             continue
-        cut = ti.invert(data, inputs=[sg.tensors[runtime[0]].name], outputs=[sg.tensors[op.outputs[0]].name])
-        (ours,) = cut.run({cut.inputs()[0].name: reference[runtime[0]]}).values()
-        difference = np.abs(np.asarray(ours).astype(np.int64) - reference[op.outputs[0]].astype(np.int64))
+        cuts = dict(inputs=[sg.tensors[runtime[0]].name], outputs=[sg.tensors[op.outputs[0]].name])
+        differences = []
+        for rescale in (True, False):
+            cut = ti.invert(data, integer_rescale=rescale, **cuts)
+            (ours,) = cut.run({cut.inputs()[0].name: reference[runtime[0]]}).values()
+            differences.append(np.abs(np.asarray(ours).astype(np.int64) - reference[op.outputs[0]].astype(np.int64)))
+        exact, default = differences
         limit = 0 if op.opcode in exact_ops else 1
-        assert difference.max() <= limit, (op.index, op.opcode, difference.max(), float((difference > 0).mean()))
+        assert exact.max() <= limit, (op.index, op.opcode, exact.max(), float((exact > 0).mean()))
+        assert default.max() <= 1, (op.index, op.opcode, default.max())  # one FakeQuant: within one step
+        assert (exact > 0).sum() <= (default > 0).sum(), (op.index, op.opcode, (exact > 0).sum(), (default > 0).sum())
         checked.add(op.opcode)
+        off_by_default += int((default > 0).sum())
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= checked
+    assert off_by_default > 0  # what the option changes: the default graph rounds once
     if name == "yamnet":
         assert {"MUL", "LOG"} <= checked
 
@@ -156,12 +163,16 @@ def test_classifier_matches_the_reference_kernels_operator_by_operator(models, n
 @pytest.mark.parametrize("name", ["mobilenet", "yamnet"])
 def test_classifier_verifies_within_one_step(models, name, mode):
     """Against LiteRT's default kernels (XNNPACK, whose requantization rounds once in float) the
-    output is within one step on >= 99 % of elements, and no intermediate tensor diverges."""
+    output is within one step on >= 99 % of elements, by default and with ``integer_rescale``; with
+    it, no intermediate tensor diverges from the builtin kernels either (by default a step of
+    difference before LOG's steep part grows past the per-tensor tolerance in the YAMNet-like net)."""
     data = models[name, mode]
-    report = ti.verify(data, ti.invert(data), draws=2, per_tensor=True)
+    report = ti.verify(data, ti.invert(data), draws=2)
     assert report.passed, report.table()
     assert report.outputs[0].within_one_step >= 0.99, report.table()
-    assert report.first_divergence is None, report.table()
+    exact = ti.verify(data, ti.invert(data, integer_rescale=True), draws=2, per_tensor=True)
+    assert exact.passed and exact.outputs[0].within_one_step >= 0.99, exact.table()
+    assert exact.first_divergence is None, exact.table()  # intermediate tensors too, against the builtin kernels
 
 
 def test_quantized_log_of_zero_is_the_lowest_output_value():
