@@ -159,6 +159,7 @@ def test_classifier_matches_the_reference_kernels_operator_by_operator(models, n
         assert {"MUL", "LOG"} <= checked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["int8", "uint8_per_tensor"])
 @pytest.mark.parametrize("name", ["mobilenet", "yamnet"])
 def test_classifier_verifies_within_one_step(models, name, mode):

@@ -9,6 +9,7 @@ converted from. Tests that need the package to make their model are skipped with
 
 from __future__ import annotations
 
+import struct
 import warnings
 
 import numpy as np
@@ -61,6 +62,54 @@ def test_whitespace_tokenizer_saved_model_runs(whitespace_model, tmp_path):
     outputs = loaded.signatures["serving_default"](**{inverted.inputs()[0].name: tf.constant(STRINGS)})
     expected = text.WhitespaceTokenizer().tokenize(tf.constant(STRINGS))
     np.testing.assert_array_equal(outputs["splits"].numpy(), expected.row_splits.numpy())
+
+
+def _sentencepiece_model() -> bytes:
+    """A tiny unigram SentencePiece ModelProto, written field by field (protobuf wire format):
+    <unk>, <s>, </s>, whole words and single letters with decreasing scores, identity normalizer."""
+    def varint(n):
+        out = b""
+        while True:
+            low, n = n & 0x7F, n >> 7
+            if not n:
+                return out + bytes([low])
+            out += bytes([low | 0x80])
+
+    def message(number, payload):
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    def piece(text, score, kind):  # kind: 1 normal, 2 unknown, 3 control
+        return message(1, message(1, text.encode()) + varint(2 << 3 | 5) + struct.pack("<f", score) + varint(3 << 3) + varint(kind))
+
+    pieces = [("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)]
+    pieces += [(w, -1.0 - 0.5 * i, 1) for i, w in enumerate(
+        ["\u2581hello", "\u2581world", "\u2581a", "\u2581b", "\u2581", "h", "e", "l", "o", "w", "r", "d", "a", "b", "c", "x"])]
+    trainer = varint(3 << 3) + varint(1) + varint(4 << 3) + varint(len(pieces))  # unigram, vocab size
+    return b"".join(piece(*p) for p in pieces) + message(2, trainer) + message(3, message(1, b"identity"))
+
+
+def test_fast_sentencepiece_custom_op_matches_tensorflow_text():
+    """FastSentencepieceTokenizer converts to ``TFText>FastSentencepieceTokenize`` with the model as
+    a constant uint8 input and ``out_type`` / ``Tsplits`` in the custom options; rebuilt, it
+    tokenizes as tensorflow-text does (unknown characters to id 0)."""
+    text = pytest.importorskip("tensorflow_text")
+    tokenizer = text.FastSentencepieceTokenizer(model=_sentencepiece_model())
+    module = tf.Module()
+    module.f = tf.function(lambda s: {"ids": (t := tokenizer.tokenize(s)).flat_values, "splits": t.row_splits},
+                           input_signature=[tf.TensorSpec([None], tf.string)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.f.get_concrete_function()], module)
+    converter.allow_custom_ops = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = converter.convert()
+    assert ti.load(model).op_histogram() == {"CUSTOM:TFText>FastSentencepieceTokenize": 1}
+    strings = np.array([b"hello world", b"a b c", b"xyz", b""])
+    inverted = ti.invert(model)
+    got = inverted.run({inverted.inputs()[0].name: strings})
+    expected = tokenizer.tokenize(tf.constant(strings))
+    np.testing.assert_array_equal(got["ids"], expected.flat_values.numpy())
+    np.testing.assert_array_equal(got["splits"], expected.row_splits.numpy())
+    assert 0 in got["ids"].tolist()  # "y" and "z" are not in the vocabulary: <unk>
 
 
 def test_without_tensorflow_text_the_error_names_the_package(monkeypatch):
