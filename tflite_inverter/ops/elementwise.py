@@ -90,7 +90,7 @@ def build_mul(ctx, op, inputs):
 
 
 @register("LOG", max_version=2,
-          note="int8/int16 (v2): an input <= 0 gives the output grid's lowest value, as TFLite's lookup table does")
+          note="int8/int16 (v2) in fake_quant mode: an input <= 0 gives the output grid's lowest value, as TFLite's lookup table does")
 def build_log(ctx, op, inputs):
     """Float LOG is ``log``. TFLite's quantized LOG is a lookup table filled by ``LogLUTPrepare``
     (``kernels/elementwise.cc``): an input grid value <= 0 maps to the lowest output value
@@ -98,8 +98,8 @@ def build_log(ctx, op, inputs):
     not give for NaN and which keeps -inf out of the next operator's arithmetic."""
     x = inputs[0]
     source, target = ctx.input_tensor(0), ctx.output_tensor(0)
-    if not (is_quantized_activation(source) and is_quantized_activation(target)):
-        return [tf.math.log(x)]
+    if ctx.quantized_mode != "fake_quant" or not (is_quantized_activation(source) and is_quantized_activation(target)):
+        return [tf.math.log(x)]  # float, or the plain float graph of ``dequantize`` mode
     qmin, _ = integer_range(target.dtype)
     lowest = (qmin - float(target.quantization.zero_points[0])) * float(target.quantization.scales[0])
     positive = x > 0
