@@ -61,9 +61,17 @@ def test_read_file_is_refused_unless_allowed(tmp_path):
         flex.disallow_flex_ops("ReadFile")
 
 
-def test_op_unknown_to_tensorflow_names_its_package(flex_model):
-    """A Flex op from tensorflow-text, unknown to core TensorFlow, is reported with the package to install."""
+def test_op_unknown_to_tensorflow_names_its_package(flex_model, monkeypatch):
+    """A Flex op from tensorflow-text, unknown to core TensorFlow, is reported with the package to
+    install when that package is not installed (here: its module treated as absent)."""
     from flatbuffers import flexbuffers
+
+    from tensorflow.python.framework import op_def_registry
+
+    # As if tensorflow-text were not installed: its module is not found, and its ops are not
+    # registered (another test may have imported it into this process).
+    monkeypatch.setattr(flex, "_MODULES", {})
+    monkeypatch.setattr(flex, "_op_def", lambda op_type: None if op_type == "CaseFoldUTF8" else op_def_registry.get(op_type))
 
     node_def = tf.compat.v1.NodeDef(name="CaseFold", op="CaseFoldUTF8")
     builder = flexbuffers.Builder()
@@ -114,3 +122,26 @@ def test_saved_model_reconverts_to_the_same_flex_op(flex_model, tmp_path):
     report = ti.verify(reconverted, inverted_again)
     assert report.passed, report.table()
     assert any("verified in segments" in note for note in report.notes)
+
+
+def test_tf_text_flex_tokenizer_inverts_when_tensorflow_text_is_installed():
+    """WhitespaceTokenizer converted with SELECT_TF_OPS is the Flex op
+    ``TFText>WhitespaceTokenizeWithOffsetsV2``; with tensorflow-text installed (the ``text`` extra)
+    the Flex builder imports it and rebuilds the op. No interpreter here runs Flex ops, so the
+    parity is against tensorflow-text itself on the same strings. Skipped without the package,
+    whose absence test_op_unknown_to_tensorflow_names_its_package covers."""
+    text = pytest.importorskip("tensorflow_text")
+
+    def tokenize(s):
+        tokens = text.WhitespaceTokenizer().tokenize(s)
+        return {"values": tokens.flat_values, "splits": tokens.row_splits}
+
+    model = convert(tokenize, [tf.TensorSpec([None], tf.string)], select_tf_ops=True)
+    assert "CUSTOM:FlexTFText>WhitespaceTokenizeWithOffsetsV2" in ti.load(model).op_histogram()
+    strings = np.array([b"hello  world", b" a b\tc ", b"", "\u00e9t\u00e9 \u2003 x".encode()])
+    inverted = ti.invert(model)
+    got = inverted.run({inverted.inputs()[0].name: strings})
+    expected = text.WhitespaceTokenizer().tokenize(tf.constant(strings))
+    np.testing.assert_array_equal(got["splits"], expected.row_splits.numpy())
+    assert list(got["values"]) == list(expected.flat_values.numpy())
+    assert len(got["values"]) == 7  # hello world a b c, then "été" and "x" split at U+2003

@@ -102,6 +102,11 @@ class BuildContext:
         """``fake_quant`` or ``dequantize``: how the inversion treats quantized models."""
         return self._runtime.quantized_mode if self._runtime is not None else "fake_quant"
 
+    @property
+    def integer_rescale(self) -> bool:
+        """Whether 8-bit kernels' output rescaling is emulated exactly (``invert(integer_rescale=True)``)."""
+        return bool(getattr(self._runtime, "integer_rescale", False))
+
     def resource(self, key: str):
         """The module-level state object (tf.Variable, hash table) for a TFLite resource key."""
         if self._runtime is None or key not in self._runtime.resources:

@@ -69,7 +69,8 @@ class InvertedModel:
     def __init__(self, model: ir.Model, *, strict: bool = False, quantized: str = "fake_quant", io: str = "native",
                  input_shapes: Mapping[str, Sequence[int | None]] | None = None,
                  inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-                 passthrough: bool | Sequence[str] = False, equalize: bool = False, stateless: bool = False):
+                 passthrough: bool | Sequence[str] = False, equalize: bool = False, stateless: bool = False,
+                 integer_rescale: bool = False):
         validate(model)  # an untrusted file fails here, named, before any TensorFlow op is made
         if io not in IO_MODES:
             raise TfliteInverterError(f"io must be one of {IO_MODES}, not {io!r}")
@@ -99,7 +100,8 @@ class InvertedModel:
         # With new input shapes, the file's static shapes of later tensors no longer hold: builders
         # follow the inputs, and an op that hard-codes a shape fails, named, when it is traced.
         self.module = InvertedModule(self.prepared, quantized=quantized, check_static_shapes=not self.input_shapes,
-                                     passthrough=self.passthrough, stateless=stateless)
+                                     passthrough=self.passthrough, stateless=stateless,
+                                     integer_rescale=integer_rescale)
         self.timings["variables"], clock = time.perf_counter() - clock, time.perf_counter()
         if self.module.states:
             # Saved with the SavedModel: a loaded model resets its state with ``loaded.reset_state()``.
@@ -153,6 +155,8 @@ class InvertedModel:
 
     def _settings(self) -> list[str]:
         settings = [f"quantized={self.quantized_mode!r}", f"io={self.io!r}"]
+        if self.module.integer_rescale:
+            settings.append("integer_rescale: 8-bit kernels' output rescaling emulated exactly")
         if self.cut:
             settings.append(f"cut: inputs {list(self.cut[0]) or 'of the model'}, outputs {list(self.cut[1]) or 'of the model'}")
         if self.input_shapes:
@@ -531,7 +535,8 @@ def _weight_reads(graph: Any, weights: Mapping[str, tf.Variable]) -> dict[str, s
 def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quantized: str = "fake_quant",
            io: str = "native", input_shapes: Mapping[str, Sequence[int | None]] | None = None,
            inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
-           passthrough: bool | Sequence[str] = False, equalize: bool = False, stateless: bool = False) -> InvertedModel:
+           passthrough: bool | Sequence[str] = False, equalize: bool = False, stateless: bool = False,
+           integer_rescale: bool = False) -> InvertedModel:
     """Rebuild a TFLite model (IR, path or bytes) as TensorFlow.
 
     ``quantized``: for integer-quantized models, ``"fake_quant"`` (default) snaps every quantized
@@ -552,6 +557,11 @@ def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quanti
     that one scale per weight tensor suffices); the function is unchanged up to float rounding.
     ``stateless``: variable tensors (LSTM/RNN/SVDF states) start from their initial value on every
     call; by default they persist across calls as in LiteRT (module state, :meth:`InvertedModel.reset_state`).
+    ``integer_rescale``: in ``fake_quant`` mode, 8-bit CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED /
+    MUL outputs are rescaled as LiteRT's reference kernels do (int64 arithmetic in the graph, exact
+    double rounding; ``ops/integer_rescale.py``) instead of by one FakeQuant of the float result:
+    for comparing with the kernels operator by operator. Off by default, because the int64 ops
+    stay in the graph and the TFLite converters do not re-convert them into the same model.
     """
     if not isinstance(model, ir.Model):
         from ..reader import load
@@ -559,6 +569,6 @@ def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quanti
         model = load(model)
     return InvertedModel(model, strict=strict, quantized=quantized, io=io, input_shapes=input_shapes,
                          inputs=inputs, outputs=outputs, passthrough=passthrough, equalize=equalize,
-                         stateless=stateless)
+                         stateless=stateless, integer_rescale=integer_rescale)
 
 

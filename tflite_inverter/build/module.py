@@ -86,12 +86,14 @@ class InvertedModule(tf.Module):
     folded and dequantized, equalized if asked; this class only walks operators."""
 
     def __init__(self, model: ir.Model, name: str = "inverted", quantized: str = "fake_quant",
-                 check_static_shapes: bool = True, passthrough: Passthrough | None = None, stateless: bool = False):
+                 check_static_shapes: bool = True, passthrough: Passthrough | None = None, stateless: bool = False,
+                 integer_rescale: bool = False):
         super().__init__(name=name)
         if quantized not in QUANTIZED_MODES:
             raise TfliteInverterError(f"quantized must be one of {QUANTIZED_MODES}, not {quantized!r}")
         self._model = model
         self.quantized_mode = quantized
+        self.integer_rescale = integer_rescale  # ops/integer_rescale.py: exact 8-bit rescaling (opt-in)
         self.check_static_shapes = check_static_shapes
         self._tables = _Tables()  # plain Python state, invisible to TensorFlow's tracking
         self.weights: dict[str, tf.Variable] = {}

@@ -763,7 +763,9 @@ def _verify_tensors(model_path: str, model: ir.Model, info: Any, candidate: Any,
         raise VerificationError("per-tensor verification covers signatures of subgraph 0")
     # A fresh inversion: state (variables, random-op counters) must start where the fresh interpreter's does.
     mode = candidate.quantized_mode if isinstance(candidate, InvertedModel) else "fake_quant"
-    inverted = InvertedModel(model, quantized=mode, stateless=True)  # each draw from reset state, as here in LiteRT
+    rescale = candidate.module.integer_rescale if isinstance(candidate, InvertedModel) else False
+    inverted = InvertedModel(model, quantized=mode, stateless=True,  # each draw from reset state, as here in LiteRT
+                             integer_rescale=rescale)
     sg = model.subgraphs[0]
     kwargs = dict(ref_kwargs, signature=None, all_tensors=True, sequence=False,
                   input_names=[sg.tensors[i].name for i in info.input_tensors])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from .integer_rescale import kernel_rescale
 from .registry import register
 
 
@@ -52,7 +53,7 @@ def build_conv_2d(ctx, op, inputs):
         )
     else:
         y = tf.nn.conv2d(x, w, strides, o["padding"], dilations=dilations)
-    return [_add_bias(y, bias)]
+    return [kernel_rescale(ctx, _add_bias(y, bias), 0, 1)]
 
 
 @register("DEPTHWISE_CONV_2D", max_version=6, weight_layouts={1: _depthwise_to_hwcm})
@@ -72,7 +73,7 @@ def build_depthwise_conv_2d(ctx, op, inputs):
         # stride 1, then subsample.
         x = _pad_same(x, w.shape[0], w.shape[1], stride_h, stride_w, dilations) if o["padding"] == "SAME" else x
         y = tf.nn.depthwise_conv2d(x, w, [1, 1, 1, 1], "VALID", dilations=dilations)[:, ::stride_h, ::stride_w, :]
-    return [_add_bias(y, bias)]
+    return [kernel_rescale(ctx, _add_bias(y, bias), 0, 1)]
 
 
 def _pad_same(x, kernel_h, kernel_w, stride_h, stride_w, dilations):
@@ -113,4 +114,4 @@ def build_fully_connected(ctx, op, inputs):
             y.set_shape(x.shape[:-1].concatenate([units]))
     else:
         y = tf.matmul(tf.reshape(x, [-1, depth]), w)
-    return [_add_bias(y, bias)]
+    return [kernel_rescale(ctx, _add_bias(y, bias), 0, 1)]

@@ -17,12 +17,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ..quant.grids import integer_range, is_quantized_activation
+from .integer_rescale import kernel_rescale
 from .registry import register
 
 _BINARY_OPS = {
     "ADD": (tf.math.add, 2),
     "SUB": (tf.math.subtract, 1),
-    "MUL": (tf.math.multiply, 1),
     "MAXIMUM": (tf.math.maximum, 1),
     "MINIMUM": (tf.math.minimum, 1),
     "SQUARED_DIFFERENCE": (tf.math.squared_difference, 1),
@@ -46,7 +47,6 @@ _BINARY_OPS = {
 _UNARY_OPS = {
     "ABS": (tf.math.abs, 5),
     "EXP": (tf.math.exp, 1),
-    "LOG": (tf.math.log, 1),
     "SQRT": (tf.math.sqrt, 1),
     "RSQRT": (tf.math.rsqrt, 1),
     "SQUARE": (tf.math.square, 1),
@@ -81,6 +81,30 @@ for _opcode, (_function, _version) in _BINARY_OPS.items():
     register(_opcode, max_version=_version)(_binary_builder(_function))
 for _opcode, (_function, _version) in _UNARY_OPS.items():
     register(_opcode, max_version=_version)(_unary_builder(_function))
+
+
+@register("MUL", max_version=2, fused_activation=True,
+          note="int8/uint8 (v2) in fake_quant mode: the product rescaled with the kernel's double rounding")
+def build_mul(ctx, op, inputs):
+    return [kernel_rescale(ctx, tf.math.multiply(inputs[0], inputs[1]), 0, 1)]
+
+
+@register("LOG", max_version=2,
+          note="int8/int16 (v2) in fake_quant mode: an input <= 0 gives the output grid's lowest value, as TFLite's lookup table does")
+def build_log(ctx, op, inputs):
+    """Float LOG is ``log``. TFLite's quantized LOG is a lookup table filled by ``LogLUTPrepare``
+    (``kernels/elementwise.cc``): an input grid value <= 0 maps to the lowest output value
+    ``(qmin - zero_point) * scale`` instead of -inf (or NaN), which a FakeQuant after ``log`` would
+    not give for NaN and which keeps -inf out of the next operator's arithmetic."""
+    x = inputs[0]
+    source, target = ctx.input_tensor(0), ctx.output_tensor(0)
+    if ctx.quantized_mode != "fake_quant" or not (is_quantized_activation(source) and is_quantized_activation(target)):
+        return [tf.math.log(x)]  # float, or the plain float graph of ``dequantize`` mode
+    qmin, _ = integer_range(target.dtype)
+    lowest = (qmin - float(target.quantization.zero_points[0])) * float(target.quantization.scales[0])
+    positive = x > 0
+    safe = tf.where(positive, x, tf.ones_like(x))
+    return [tf.where(positive, tf.math.log(safe), tf.fill(tf.shape(x), tf.cast(lowest, x.dtype)))]
 
 
 @register("DIV", max_version=1)

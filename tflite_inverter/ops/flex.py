@@ -64,16 +64,40 @@ def decode_node_def(custom_options: bytes) -> tuple[str, "tf.compat.v1.NodeDef"]
     return name, node_def
 
 
+# The Python module that registers a package's ops with TensorFlow when imported.
+_MODULES = {"tensorflow-text": "tensorflow_text", "tensorflow-addons": "tensorflow_addons"}
+
+
+def _op_def(op_type: str):
+    """The OpDef of ``op_type``; for an op of a package in :data:`PACKAGES` that is installed but
+    not imported yet, its module is imported first (which registers its ops)."""
+    op_def = op_def_registry.get(op_type)
+    if op_def is not None:
+        return op_def
+    package = next((p for prefix, p in PACKAGES.items() if op_type.startswith(prefix)), None)
+    module = _MODULES.get(package)
+    if module is None:
+        return None
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        return None
+    importlib.import_module(module)
+    return op_def_registry.get(op_type)
+
+
 def _refusal(op) -> str | None:
     try:
         name, node_def = decode_node_def(op.custom_options or b"")
     except Exception as error:  # a broken payload is reported with the rest
         return f"its custom options are not a Flex NodeDef ({type(error).__name__}: {error})"
     op_type = node_def.op or name
-    op_def = op_def_registry.get(op_type)
+    op_def = _op_def(op_type)
     if op_def is None:
         package = next((p for prefix, p in PACKAGES.items() if op_type.startswith(prefix)), None)
-        hint = f"install {package} and import it before inverting" if package else "TensorFlow registers no such op"
+        hint = (f"install {package} (pip install 'tflite-inverter[text]' for tensorflow-text)" if package
+                else "TensorFlow registers no such op")
         return f"TensorFlow op {op_type!r} is unknown to this TensorFlow: {hint}"
     if op_type in _allowed:
         return None
