@@ -3,12 +3,13 @@
 Run in a separate environment with torch 2.13 (CPU), litert-torch 0.10 and tensorflow-cpu 2.21
 (litert-torch's generative layers import TensorFlow's flatbuffer schema):
 
-    /work/venvs/torch/bin/python tools/litert_torch/convert.py OUT_DIR
+    /work/venvs/torch/bin/python tools/litert_torch/convert.py OUT_DIR [QUANTIZE ...]
 
 Writes a tiny TinyLlama-style decoder (2 layers, 2 heads of 8, one KV group, vocab 64, KV cache 32,
-prefill 8, RMS norm and SDPA composites) as float, dynamic int8 and weight-only int8 files, with its
-state_dict and torch's greedy decoding of a fixed prompt; a small CNN and a small ViT with torch's
-output on a seeded input.
+prefill 8, RMS norm and SDPA composites) as float, dynamic int8 and weight-only int8 files, each with
+torch's greedy decoding of a fixed prompt; a small CNN and a small ViT with torch's output on a
+seeded input. With QUANTIZE names (litert-torch's ``quantize`` options, e.g. ``fp16``
+``dynamic_int4_block32``), only the decoder, in those forms.
 """
 
 import sys
@@ -86,9 +87,9 @@ class TinyViT(nn.Module):
         return self.head(self.norm(self.encoder(x))[:, 0])
 
 
-def main(out: Path) -> None:
+def main(out: Path, quantizations: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for quantize in ("none", "dynamic_int8", "weight_only_int8"):
+    for quantize in quantizations or ("none", "dynamic_int8", "weight_only_int8"):
         clock = time.time()
         torch.manual_seed(0)
         model = tiny_llama.TinyLlama(decoder_config(), mask_cache_size=CACHE).eval()
@@ -100,6 +101,8 @@ def main(out: Path) -> None:
                                            export_config=export_config.ExportConfig(output_logits_on_prefill=True))
         np.save(Path(path).with_suffix(".torch_tokens.npy"), np.array(torch_greedy(model)))
         print(f"{path}: {time.time() - clock:.1f} s", flush=True)
+    if quantizations:
+        return
     for name, model, shape in (("cnn", SmallCNN(), (1, 3, 32, 32)), ("vit", TinyViT(), (1, 3, 16, 16))):
         clock = time.time()
         torch.manual_seed(1)
@@ -111,4 +114,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2:])
