@@ -4,7 +4,8 @@ CASE, REDUCE, REDUCE_WINDOW, SORT (GATHER and SCATTER are in ``stablehlo_indexin
 * COMPOSITE runs its decomposition subgraph inside a ``tf.function`` whose
   ``experimental_implements`` names the composite (``odml.rms_norm``...) with its version and
   flexbuffer attributes, so a reader of the SavedModel sees where the composite was. Any name works:
-  the decomposition defines the semantics.
+  the decomposition defines the semantics, except for ``odml.scaled_dot_product_attention``, built
+  from its definition (litert-torch writes decompositions of it that are not attention).
 * WHILE and CASE trace their subgraphs in ``tf.while_loop`` / ``tf.switch_case``. CASE runs the last
   branch for an index out of range, as the spec and LiteRT do.
 * REDUCE and REDUCE_WINDOW take a computation subgraph. One elementwise op on the two scalar
@@ -114,7 +115,7 @@ def _combine(kind: str, x, y):
 def _composite_attributes(ctx, name: str, options) -> dict:
     """The flexbuffer map of a composite's attributes as tf.function attributes: scalars and lists of
     one scalar type as they are; anything an attribute cannot hold (a nested map, a mixed list) as its
-    JSON text. Attributes only label the function: the decomposition alone defines the result."""
+    JSON text. Attributes label the function; only _COMPOSITE_SEMANTICS builders also read them."""
     raw = bytes(options.get("composite_attributes") or ())
     if not raw:
         return {}

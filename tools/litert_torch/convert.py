@@ -29,15 +29,16 @@ from litert_torch.generative.utilities import converter, export_config
 PROMPT, STEPS, PREFILL, CACHE = [5, 17, 3, 40, 22], 10, 8, 32
 
 
-def decoder_config() -> cfg.ModelConfig:
-    attention = cfg.AttentionConfig(num_heads=2, head_dim=8, num_query_groups=1, rotary_base=10000,
+def decoder_config(width: int = 16) -> cfg.ModelConfig:
+    """``width`` 32 for the blockwise int4 options, whose blocks of 32 must divide the weights' rows."""
+    attention = cfg.AttentionConfig(num_heads=2, head_dim=width // 2, num_query_groups=1, rotary_base=10000,
                                     rotary_percentage=1.0)
     feed_forward = cfg.FeedForwardConfig(type=cfg.FeedForwardType.GATED,
                                          activation=cfg.ActivationConfig(cfg.ActivationType.SILU), intermediate_size=64)
     norm = cfg.NormalizationConfig(type=cfg.NormalizationType.RMS_NORM)
     block = cfg.TransformerBlockConfig(attn_config=attention, ff_config=feed_forward, pre_attention_norm_config=norm,
                                        post_attention_norm_config=norm)
-    return cfg.ModelConfig(vocab_size=64, num_layers=2, max_seq_len=64, embedding_dim=16, block_configs=block,
+    return cfg.ModelConfig(vocab_size=64, num_layers=2, max_seq_len=64, embedding_dim=width, block_configs=block,
                            final_norm_config=norm, lm_head_share_weight_with_embedding=False)
 
 
@@ -92,11 +93,12 @@ def main(out: Path, quantizations: list[str]) -> None:
     for quantize in quantizations or ("none", "dynamic_int8", "weight_only_int8"):
         clock = time.time()
         torch.manual_seed(0)
-        model = tiny_llama.TinyLlama(decoder_config(), mask_cache_size=CACHE).eval()
+        width = 32 if "block" in quantize else 16
+        model = tiny_llama.TinyLlama(decoder_config(width), mask_cache_size=CACHE).eval()
         with torch.no_grad():
             for parameter in model.parameters():
                 parameter.normal_(0, 0.3)
-        path = converter.convert_to_tflite(model, str(out), "tiny_llama", prefill_seq_len=PREFILL,
+        path = converter.convert_to_tflite(model, str(out), f"tiny_llama_w{width}", prefill_seq_len=PREFILL,
                                            kv_cache_max_len=CACHE, quantize=quantize,
                                            export_config=export_config.ExportConfig(output_logits_on_prefill=True))
         np.save(Path(path).with_suffix(".torch_tokens.npy"), np.array(torch_greedy(model)))
