@@ -376,3 +376,13 @@ def test_scaled_dot_product_attention_composite_soft_cap_and_default_scale():
     mask = np.zeros(mask_shape, np.float32)
     got = ti.invert(_sdpa_model(q_shape, kv_shape, mask_shape, {"logit_cap": 2.0})).run([q, k, v, mask])["out_00"]
     np.testing.assert_allclose(got, _sdpa_reference(q, k, v, mask, 0.5, cap=2.0), rtol=1e-5, atol=1e-6)
+
+
+def test_scaled_dot_product_attention_composite_of_another_form_runs_its_decomposition():
+    """An attribute the definition does not know (here ``is_causal``) leaves the result to the decomposition."""
+    rng = np.random.default_rng(5)
+    q_shape, kv_shape, mask_shape = [1, 2, 2, 4], [1, 5, 1, 4], [1, 1, 2, 5]
+    q, k, v = (rng.normal(size=s).astype(np.float32) for s in (q_shape, kv_shape, kv_shape))
+    model = _sdpa_model(q_shape, kv_shape, mask_shape, {"scale": 0.5, "is_causal": 1.0})
+    got = ti.invert(model).run([q, k, v, np.zeros(mask_shape, np.float32)])["out_00"]
+    np.testing.assert_array_equal(got, 2 * q)

@@ -9,7 +9,7 @@ Writes a tiny TinyLlama-style decoder (2 layers, 2 heads of 8, one KV group, voc
 prefill 8, RMS norm and SDPA composites) as float, dynamic int8 and weight-only int8 files, each with
 torch's greedy decoding of a fixed prompt; a small CNN and a small ViT with torch's output on a
 seeded input. With QUANTIZE names (litert-torch's ``quantize`` options, e.g. ``fp16``
-``dynamic_int4_block32``), only the decoder, in those forms.
+``dynamic_int4_block32``), only the decoder, in those forms (32 wide for the blockwise ones).
 """
 
 import sys
