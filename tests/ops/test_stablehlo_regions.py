@@ -312,3 +312,77 @@ def sort_two_keys():
 @pytest.mark.parametrize("case", sorted(CASES.numpy))
 def test_numpy_reference(case):
     check_case(CASES.numpy[case], against_litert=False)
+
+
+def _sdpa_reference(q, k, v, mask, scale, cap=None):
+    """numpy transcription of litert-torch's scaled_dot_product_attention layer (the composite's meaning)."""
+    heads, groups = q.shape[2], k.shape[2]
+    qh = q.transpose(0, 2, 1, 3) * scale
+    kh, vh = (np.repeat(t.transpose(0, 2, 1, 3), heads // groups, axis=1) for t in (k, v))
+    scores = qh @ kh.transpose(0, 1, 3, 2)
+    if cap is not None:
+        scores = np.tanh(scores / cap) * cap
+    scores = scores + mask
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    return (weights @ vh).transpose(0, 2, 1, 3)
+
+
+def _sdpa_model(q_shape, kv_shape, mask_shape, attributes: dict):
+    """odml.scaled_dot_product_attention whose decomposition computes something else (q * 2): the
+    result then shows which of the two a runtime computed."""
+    m = ModelWriter()
+    g = m.main
+    q, k, v, mask = g.input(q_shape), g.input(kv_shape), g.input(kv_shape), g.input(mask_shape)
+    body = m.graph("not_attention")
+    bq = body.input(q_shape)
+    for shape in (kv_shape, kv_shape, mask_shape):
+        body.input(shape)
+    body.outputs(*body.op("MUL", [bq, body.const(np.float32(2.0))], [(q_shape, "float32")], options("MulOptions")))
+    builder = flexbuffers.Builder()
+    with builder.Map():
+        for key, value in attributes.items():
+            builder.Key(key)
+            builder.Float(value, byte_width=4)  # float32, as litert-torch writes it (XNNPACK misreads 8 bytes)
+    option = options("StableHLOCompositeOptions", name=b"odml.scaled_dot_product_attention", decompositionSubgraphIndex=1,
+                     compositeAttributes=list(builder.Finish()), compositeAttributesFormat=1, version=0)
+    g.outputs(*g.op("STABLEHLO_COMPOSITE", [q, k, v, mask], [(q_shape, "float32")], option))
+    return m.pack()
+
+
+@pytest.mark.parametrize("q_shape,kv_shape", [([1, 3, 4, 8], [1, 6, 2, 8]), ([1, 1, 2, 8], [1, 6, 1, 8])])
+def test_scaled_dot_product_attention_composite_is_attention(q_shape, kv_shape):
+    """litert-torch's decompositions of this composite are not always attention (docs/known-issues.md);
+    LiteRT's default kernels (XNNPACK) compute it natively, its builtin kernels run the decomposition.
+    The inversion computes attention: equal to the default kernels (no noise floor: the reference
+    kernels compute the decomposition) and to a numpy transcription of the layer."""
+    rng = np.random.default_rng(3)
+    mask_shape = [1, 1, q_shape[1], kv_shape[1]]
+    mask = np.where(rng.uniform(size=mask_shape) < 0.3, np.float32(-1e9), np.float32(0))
+    mask[..., 0] = 0  # every query sees one key
+    q, k, v = (rng.normal(size=s).astype(np.float32) for s in (q_shape, kv_shape, kv_shape))
+    model = _sdpa_model(q_shape, kv_shape, mask_shape, {"scale": 0.3})
+    report = ti.verify(model, ti.invert(model), inputs=[[q, k, v, mask]], noise_floor=False, rtol=1e-5)
+    assert report.passed, report.table()
+    got = ti.invert(model).run([q, k, v, mask])["out_00"]
+    np.testing.assert_allclose(got, _sdpa_reference(q, k, v, mask, 0.3), rtol=1e-5, atol=1e-6)
+    assert np.abs(got - 2 * q).max() > 0.1  # not the decomposition
+
+
+def test_scaled_dot_product_attention_composite_soft_cap_and_default_scale():
+    rng = np.random.default_rng(4)
+    q_shape, kv_shape, mask_shape = [1, 2, 2, 4], [1, 5, 1, 4], [1, 1, 2, 5]
+    q, k, v = (rng.normal(size=s).astype(np.float32) * 3 for s in (q_shape, kv_shape, kv_shape))
+    mask = np.zeros(mask_shape, np.float32)
+    got = ti.invert(_sdpa_model(q_shape, kv_shape, mask_shape, {"logit_cap": 2.0})).run([q, k, v, mask])["out_00"]
+    np.testing.assert_allclose(got, _sdpa_reference(q, k, v, mask, 0.5, cap=2.0), rtol=1e-5, atol=1e-6)
+
+
+def test_scaled_dot_product_attention_composite_of_another_form_runs_its_decomposition():
+    """An attribute the definition does not know (here ``is_causal``) leaves the result to the decomposition."""
+    rng = np.random.default_rng(5)
+    q_shape, kv_shape, mask_shape = [1, 2, 2, 4], [1, 5, 1, 4], [1, 1, 2, 5]
+    q, k, v = (rng.normal(size=s).astype(np.float32) for s in (q_shape, kv_shape, kv_shape))
+    model = _sdpa_model(q_shape, kv_shape, mask_shape, {"scale": 0.5, "is_causal": 1.0})
+    got = ti.invert(model).run([q, k, v, np.zeros(mask_shape, np.float32)])["out_00"]
+    np.testing.assert_array_equal(got, 2 * q)

@@ -9,6 +9,7 @@ semantics, and the IR it walks is already prepared by the passes (:mod:`tflite_i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +58,12 @@ def _constants(sg: ir.Subgraph) -> tuple[dict[int, np.ndarray], dict[int, np.nda
     return stored, consumed
 
 
+def _content_key(value: np.ndarray) -> tuple:
+    """What identifies a weight's value: dtype, shape and a digest of its bytes."""
+    array = np.ascontiguousarray(value)
+    return array.dtype.str, array.shape, hashlib.blake2b(memoryview(array).cast("B"), digest_size=16).digest()
+
+
 class _Tables:
     """Constants and weight names per subgraph (kept out of ``tf.Module`` attribute tracking)."""
 
@@ -65,7 +72,10 @@ class _Tables:
         # consume them (real values of quantized constants, equalized weights), by tensor index.
         self.stored: dict[int, dict[int, np.ndarray]] = {}
         self.consumed: dict[int, dict[int, np.ndarray]] = {}
+        # (subgraph, tensor, layout) -> weight name; several keys may name one weight (dedupe by content)
         self.weight_keys: dict[tuple[int, int, int], str] = {}
+        self.weight_by_content: dict[tuple, list[str]] = {}  # _content_key -> weight names
+        self.weight_subgraphs: dict[str, set[int]] = {}  # weight name -> the subgraphs that read it
         self.weights_as_constants = False  # set while tracing the frozen graph
         self.frozen_placeholders: dict[str, str] = {}  # placeholder node name -> weight name
         self.progress: Any = None  # a progress bar that counts traced operators, while InvertedModel builds
@@ -162,6 +172,10 @@ class InvertedModule(tf.Module):
                 key = (sg.index, index, id(layout) if layout else 0)
                 if key in self._tables.weight_keys:
                     continue
+                shared = self._shared_weight(value, sg.index) if len(self._model.subgraphs) > 1 else None
+                if shared is not None:  # the same weight in another signature's subgraph: one variable
+                    self._tables.weight_keys[key] = shared
+                    continue
                 base = sanitize_name(sg.tensors[index].name)
                 if sg.index:
                     base = f"{sanitize_name(sg.name)}/{base}"
@@ -179,6 +193,22 @@ class InvertedModule(tf.Module):
                 self.weights[name] = tf.Variable(copy, name=name, trainable=True)
                 del copy
                 self._tables.weight_keys[key] = name
+                if len(self._model.subgraphs) > 1:  # a single subgraph shares no weights: no digests
+                    self._tables.weight_by_content.setdefault(_content_key(value), []).append(name)
+                    self._tables.weight_subgraphs[name] = {sg.index}
+
+    def _shared_weight(self, value: np.ndarray, subgraph: int) -> str | None:
+        """The name of a weight of another subgraph with exactly this value (dtype, shape and bytes)
+        that this subgraph does not use yet. Multi-signature models (an LLM's prefill and decode)
+        hold one subgraph per signature; their weights are the same constants, in one buffer or in
+        several, and become one variable. Within a subgraph, equal constants (zero biases) stay
+        separate variables, as the file has them as separate tensors."""
+        for name in self._tables.weight_by_content.get(_content_key(value), ()):
+            users = self._tables.weight_subgraphs[name]
+            if subgraph not in users and np.array_equal(self.weights[name].numpy(), value):  # a digest match, checked
+                users.add(subgraph)
+                return name
+        return None
 
     def _create_states(self) -> None:
         taken: set[str] = set()

@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,9 @@ class VerifyReport:
     outputs: list[OutputReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     tensors: list[TensorReport] = field(default_factory=list)  # with per_tensor=True, in operator order
+    # A model with several signatures verified without naming one: each signature's own report (the
+    # rows above are theirs, prefixed "<signature>: ").
+    by_signature: dict[str, "VerifyReport"] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -109,6 +112,9 @@ class VerifyReport:
         return rows
 
     def _title(self) -> str:
+        if self.by_signature:
+            keys = ", ".join(map(repr, self.by_signature))
+            return f"verify {self.candidate} against {self.model} (signatures {keys}, {self.draws} draws each)"
         return f"verify {self.candidate} against {self.model} (signature {self.signature!r}, {self.draws} draws)"
 
     def _tensor_lines(self) -> list[str]:
@@ -493,6 +499,10 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
     input name to array, or a list of arrays in the signature's order, which for converter-made
     models is alphabetical) replaces the seeded random inputs.
 
+    ``signature``: the key to verify. ``None``: every signature of a model that has several (each on
+    its own seeded inputs; rows named ``"<signature>: <output>"``, each part in ``by_signature``), or
+    with ``inputs``, ``serving_default`` or the first.
+
     ``segments``: when LiteRT cannot run the model (custom ops it does not know, Flex ops), the model
     is cut at its custom operators and the builtin part is verified in LiteRT, fed at the cuts with
     the inverted model's own values (``None``: only when needed; ``True``: always). Custom ops are
@@ -531,6 +541,14 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
             report.model = f"{tflite_model if not isinstance(tflite_model, bytes) else '<bytes>'} (cut: {len(info.operators)} operators)"
             return report
         infos = {s.key: s for s in model_signatures(model)}
+        if signature is None and inputs is None and len(infos) > 1:
+            # Every signature on its own seeded inputs (an LLM's prefill and decode share weights but
+            # not their inputs), one report.
+            parts = {k: verify(model_path, candidate, signature=k, draws=draws, seed=seed, rtol=rtol,
+                               noise_floor=noise_floor, float_range=float_range, timeout=timeout, per_tensor=per_tensor,
+                               segments=segments, inversion=inversion, sequence=sequence, _cut_applied=_cut_applied)
+                     for k in infos}
+            return _merged_report(parts, str(tflite_model) if not isinstance(tflite_model, bytes) else "<bytes>")
         key = signature or ("serving_default" if "serving_default" in infos else next(iter(infos)))
         if key not in infos:
             raise TfliteInverterError(f"{model_path}: no signature {key!r}{did_you_mean(key, infos)}; it has {sorted(infos)}")
@@ -618,6 +636,18 @@ def verify(tflite_model: str | os.PathLike | bytes, candidate: Any, *, signature
         if per_tensor:
             report.tensors = _verify_tensors(model_path, model, info, candidate, draw_inputs, ref_kwargs, rtol, notes)
     return report
+
+
+def _merged_report(parts: Mapping[str, VerifyReport], label_model: str) -> VerifyReport:
+    """One report of several signatures' reports: rows and notes prefixed with the signature key."""
+    first = next(iter(parts.values()))
+    merged = VerifyReport(model=label_model, candidate=first.candidate, signature=", ".join(parts), draws=first.draws,
+                          by_signature=dict(parts))
+    for key, part in parts.items():
+        merged.outputs.extend(replace(o, name=f"{key}: {o.name}") for o in part.outputs)
+        merged.notes.extend(f"{key}: {note}" for note in part.notes)
+        merged.tensors.extend(replace(t, tensor=f"{key}: {t.tensor}") for t in part.tensors)
+    return merged
 
 
 def _verify_by_segments(model_path: str, model: ir.Model, info: Any, candidate: Any, draws: list, rtol: float,

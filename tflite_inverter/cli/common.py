@@ -99,7 +99,7 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
                         help="relative tolerance: max abs error <= max(rtol*max(1,|ref|), 2*noise floor) (default 1e-4)")
     parser.add_argument("--float-range", type=float, nargs=2, default=(-1.0, 1.0), metavar=("LOW", "HIGH"),
                         help="range of random float inputs (default -1 1)")
-    parser.add_argument("--signature", help="signature key to verify (default: serving_default or the first)")
+    parser.add_argument("--signature", help="signature key to verify (default: every signature)")
 
 
 def _add_report_option(parser: argparse.ArgumentParser) -> None:

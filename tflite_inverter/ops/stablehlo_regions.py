@@ -4,7 +4,8 @@ CASE, REDUCE, REDUCE_WINDOW, SORT (GATHER and SCATTER are in ``stablehlo_indexin
 * COMPOSITE runs its decomposition subgraph inside a ``tf.function`` whose
   ``experimental_implements`` names the composite (``odml.rms_norm``...) with its version and
   flexbuffer attributes, so a reader of the SavedModel sees where the composite was. Any name works:
-  the decomposition defines the semantics.
+  the decomposition defines the semantics, except for ``odml.scaled_dot_product_attention``, built
+  from its definition (litert-torch writes decompositions of it that are not attention).
 * WHILE and CASE trace their subgraphs in ``tf.while_loop`` / ``tf.switch_case``. CASE runs the last
   branch for an index out of range, as the spec and LiteRT do.
 * REDUCE and REDUCE_WINDOW take a computation subgraph. One elementwise op on the two scalar
@@ -114,7 +115,7 @@ def _combine(kind: str, x, y):
 def _composite_attributes(ctx, name: str, options) -> dict:
     """The flexbuffer map of a composite's attributes as tf.function attributes: scalars and lists of
     one scalar type as they are; anything an attribute cannot hold (a nested map, a mixed list) as its
-    JSON text. Attributes only label the function: the decomposition alone defines the result."""
+    JSON text. Attributes label the function; only _COMPOSITE_SEMANTICS builders also read them."""
     raw = bytes(options.get("composite_attributes") or ())
     if not raw:
         return {}
@@ -138,15 +139,50 @@ def _composite_attributes(ctx, name: str, options) -> dict:
     return result
 
 
+def _scaled_dot_product_attention(attributes: dict, args: list) -> list | None:
+    """``odml.scaled_dot_product_attention`` as its composite defines it (litert-torch's layer, which
+    LiteRT's default XNNPACK kernels compute natively): q [B, T, N, H], k and v [B, S, G, H] (query
+    head n reads group n // (N / G)), an additive mask broadcast to [B, N, T, S], ``scale`` (default
+    1/sqrt(H)) and an optional ``logit_cap`` (tanh soft-capping). ``None`` for operands of another
+    form: the decomposition runs instead. litert-torch 0.10 writes decompositions that compute
+    something else (docs/known-issues.md), so the composite's own meaning is used."""
+    if len(args) not in (3, 4) or set(attributes) - {"scale", "logit_cap", "composite_version"}:
+        return None
+    q, k, v = args[:3]
+    shapes = [t.shape for t in (q, k, v)]
+    if any(t.dtype != tf.float32 for t in args) or any(s.rank != 4 or not s.is_fully_defined() for s in shapes):
+        return None
+    (_, _, heads, size), (_, _, groups, _) = shapes[0].as_list(), shapes[1].as_list()
+    if k.shape[3] != size or k.shape != v.shape or heads % groups:
+        return None
+    scale = attributes.get("scale", 1.0 / np.sqrt(size))
+    q = tf.transpose(q, [0, 2, 1, 3]) * tf.constant(scale, tf.float32)  # [B, N, T, H]
+    k, v = (tf.repeat(tf.transpose(t, [0, 2, 1, 3]), heads // groups, axis=1) for t in (k, v))  # [B, N, S, H]
+    scores = tf.matmul(q, k, transpose_b=True)  # [B, N, T, S]
+    if attributes.get("logit_cap"):
+        cap = tf.constant(attributes["logit_cap"], tf.float32)
+        scores = tf.tanh(scores / cap) * cap
+    if len(args) == 4:
+        scores = scores + args[3]
+    return [tf.transpose(tf.matmul(tf.nn.softmax(scores, axis=-1), v), [0, 2, 1, 3])]
+
+
+# Composites computed from their name and attributes, where the written decomposition cannot be trusted.
+_COMPOSITE_SEMANTICS = {"odml.scaled_dot_product_attention": _scaled_dot_product_attention}
+
+
 @register("STABLEHLO_COMPOSITE", note=LITERT + "; the decomposition subgraph is run inside a tf.function whose "
-          "experimental_implements names the composite, its version and attributes")
+          "experimental_implements names the composite, its version and attributes; "
+          "odml.scaled_dot_product_attention from its own definition, as LiteRT's XNNPACK kernels compute it")
 def build_stablehlo_composite(ctx, op, inputs):
     o = op.options
     name, index = o.get("name") or "composite", o["decomposition_subgraph_index"]
     attributes = {"composite_version": int(o.get("version", 0)), **_composite_attributes(ctx, name, o)}
+    semantics = _COMPOSITE_SEMANTICS.get(name)
 
     def decomposition(*args):
-        return ctx.run_subgraph(index, list(args))
+        result = semantics(attributes, list(args)) if semantics is not None else None
+        return result if result is not None else ctx.run_subgraph(index, list(args))
 
     function = tf.function(decomposition, autograph=False, experimental_implements=implements(name, attributes))
     return list(function(*inputs))
