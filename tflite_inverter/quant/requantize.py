@@ -31,6 +31,9 @@ MODES = ("float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_througho
 DEFAULT_IO = {"float16": "float", "dynamic_range": "float", "int8": "int8", "uint8": "uint8", "int16x8": "float",
               "uint8_throughout": "uint8", **{mode: "float" for mode in EDGE_QUANTIZER_MODES}}
 _INTEGER_ACTIVATIONS = {"int8", "uint8", "int16"}
+BACKENDS = ("auto", "aeq", "tflite")
+# Modes both back ends have -> the I/O types ai-edge-quantizer's models can have (float: QUANTIZE/DEQUANTIZE at the edges)
+AEQ_INTEGER_IO = {"dynamic_range": ("float",), "int8": ("int8", "float"), "int16x8": ("float", "int16")}
 
 
 @dataclass
@@ -255,7 +258,8 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
                keep_float_nodes: Sequence[str] = (), mean: float | Sequence[float] = 0.0,
                std: float | Sequence[float] = 1.0, limit: int | None = None, reference: str | None = None,
                overwrite: bool = False, progress: bool = True, equalize: bool | None = None,
-               default_ranges: tuple[float, float] | None = None) -> RequantizeReport:
+               default_ranges: tuple[float, float] | None = None, backend: str = "auto",
+               compare: bool = True) -> RequantizeReport:
     """Write a re-quantized ``.tflite`` and report on it.
 
     ``mode``: ``float16``, ``dynamic_range``, ``int8`` (full integer), ``uint8`` (int8 inside, uint8
@@ -273,6 +277,11 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     ``uint8_throughout`` of a float model calibrates every activation's range on ``representative``;
     ``mean``/``std`` then also give the input grid (``quantized_input_stats``: real = (q - mean) / std)
     and ``default_ranges`` (min, max) the range of tensors without one (``default_ranges_stats``).
+    ``backend``: ``"aeq"`` (ai-edge-quantizer, on activation ranges calibrated here), ``"tflite"``
+    (the TFLite converter) or ``"auto"``: ai-edge-quantizer for dynamic_range, int8 and int16x8 when
+    it is importable, a float ``.tflite`` is at hand and no converter-only option is asked for, and
+    always for the weight-only / int4 modes; the converter otherwise (docs/quantization.md).
+    ``compare``: False skips the comparison against the reference (benchmarks time it apart).
     """
     import tensorflow as tf
 
@@ -286,10 +295,15 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     if mode in EDGE_QUANTIZER_MODES:
         if io_dtype != "float" or per_tensor or keep_float_ops or keep_float_nodes or equalize:
             raise TfliteInverterError(f"mode {mode!r} takes float I/O and none of per_tensor, keep_float_*, equalize")
-        return _with_edge_quantizer(source, Path(out_path), mode, reference=reference, overwrite=overwrite)
+    if _choose_backend(backend, source, mode, io_dtype, representative, per_tensor,
+                       bool(keep_float_ops or keep_float_nodes), equalize, notes) == "aeq":
+        return _with_edge_quantizer(source, Path(out_path), mode, reference=reference, overwrite=overwrite,
+                                    io_dtype=io_dtype, representative=representative, mean=mean, std=std, limit=limit,
+                                    compare=compare)
     if mode == "uint8_throughout":
-        return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite, representative=representative,
-                                 mean=mean, std=std, limit=limit, equalize=equalize, default_ranges=default_ranges)
+        return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite,
+                                 representative=representative, mean=mean, std=std, limit=limit, equalize=equalize,
+                                 default_ranges=default_ranges, compare=compare)
     equalize = _wants_equalize(source, equalize, per_tensor, mode, representative, notes)
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_requantize_") as work:
         # One scale per weight tensor needs calibration: FakeQuant nodes would carry the original's
@@ -351,10 +365,10 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
         path = write_bytes_atomic(Path(out_path), data, overwrite=overwrite)
         inputs, outputs = _describe_io(model)
         comparison = None
-        if reference is not None:
-            from ..check.compare import compare
+        if reference is not None and compare:
+            from ..check.compare import compare as compare_models
 
-            comparison = compare(reference, str(path), inputs=samples, draws=3)
+            comparison = compare_models(reference, str(path), inputs=samples, draws=3)
     left_float = dict(float_ops(model))
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
                             float_ops=left_float, inputs=inputs, outputs=outputs, comparison=comparison,
@@ -446,11 +460,97 @@ def _with_interface(data: bytes, prepared: Any, reference: str | None, mode: str
     return data, notes
 
 
-def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: str | None,
-                         overwrite: bool) -> RequantizeReport:
-    """A weight-only or dynamic int4 model from ai-edge-quantizer. It quantizes a float ``.tflite``:
-    a float source file is handed over as it is (normalised); any other source (a quantized file,
-    an inversion) is first converted to a float ``.tflite`` from its ``dequantize`` inversion."""
+def float_file(source: Any) -> bytes | None:
+    """The bytes of the float ``.tflite`` that ``source`` is (a path or bytes) or was inverted from
+    unchanged (no cut, no new input shapes, no equalization); ``None`` otherwise."""
+    from ..build.inverted import InvertedModel
+
+    if _is_tflite(source):
+        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+        model = load(data)
+    elif isinstance(source, InvertedModel):
+        if source.cut is not None or source.input_shapes or not str(source.model.source).endswith(".tflite") \
+                or not Path(source.model.source).is_file():
+            return None
+        if any(t.real is not None and t.dtype == "float32" for sg in source.prepared.subgraphs for t in sg.tensors):
+            return None  # equalized weights
+        model, data = source.model, None
+    else:
+        return None
+    if any(t.quantization is not None or t.dtype not in ("float32", "int32", "int64", "bool")
+           for sg in model.subgraphs for t in sg.tensors if t.data is None):
+        return None
+    return data if data is not None else Path(source.model.source).read_bytes()
+
+
+def _choose_backend(backend: str, source: Any, mode: str, io_dtype: str, representative: Any, per_tensor: bool,
+                    keep_float: bool, equalize: bool | None, notes: list[str]) -> str:
+    """``aeq`` or ``tflite``: ``auto`` takes ai-edge-quantizer where it has the mode's recipe, is
+    importable, and a float ``.tflite`` is at hand (so no conversion is needed), and no option
+    only the converter has is asked for, and its recipe quantizes every operator of the model (the
+    converter's model is then no less integer); an explicit back end that cannot serve raises.
+    Why ``auto`` chose the converter goes to ``notes`` where it could have been aeq."""
+    from . import edge_quantizer
+
+    if backend not in BACKENDS:
+        raise TfliteInverterError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    if mode in EDGE_QUANTIZER_MODES:
+        if backend == "tflite":
+            raise TfliteInverterError(f"mode {mode!r} has no TFLite-converter recipe: it needs backend 'aeq'")
+        return "aeq"
+    if mode not in AEQ_INTEGER_IO:
+        if backend == "aeq":
+            raise TfliteInverterError(f"mode {mode!r} has no ai-edge-quantizer recipe: use backend 'tflite' (or 'auto')")
+        return "tflite"
+    blockers = []
+    if io_dtype not in AEQ_INTEGER_IO[mode]:
+        blockers.append(f"io_dtype {io_dtype!r} (aeq writes {' or '.join(AEQ_INTEGER_IO[mode])} I/O in {mode})")
+    if per_tensor or keep_float or equalize:
+        blockers.append("per_tensor, keep_float_ops/keep_float_nodes and equalize are TFLite-converter options")
+    if mode != "dynamic_range" and representative is None:
+        blockers.append("no representative data (the converter can take a fake_quant inversion's ranges)")
+    if backend == "aeq":
+        if not edge_quantizer.available():
+            raise TfliteInverterError("backend 'aeq' needs ai-edge-quantizer (pip install ai-edge-quantizer)")
+        if blockers:
+            raise TfliteInverterError(f"backend 'aeq' cannot make this {mode} model: " + "; ".join(blockers))
+        return "aeq"
+    if backend == "tflite" or blockers or not edge_quantizer.available():
+        return "tflite"
+    float_data = float_file(source)
+    if float_data is None:
+        return "tflite"
+    left = edge_quantizer.left_in_float(load(float_data), mode)
+    if left:  # the converter quantizes them (or, for DENSIFY, aeq cannot read the file)
+        notes.append(f"back end: the TFLite converter (ai-edge-quantizer's {mode} recipe would leave "
+                     f"{', '.join(left)} in float)")
+        return "tflite"
+    return "aeq"
+
+
+def _runs_in_litert(model: ir.Model) -> bool:
+    """False for models with custom operators (LiteRT has no kernel for MediaPipe's)."""
+    return not any(op.opcode.startswith("CUSTOM") for sg in model.subgraphs for op in sg.operators)
+
+
+def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: str | None, overwrite: bool,
+                         io_dtype: str = "float", representative: Any = None, mean: Any = 0.0, std: Any = 1.0,
+                         limit: int | None = None, compare: bool = True) -> RequantizeReport:
+    """A model from ai-edge-quantizer (backend ``aeq``). It quantizes a float ``.tflite``: a float
+    source file (or the file a float model was inverted from) is handed over as it is (normalised);
+    any other source (a quantized file, an inversion) is first converted to a float ``.tflite`` from
+    its ``dequantize`` inversion. The static modes calibrate on ``representative`` in LiteRT
+    (:func:`tflite_inverter.quant.edge_quantizer.quantize_calibrated`)."""
+    with tempfile.TemporaryDirectory(prefix="tflite_inverter_aeq_") as work:
+        if isinstance(source, (bytes, bytearray)) and reference is None and compare:
+            reference = os.path.join(work, "reference.tflite")
+            Path(reference).write_bytes(bytes(source))
+        return _edge_quantized(source, out_path, mode, reference=reference, overwrite=overwrite, io_dtype=io_dtype,
+                               representative=representative, mean=mean, std=std, limit=limit, compare=compare)
+
+
+def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | None, overwrite: bool, io_dtype: str,
+                    representative: Any, mean: Any, std: Any, limit: int | None, compare: bool) -> RequantizeReport:
     import tensorflow as tf
 
     from ..build.inverted import InvertedModel, invert
@@ -458,47 +558,63 @@ def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: s
     from .interface import interface_of_model, interface_problems, restore_interface
 
     notes = []
-    float_data = None
-    if _is_tflite(source):
-        if isinstance(source, (bytes, bytearray)):
-            data = bytes(source)
-        else:
-            reference = reference or str(source)
-            data = Path(source).read_bytes()
-        original = load(data)
-        if not any(t.quantization is not None or t.dtype not in ("float32", "int32", "int64", "bool")
-                   for sg in original.subgraphs for t in sg.tensors if t.data is None):
-            float_data = data
-        else:
-            source = invert(original, quantized="dequantize", io="float")
+    if _is_tflite(source) and not isinstance(source, (bytes, bytearray)):
+        reference = reference or str(source)
+    float_data = float_file(source)
+    if float_data is None and isinstance(source, InvertedModel) and reference is None and \
+            str(source.model.source).endswith(".tflite") and Path(source.model.source).is_file():
+        reference = str(source.model.source)
     if float_data is None:
+        if _is_tflite(source):
+            source = invert(source if isinstance(source, (bytes, bytearray)) else str(source), quantized="dequantize", io="float")
         if not isinstance(source, InvertedModel):
-            raise TfliteInverterError(f"mode {mode!r} needs a .tflite or an inverted model as the source")
+            raise TfliteInverterError(f"mode {mode!r} with backend 'aeq' needs a .tflite or an inverted model as the source")
         if source.quantized_mode != "dequantize" or source.io != "float":
             source = InvertedModel(source.model, quantized="dequantize", io="float")
         concrete = source.concrete_functions[source.default_signature]
         _refuse_float64(concrete.graph)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], _light_trackable(source.module))
-        float_data, _ = _convert(converter, mode)
+        with quiet_stderr():
+            float_data, _ = _convert(converter, mode)
         float_data, _ = _with_interface(float_data, source, reference, mode)
         notes.append("converted to a float .tflite from the dequantize inversion first")
-    interface = interface_of_model(load(float_data))
-    data = restore_interface(edge_quantizer.quantize(float_data, mode), interface)
+    float_model = load(float_data)
+    interface = interface_of_model(float_model)
+    samples = None
+    if mode in edge_quantizer.INTEGER_RECIPES:
+        sg = float_model.main
+        named = {index: name for name, index in float_model.signatures[0].inputs.items()} if float_model.signatures else {}
+        specs = [(named.get(i, sg.tensors[i].name), list(sg.tensors[i].shape)) for i in sg.inputs]
+        if representative is not None and mode != "dynamic_range":
+            samples = make_samples(representative, specs, mean=mean, std=std, limit=limit)
+        quantized, aeq_notes = edge_quantizer.quantize_calibrated(float_data, mode, samples, float_io=io_dtype == "float")
+        notes.extend(aeq_notes)
+    else:
+        quantized = edge_quantizer.quantize(float_data, mode)
+        notes.append(f"ai-edge-quantizer recipe {edge_quantizer.RECIPES[mode]}")
+    data = restore_interface(quantized, interface)
     model = load(data)
-    problems = interface_problems(interface, model, check_dtypes=True)
+    problems = interface_problems(interface, model, check_dtypes=io_dtype == "float")
     if problems:
         raise TfliteInverterError(f"the {mode} model does not keep the original's interface: " + "; ".join(problems))
-    notes.append(f"ai-edge-quantizer recipe {edge_quantizer.RECIPES[mode]}; interface kept: signature key, input and "
-                 "output names, order, shapes and types")
+    notes.append("back end: ai-edge-quantizer; interface kept: signature key, input and output names, order, shapes"
+                 + (" and types" if io_dtype == "float" else f" ({io_dtype} inputs and outputs)"))
     path = write_bytes_atomic(out_path, data, overwrite=overwrite)
     inputs, outputs = _describe_io(model)
     comparison = None
-    if reference is not None:
-        from ..check.compare import compare
+    if reference is not None and compare:
+        from ..check.compare import compare as compare_models
 
-        comparison = compare(reference, str(path), draws=3)
+        if _runs_in_litert(load(reference)):
+            comparison = compare_models(reference, str(path), inputs=samples, draws=3)
+        else:
+            notes.append(f"not compared: LiteRT cannot run {reference} (custom operators)")
+    left_float = dict(float_ops(model)) if mode in ("int8", "int16x8") else {}
+    reasons = {opcode: f"ai-edge-quantizer has no {mode} recipe for it, so it runs in float (between DEQUANTIZE and "
+                       "QUANTIZE)" for opcode in left_float}
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
-                            float_ops={}, inputs=inputs, outputs=outputs, comparison=comparison, notes=notes)
+                            float_ops=left_float, inputs=inputs, outputs=outputs, comparison=comparison, notes=notes,
+                            float_reasons=reasons)
 
 
 def _per_channel_weights(model: ir.Model) -> int:
@@ -538,7 +654,7 @@ def _input_stats_grid(mean: Any, std: Any) -> ir.QuantParams | None:
 
 def _float_to_uint8_throughout(source: Any, out_path: Path, *, reference: str | None, overwrite: bool,
                                representative: Any, mean: Any, std: Any, limit: int | None,
-                               default_ranges: tuple[float, float] | None) -> RequantizeReport:
+                               default_ranges: tuple[float, float] | None, compare: bool = True) -> RequantizeReport:
     """uint8 throughout from a float model: every activation's range calibrated on ``representative``
     (min/max over the samples) and given to the TF1 converter as a FakeQuant node; the inputs' grid
     is ``(q - mean) / std`` when ``mean``/``std`` are given (``quantized_input_stats``), else calibrated;
@@ -567,12 +683,13 @@ def _float_to_uint8_throughout(source: Any, out_path: Path, *, reference: str | 
     inputs = {spec.tensor.index: (float(grids[spec.tensor.index].scales[0]), int(grids[spec.tensor.index].zero_points[0]))
               for spec in source.inputs()}
     return _tf1_uint8(source, out_path, inputs, reference=reference, overwrite=overwrite, samples=samples or None,
-                      notes=notes, origin="calibrated ranges of the float model", default_ranges=default_ranges)
+                      notes=notes, origin="calibrated ranges of the float model", default_ranges=default_ranges,
+                      compare=compare)
 
 
 def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, overwrite: bool, representative: Any,
                       mean: Any, std: Any, limit: int | None, equalize: bool | None = None,
-                      default_ranges: tuple[float, float] | None = None) -> RequantizeReport:
+                      default_ranges: tuple[float, float] | None = None, compare: bool = True) -> RequantizeReport:
     """uint8 activations everywhere (NPUs that take only uint8): a frozen GraphDef with a FakeQuant
     node on every activation, through the TF1 converter with ``inference_type=tf.uint8``, which
     reads every activation's range from them.
@@ -593,7 +710,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
     if not _has_quantized_activations(source.model):
         return _float_to_uint8_throughout(source, out_path, reference=reference, overwrite=overwrite,
                                           representative=representative, mean=mean, std=std, limit=limit,
-                                          default_ranges=default_ranges)
+                                          default_ranges=default_ranges, compare=compare)
     if source.quantized_mode != "fake_quant":
         raise TfliteInverterError("uint8_throughout of a quantized model needs its fake_quant inversion: the TF1 "
                                   "converter takes every activation range from the FakeQuant nodes")
@@ -614,7 +731,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
         grids = {spec.tensor.index: _input_grid(source.model, spec.tensor.index) for spec in source.inputs()}
     origin = "calibrated ranges of the equalized graph" if equalize else "the original's ranges"
     report = _tf1_uint8(source, out_path, grids, reference=reference, overwrite=overwrite, samples=samples, notes=notes,
-                        origin=origin, default_ranges=default_ranges)
+                        origin=origin, default_ranges=default_ranges, compare=compare)
     if per_channel and not equalize:
         report.notes.append(f"warning: the original has {per_channel} per-channel weight tensors; uint8 kernels take one "
                             "scale per weight tensor, so accuracy can drop sharply (see the comparison); give "
@@ -624,7 +741,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
 
 def _tf1_uint8(source: Any, out_path: Path, grids: dict[int, tuple[float, int]], *, reference: str | None,
                overwrite: bool, samples: Any, notes: list[str], origin: str,
-               default_ranges: tuple[float, float] | None) -> RequantizeReport:
+               default_ranges: tuple[float, float] | None, compare: bool = True) -> RequantizeReport:
     """The frozen graph of ``source`` (FakeQuant nodes on its activations) through the TF1 converter
     with ``inference_type=tf.uint8``; ``grids``: each input's (scale, zero point)."""
     import json
@@ -658,10 +775,10 @@ def _tf1_uint8(source: Any, out_path: Path, grids: dict[int, tuple[float, int]],
     model = load(data)
     inputs, outputs = _describe_io(model)
     comparison = None
-    if reference is not None:
-        from ..check.compare import compare
+    if reference is not None and compare:
+        from ..check.compare import compare as compare_models
 
-        comparison = compare(reference, str(path), inputs=samples, draws=3)
+        comparison = compare_models(reference, str(path), inputs=samples, draws=3)
     kinds = sorted({t.dtype for t in model.main.tensors if t.data is None})
     notes.insert(0, f"activation types: {', '.join(kinds)} (TF1 converter, FakeQuant nodes with {origin})")
     return RequantizeReport(path=str(path), mode="uint8_throughout", size_bytes=len(data),
