@@ -9,6 +9,7 @@ calibration data and reproduces the original's quantization parameters; other so
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections import Counter
@@ -181,6 +182,7 @@ def _converter_for(source: Any):
     from ..build.inverted import InvertedModel
 
     if isinstance(source, InvertedModel):
+        source = _traced_in_float32(source)
         key = source.default_signature
         concrete = source.concrete_functions[key]
         _refuse_float64(concrete.graph)
@@ -200,10 +202,21 @@ def _converter_for(source: Any):
     return tf.lite.TFLiteConverter.from_saved_model(str(path)), fake_quant, specs
 
 
-def _refuse_float64(graph: Any) -> None:
-    """Fail fast (the converter takes minutes to say so) when the graph computes in float64, which
-    TFLite has no kernels for: MediaPipe's TransformLandmarks / TransformTensorBilinear builders sum
-    in float64 to be bit-exact with the C++ kernels."""
+def _float32_mediapipe(function):
+    """Run ``function`` with MediaPipe's custom-op builders in float32 (the converter cannot lower
+    their float64 arithmetic; see :func:`tflite_inverter.ops.mediapipe.float32_arithmetic`)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        from ..ops.mediapipe import float32_arithmetic
+
+        with float32_arithmetic():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def _computes_in_float64(graph: Any) -> list:
+    """The ops of ``graph`` that compute in float64 on values depending on a model input."""
     import tensorflow as tf
 
     exempt = {"Cast", "Const", "Identity", "Placeholder", "NoOp"}
@@ -215,11 +228,34 @@ def _refuse_float64(graph: Any) -> None:
             live.add(op.name)
             if op.type not in exempt and any(t.dtype == tf.float64 for t in op.outputs):
                 computing.append(op)
+    return computing
+
+
+def _traced_in_float32(source: Any) -> Any:
+    """``source`` (an InvertedModel) built again inside :func:`float32_arithmetic` when it was
+    traced with MediaPipe's float64 builders (an inversion made outside ``requantize``)."""
+    from ..build.inverted import InvertedModel
+
+    if not _computes_in_float64(source.concrete_functions[source.default_signature].graph):
+        return source
+    if source.cut is not None or source.input_shapes:
+        return source  # _refuse_float64 names the problem
+    from ..ops.mediapipe import float32_arithmetic
+
+    with float32_arithmetic():
+        return InvertedModel(source.model, quantized=source.quantized_mode, io=source.io)
+
+
+def _refuse_float64(graph: Any) -> None:
+    """Fail fast (the converter takes minutes to say so) when the graph computes in float64, which
+    TFLite has no kernels for: MediaPipe's TransformLandmarks / TransformTensorBilinear builders sum
+    in float64 to be bit-exact with the C++ kernels."""
+    computing = _computes_in_float64(graph)
     if computing:
         scopes = sorted({op.name.split("/")[0] for op in computing})
         raise TfliteInverterError(f"the graph computes in float64 ({len(computing)} ops, under {scopes[:5]}), which the "
-                                  "TFLite converter cannot lower: MediaPipe's TransformLandmarks / "
-                                  "TransformTensorBilinear builders sum in float64 (see docs/known-issues.md)")
+                                  "TFLite converter cannot lower (an inversion with new input shapes or a cut keeps "
+                                  "MediaPipe's float64 builders: invert the whole model, or pass the .tflite)")
 
 
 def _light_trackable(module: Any) -> Any:
@@ -253,6 +289,7 @@ def _equalization_notes(inverted: Any, samples: Any, per_tensor: bool, mode: str
     return notes
 
 
+@_float32_mediapipe
 def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", representative: Any = None,
                io_dtype: str | None = None, per_tensor: bool = False, keep_float_ops: Sequence[str] = (),
                keep_float_nodes: Sequence[str] = (), mean: float | Sequence[float] = 0.0,
@@ -365,7 +402,9 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
         path = write_bytes_atomic(Path(out_path), data, overwrite=overwrite)
         inputs, outputs = _describe_io(model)
         comparison = None
-        if reference is not None and compare:
+        if reference is not None and compare and not _runs_in_litert(load(reference)):
+            notes.append(f"not compared: LiteRT cannot run {reference} (custom operators)")
+        elif reference is not None and compare:
             from ..check.compare import compare as compare_models
 
             comparison = compare_models(reference, str(path), inputs=samples, draws=3)
@@ -528,9 +567,14 @@ def _choose_backend(backend: str, source: Any, mode: str, io_dtype: str, represe
     return "aeq"
 
 
+# MediaPipe custom operators stock LiteRT has no kernel for (Convolution2DTransposeBias runs: XNNPACK has it)
+_NO_LITERT_KERNEL = {"CUSTOM:Landmarks2TransformMatrix", "CUSTOM:TransformLandmarks", "CUSTOM:TransformTensorBilinear",
+                     "CUSTOM:MaxPoolingWithArgmax2D", "CUSTOM:MaxUnpooling2D"}
+
+
 def _runs_in_litert(model: ir.Model) -> bool:
-    """False for models with custom operators (LiteRT has no kernel for MediaPipe's)."""
-    return not any(op.opcode.startswith("CUSTOM") for sg in model.subgraphs for op in sg.operators)
+    """False for models with a custom operator LiteRT cannot run (the comparison is then skipped, said so)."""
+    return not any(op.opcode in _NO_LITERT_KERNEL for sg in model.subgraphs for op in sg.operators)
 
 
 def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: str | None, overwrite: bool,
@@ -571,6 +615,7 @@ def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | 
             raise TfliteInverterError(f"mode {mode!r} with backend 'aeq' needs a .tflite or an inverted model as the source")
         if source.quantized_mode != "dequantize" or source.io != "float":
             source = InvertedModel(source.model, quantized="dequantize", io="float")
+        source = _traced_in_float32(source)
         concrete = source.concrete_functions[source.default_signature]
         _refuse_float64(concrete.graph)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], _light_trackable(source.module))
@@ -775,7 +820,9 @@ def _tf1_uint8(source: Any, out_path: Path, grids: dict[int, tuple[float, int]],
     model = load(data)
     inputs, outputs = _describe_io(model)
     comparison = None
-    if reference is not None and compare:
+    if reference is not None and compare and not _runs_in_litert(load(reference)):
+        notes.append(f"not compared: LiteRT cannot run {reference} (custom operators)")
+    elif reference is not None and compare:
         from ..check.compare import compare as compare_models
 
         comparison = compare_models(reference, str(path), inputs=samples, draws=3)
