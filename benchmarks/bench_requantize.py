@@ -67,6 +67,27 @@ def errors(reference: str, candidate: str, samples) -> tuple[float, float]:
             max(o.mean_abs_error / max(o.magnitude, 1e-12) for o in report.outputs))
 
 
+def litert_reference(path: Path, work: Path) -> Path:
+    """``path`` when LiteRT can run it; else (face_landmark_with_attention: MediaPipe custom ops LiteRT
+    has no kernel for) a float32 re-conversion of its inversion, built in float32
+    (``float32_arithmetic``), whose custom ops are builtin ops: the reference the errors are taken on."""
+    import tensorflow as tf
+
+    import tflite_inverter as ti
+    from tflite_inverter.ops.mediapipe import float32_arithmetic
+    from tflite_inverter.quant.requantize import _runs_in_litert
+
+    if _runs_in_litert(ti.load(path)):
+        return path
+    with float32_arithmetic():
+        inverted = ti.invert(path, io="float")
+    function = inverted.concrete_functions[inverted.default_signature]
+    data = tf.lite.TFLiteConverter.from_concrete_functions([function], inverted.module).convert()
+    out = work / f"{path.stem}_float32_reference.tflite"
+    out.write_bytes(data)
+    return out
+
+
 def bench_inverter(path: Path, mode: str, calibration, work: Path, backend: str = "auto") -> dict:
     """``requantize`` from the ``.tflite`` itself, all of it timed but the comparison (timed apart)."""
     import tflite_inverter as ti
@@ -121,7 +142,19 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8, help="calibration and evaluation crops (each)")
     parser.add_argument("--markdown", type=Path, help="write the two tables (every mode; against aeq) to this file")
     parser.add_argument("--json", type=Path, help="write the rows to this file (one JSON object a line, appended)")
+    parser.add_argument("--tables-from", type=Path, metavar="JSON", help="only print (and --markdown) the tables of "
+                        "rows written before with --json, in the order of --models and --modes")
     args = parser.parse_args()
+    if args.tables_from:
+        found = [json.loads(line) for line in args.tables_from.read_text().splitlines() if line.strip()]
+        by_key = {(r["model"], r["mode"]): r for r in found}
+        rows = [by_key[(m, mode)] for m in args.models for mode in args.modes if (m, mode) in by_key]
+        loads = [tuple(r["load"]) for r in rows if "load" in r] or [(float("nan"),) * 3]
+        text = tables(rows, args.samples, min(loads), max(loads))
+        print(text)
+        if args.markdown:
+            args.markdown.write_text(text)
+        return
     try:
         import ai_edge_quantizer  # noqa: F401
         have_edge = True
@@ -140,28 +173,33 @@ def main() -> None:
         shape = ti.load(path).main.tensors[ti.load(path).main.inputs[0]].shape
         calibration = crops(shape, args.samples, 0, name in SIGNED_INPUT)
         evaluation = [[x[None]] for x in crops(shape, args.samples, 1, name in SIGNED_INPUT)]
+        keep = tempfile.TemporaryDirectory()
+        reference = litert_reference(path, Path(keep.name))
         for mode in args.modes:
-            row = dict(model=name, mode=mode, original=path.stat().st_size)
+            row = dict(model=name, mode=mode, original=path.stat().st_size, load=os.getloadavg())
             with tempfile.TemporaryDirectory() as work:
                 ours, row["error"] = attempt(bench_inverter, path, mode, calibration, Path(work), args.backend)
                 if ours:
                     row.update(seconds=ours["seconds"], backend=ours["backend"], size=ours["size"],
                                float_ops=ours["float_ops"])
-                    measured, row["compare_error"] = attempt(errors, str(path), str(ours["path"]), evaluation)
+                    measured, row["compare_error"] = attempt(errors, str(reference), str(ours["path"]), evaluation)
                     if measured:
                         row["max"], row["mean"] = measured
                 if have_edge and mode in RECIPES:
                     edge, row["edge_error"] = attempt(bench_edge, path, mode, calibration, Path(work))
                     if edge:
                         row.update(edge_seconds=edge["seconds"], edge_size=edge["size"])
-                        measured, row["edge_compare_error"] = attempt(errors, str(path), str(edge["path"]), evaluation)
+                        measured, row["edge_compare_error"] = attempt(errors, str(reference), str(edge["path"]), evaluation)
                         if measured:
                             row["edge_max"], row["edge_mean"] = measured
+            if reference != path:
+                row["reference"] = "float32 re-conversion"
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.json:
                 with open(args.json, "a") as handle:
                     handle.write(json.dumps(row) + "\n")
+        keep.cleanup()
     load_after = os.getloadavg()
     text = tables(rows, args.samples, load_before, load_after)
     print(text)
@@ -173,19 +211,26 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def label(row: dict) -> str:
+    return row["model"] + ("*" if row.get("reference") else "")
+
+
 def tables(rows: list[dict], samples: int, load_before, load_after) -> str:
     """Markdown: every model x mode (size, time, error, back end), and the modes both tools have."""
     header = (f"{len(rows)} runs, {samples} calibration and {samples} evaluation crops, load average "
               f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (2 cores, shared)\n")
+    if any(r.get("reference") for r in rows):
+        header += ("\n*: LiteRT cannot run the original (custom ops without a kernel): errors are against its float32 "
+                   "re-conversion\n")
     lines = [header, "| model | mode | back end | size MB (original) | time s | max err | mean err | ops in float |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r.get("error"):
-            lines.append(f"| {r['model']} | {r['mode']} | - | - | - | fails: {r['error']} | | |")
+            lines.append(f"| {label(r)} | {r['mode']} | - | - | - | fails: {r['error']} | | |")
             continue
         error = (f"{r['max']:.1%} | {r['mean']:.2%}" if "max" in r else
                  f"not compared: {r.get('compare_error', '')[:60]} |")
-        lines.append(f"| {r['model']} | {r['mode']} | {r['backend']} | {r['size'] / 1e6:.2f} ({r['original'] / 1e6:.2f}) | "
+        lines.append(f"| {label(r)} | {r['mode']} | {r['backend']} | {r['size'] / 1e6:.2f} ({r['original'] / 1e6:.2f}) | "
                      f"{r['seconds']:.1f} | {error} | {r['float_ops']} |")
     lines += ["", "| model | mode | back end | time s | AEQ s | ratio | max err | AEQ max err | mean err | AEQ mean err |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -194,7 +239,7 @@ def tables(rows: list[dict], samples: int, load_before, load_after) -> str:
             continue
         ratio = r["seconds"] / r["edge_seconds"] if r.get("seconds") and r.get("edge_seconds") else None
         edge_time = _fmt(r.get("edge_seconds"), ".1f") if not r.get("edge_error") else "fails"
-        lines.append(f"| {r['model']} | {r['mode']} | {r.get('backend', '-')} | {_fmt(r.get('seconds'), '.1f')} | "
+        lines.append(f"| {label(r)} | {r['mode']} | {r.get('backend', '-')} | {_fmt(r.get('seconds'), '.1f')} | "
                      f"{edge_time} | {_fmt(ratio, '.1f')} | {_fmt(r.get('max'), '.1%')} | {_fmt(r.get('edge_max'), '.1%')} | "
                      f"{_fmt(r.get('mean'), '.2%')} | {_fmt(r.get('edge_mean'), '.2%')} |")
     failures = [f"- {r['model']} {r['mode']}: " + "; ".join(f"{k} {r[k]}" for k in ("error", "compare_error", "edge_error",

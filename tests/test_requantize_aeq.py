@@ -32,23 +32,24 @@ def conv_model():
 
 def test_activation_statistics_are_exact_percentiles():
     """The clipped range is the k-th smallest / largest value over all samples (k = 0.001 % of the
-    values), kept without holding every tensor; min/max are the extremes; the float outputs come too."""
+    values), kept without holding every tensor; min/max are the extremes; the moving average is
+    ai-edge-quantizer's (0.95 on the old value); the float outputs come too."""
     model = conv_model()
     rng = np.random.default_rng(0)
-    samples = [[rng.standard_normal([1, 16, 16, 3]).astype(np.float32) * (1 + i)] for i in range(160)]
-    ranges, clipped, outputs = edge_quantizer.activation_statistics(model, samples)
     name = ti.load(model).main.tensors[ti.load(model).main.inputs[0]].name
-    values = np.sort(np.concatenate([s[0].ravel() for s in samples]))
-    k = int(values.size * (100 - edge_quantizer.CLIP_PERCENTILE) / 100)
-    assert k == 1
-    assert ranges[name] == (values[0], values[-1])
-    assert clipped[name] == (values[k - 1], values[-k])  # k = 1: the extremes again
-    samples = [[rng.standard_normal([1, 16, 16, 3]).astype(np.float32)] for i in range(900)]
-    _, clipped, outputs = edge_quantizer.activation_statistics(model, samples)
-    values = np.sort(np.concatenate([s[0].ravel() for s in samples]))
-    k = int(values.size * (100 - edge_quantizer.CLIP_PERCENTILE) / 100)
-    assert k == 6 and clipped[name] == (values[k - 1], values[-k])
-    assert len(outputs) == 900 and all(o[next(iter(o))].shape == (1, 16, 16, 4) for o in outputs[:2])
+    for count, expected_k in ((160, 1), (900, 6)):
+        samples = [[rng.standard_normal([1, 16, 16, 3]).astype(np.float32) * (1 + i % 3)] for i in range(count)]
+        kinds, outputs = edge_quantizer.activation_statistics(model, samples)
+        values = np.sort(np.concatenate([s[0].ravel() for s in samples]))
+        k = int(values.size * (100 - edge_quantizer.CLIP_PERCENTILE) / 100)
+        assert k == expected_k
+        assert kinds[edge_quantizer.MIN_MAX][name] == (values[0], values[-1])
+        assert kinds[edge_quantizer.CLIPPED][name] == (values[k - 1], values[-k])
+        low, high = float(samples[0][0].min()), float(samples[0][0].max())
+        for sample in samples[1:]:
+            low, high = 0.95 * low + 0.05 * float(sample[0].min()), 0.95 * high + 0.05 * float(sample[0].max())
+        assert kinds[edge_quantizer.AVERAGED][name] == pytest.approx((low, high), rel=1e-12)
+        assert len(outputs) == count and next(iter(outputs[0].values())).shape == (1, 16, 16, 4)
 
 
 @pytest.mark.parametrize("io_dtype", ["float", "int8"])
@@ -66,9 +67,9 @@ def test_int8_through_aeq_keeps_the_interface_and_chooses_the_smaller_error(io_d
     assert [s.key for s in again.signatures] == [s.key for s in original.signatures]
     assert {"CONV_2D"} <= {op.opcode for op in sg.operators} and report.float_ops == {}
     assert sg.tensors[sg.operators[[op.opcode for op in sg.operators].index("CONV_2D")].outputs[0]].dtype == "int8"
-    choice = next(n for n in report.notes if "kept (max error" in n)
-    kept, other = (float(v) for v in re.search(r"max error ([0-9.]+)%.*against ([0-9.]+)%", choice).groups())
-    assert kept <= other
+    choice = next(n for n in report.notes if "kept (max / mean error" in n)
+    scores = [float(a) + float(b) for a, b in re.findall(r"([0-9.]+)% / ([0-9.]+)%", choice)]
+    assert len(scores) == 3 and scores[0] == min(scores)
     output = report.comparison.outputs[0]
     assert output.max_abs_error <= 0.1 * output.magnitude, report.table()
 

@@ -216,11 +216,18 @@ def _outputs(interpreter) -> dict[str, np.ndarray]:
     return result
 
 
+MIN_MAX, AVERAGED, CLIPPED = "min/max", "moving average", f"{100 - CLIP_PERCENTILE:g} % / {CLIP_PERCENTILE:g} % points"
+SMOOTHING = 0.95  # ai-edge-quantizer's moving average of the per-sample min/max (qsv_utils.moving_average_update)
+
+
 def activation_statistics(data: bytes, samples, percentile: float | None = CLIP_PERCENTILE):
     """Run the float ``data`` in LiteRT (every tensor kept) on ``samples`` (lists of float input
-    arrays); per activation tensor name, its (min, max) and its (``100 - percentile``, ``percentile``)
-    points over all samples (``None``: not computed, the ranges again); and the float outputs per sample.
-    The percentiles are exact: the ``k`` most extreme values of each tensor are kept, not the tensor."""
+    arrays); per kind of range, per activation tensor name, its (low, high): ``MIN_MAX`` over all
+    samples, ``AVERAGED`` (the moving average of each sample's min and max that ai-edge-quantizer's
+    own calibration computes, ``SMOOTHING`` on the old value), and ``CLIPPED``, the
+    (``100 - percentile``, ``percentile``) points over all samples (not computed for ``None``); and
+    the float outputs per sample. The percentiles are exact: the ``k`` most extreme values of each
+    tensor are kept, not the tensor."""
     from ..reader import load
 
     model = load(data)
@@ -229,6 +236,7 @@ def activation_statistics(data: bytes, samples, percentile: float | None = CLIP_
     details = [d for d in interpreter.get_tensor_details() if d["dtype"] == np.float32 and d["name"] not in constant]
     low: dict[str, float] = {}
     high: dict[str, float] = {}
+    averaged: dict[str, tuple[float, float]] = {}
     tails: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
     outputs = []
     for sample in samples:
@@ -243,8 +251,12 @@ def activation_statistics(data: bytes, samples, percentile: float | None = CLIP_
             if not value.size:
                 continue
             name = detail["name"]
-            low[name] = min(low.get(name, np.inf), float(value.min()))
-            high[name] = max(high.get(name, -np.inf), float(value.max()))
+            lo, hi = float(value.min()), float(value.max())
+            low[name] = min(low.get(name, np.inf), lo)
+            high[name] = max(high.get(name, -np.inf), hi)
+            old = averaged.get(name)
+            averaged[name] = (lo, hi) if old is None else (SMOOTHING * old[0] + (1 - SMOOTHING) * lo,
+                                                           SMOOTHING * old[1] + (1 - SMOOTHING) * hi)
             bottom, top, k = tails.get(name, (np.empty(0, np.float32), np.empty(0, np.float32),
                                               int(value.size * len(samples) * (100.0 - percentile) / 100.0) if percentile else 0))
             if k:  # only values beyond the current k-th most extreme one can enter the tails
@@ -256,11 +268,14 @@ def activation_statistics(data: bytes, samples, percentile: float | None = CLIP_
                     bottom = np.partition(bottom, k - 1)[:k]
             tails[name] = (bottom, top, k)
     ranges = {name: (low[name], high[name]) for name in low}
-    clipped = {}
-    for name, (lo, hi) in ranges.items():
-        bottom, top, k = tails[name]
-        clipped[name] = (float(bottom.max()), float(top.min())) if k and top.size == k else (lo, hi)
-    return ranges, clipped, outputs
+    kinds = {MIN_MAX: ranges, AVERAGED: averaged}
+    if percentile:
+        clipped = {}
+        for name, (lo, hi) in ranges.items():
+            bottom, top, k = tails[name]
+            clipped[name] = (float(bottom.max()), float(top.min())) if k and top.size == k else (lo, hi)
+        kinds[CLIPPED] = clipped
+    return kinds, outputs
 
 
 def _qsvs(ranges) -> dict:
@@ -289,8 +304,9 @@ def output_error(data: bytes, samples, references) -> tuple[float, float]:
 def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = True) -> tuple[bytes, list[str]]:
     """``data`` (a float ``.tflite``) in ``mode`` (``dynamic_range``, ``int8``, ``int16x8``) by
     ai-edge-quantizer, and notes. The static modes take the activation ranges measured here (LiteRT
-    on ``samples``): min/max and the clipped ranges of :data:`CLIP_PERCENTILE` are both tried and the
-    one with the smaller output error on the calibration samples is kept. ``float_io``: float
+    on ``samples``): min/max, ai-edge-quantizer's own moving average and the clipped ranges of
+    :data:`CLIP_PERCENTILE` are tried, and the one with the smallest output error (max + mean) on the
+    calibration samples is kept; int16x8 takes min/max. ``float_io``: float
     inputs and outputs (a QUANTIZE / DEQUANTIZE at the edges), else the integer ones aeq writes."""
     if mode not in INTEGER_RECIPES:
         raise TfliteInverterError(f"mode {mode!r} has no ai-edge-quantizer recipe here; they are {sorted(INTEGER_RECIPES)}")
@@ -313,22 +329,23 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
         return run(), [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]}"]
     if not samples:
         raise TfliteInverterError(f"mode {mode!r} with backend 'aeq' needs representative data")
-    if mode == "int16x8":  # 16-bit activations: clipping their ranges changed no error on palm_detection_full
-        ranges, _, _ = activation_statistics(prepared, samples, percentile=None)
-        quantized = run(_qsvs(ranges))
+    if mode == "int16x8":  # 16-bit activations: the widest ranges; int16 kernels are too slow to try several
+        kinds, _ = activation_statistics(prepared, samples, percentile=None)
+        quantized = run(_qsvs(kinds[MIN_MAX]))
         notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges (min/max) measured in "
                  f"LiteRT over {len(samples)} samples"]
         return with_float_edges(quantized) if float_io else quantized, notes
-    ranges, clipped, references = activation_statistics(prepared, samples)
+    kinds, references = activation_statistics(prepared, samples)
     candidates = []
-    for label, chosen in (("min/max", ranges), (f"{100 - CLIP_PERCENTILE:g} % / {CLIP_PERCENTILE:g} % points", clipped)):
+    for label, chosen in kinds.items():
         quantized = run(_qsvs(chosen))
         candidates.append((output_error(quantized, samples, references), label, quantized))
-    candidates.sort(key=lambda c: c[0])  # the smaller max error, then the smaller mean error
-    (error, label, quantized), other = candidates
+    candidates.sort(key=lambda c: c[0][0] + c[0][1])  # the smaller sum of max and mean error
+    (error, label, quantized), others = candidates[0], candidates[1:]
     notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges measured in LiteRT over "
-             f"{len(samples)} samples: {label} kept (max error {error[0]:.1%} of the outputs' magnitude on the "
-             f"calibration samples, against {other[0][0]:.1%} with the {other[1]})"]
+             f"{len(samples)} samples: {label} kept (max / mean error {error[0]:.1%} / {error[1]:.2%} of the outputs' "
+             f"magnitude on the calibration samples, against "
+             + ", ".join(f"{e[0]:.1%} / {e[1]:.2%} with the {other}" for e, other, _ in others) + ")"]
     return with_float_edges(quantized) if float_io else quantized, notes
 
 
