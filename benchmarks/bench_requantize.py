@@ -229,7 +229,8 @@ def tables(rows: list[dict], samples: int, load_before, load_after) -> str:
             lines.append(f"| {label(r)} | {r['mode']} | - | - | - | fails: {r['error']} | | |")
             continue
         error = (f"{r['max']:.1%} | {r['mean']:.2%}" if "max" in r else
-                 f"not compared: {r.get('compare_error', '')[:60]} |")
+                 "not compared (LiteRT cannot run its custom ops) |" if "reference interpreter failed" in
+                 (r.get("compare_error") or "") else f"not compared: {r.get('compare_error', '')[:60]} |")
         lines.append(f"| {label(r)} | {r['mode']} | {r['backend']} | {r['size'] / 1e6:.2f} ({r['original'] / 1e6:.2f}) | "
                      f"{r['seconds']:.1f} | {error} | {r['float_ops']} |")
     lines += ["", "| model | mode | back end | time s | AEQ s | ratio | max err | AEQ max err | mean err | AEQ mean err |",

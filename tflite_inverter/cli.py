@@ -520,6 +520,12 @@ def check_requantize(args: argparse.Namespace) -> None:
     _report_location(args)
     if (args.keep_float_op or args.keep_float_node) and args.data is None:
         raise TfliteInverterError("--keep-float-op / --keep-float-node need calibration data: give --data")
+    with_aeq = ("dynamic_range", "int8", "int16x8", "weight_only_int8", "weight_only_int4", "dynamic_int4",
+                "dynamic_int4_block32")
+    if args.backend == "aeq" and args.mode not in with_aeq:
+        raise TfliteInverterError(f"--backend aeq: ai-edge-quantizer has no {args.mode} recipe; use --backend tflite or auto")
+    if args.backend == "tflite" and args.mode.startswith(("weight_only_", "dynamic_int4")):
+        raise TfliteInverterError(f"--backend tflite: the TFLite converter has no {args.mode} recipe; use --backend aeq or auto")
     if model is not None and args.keep_float_node:
         from .display import did_you_mean
 
