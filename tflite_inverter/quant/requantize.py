@@ -377,6 +377,7 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
         if per_tensor:
             converter._experimental_disable_per_channel = True
         strict_failure = None
+        cast_retry = False
         if keep_float_ops or keep_float_nodes:
             if samples is None:
                 raise TfliteInverterError("selective quantization (keep_float_ops/keep_float_nodes) needs representative data")
@@ -389,7 +390,28 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
             notes.append(f"kept in float: ops {list(keep_float_ops)} nodes {list(keep_float_nodes)}")
         else:
             with quiet_stderr():  # the converter's MLIR log lines
-                data, strict_failure = _convert(converter, mode)
+                try:
+                    data, strict_failure = _convert(converter, mode)
+                except TfliteInverterError as error:
+                    # int16x8 with float fallback: the calibrator gives the int32 result of a CAST no
+                    # range and the quantizer then asks for one (MediaPipe's TransformTensorBilinear
+                    # computes pixel indices so); with CAST kept float it converts.
+                    if mode != "int16x8" or "Empty min/max for tensor" not in str(error) or samples is None:
+                        raise
+                    fresh = _converter_for(prepared)[0]  # a converter that failed cannot be run again
+                    fresh.optimizations, fresh.representative_dataset = converter.optimizations, converter.representative_dataset
+                    fresh.target_spec.supported_ops = converter.target_spec.supported_ops
+                    fresh.inference_input_type = converter.inference_input_type
+                    fresh.inference_output_type = converter.inference_output_type
+                    fresh._experimental_disable_per_channel = converter._experimental_disable_per_channel
+                    debugger = tf.lite.experimental.QuantizationDebugger(
+                        converter=fresh,
+                        debug_dataset=as_generator(samples, False),
+                        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["CAST"],
+                                                                                    fully_quantize=False))
+                    data = debugger.get_nondebug_quantized_model()
+                    strict_failure = str(error).split(": ", 1)[-1]
+                    cast_retry = True
         data, interface_notes = _with_interface(data, prepared, reference, mode)
         notes.extend(interface_notes)
         model = load(data)
@@ -409,10 +431,15 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
 
             comparison = compare_models(reference, str(path), inputs=samples, draws=3)
     left_float = dict(float_ops(model))
+    reasons = _float_reasons(left_float, mode, keep_float_ops, keep_float_nodes,
+                             strict_failure if not (keep_float_ops or keep_float_nodes) else None)
+    if cast_retry:
+        notes.append(f"int16x8 converted again with CAST kept float (the converter said: {strict_failure})")
+        if "CAST" in reasons:
+            reasons["CAST"] = f"kept float: the converter's int16x8 calibration gives its int32 result no range ({strict_failure})"
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
                             float_ops=left_float, inputs=inputs, outputs=outputs, comparison=comparison,
-                            notes=notes, float_reasons=_float_reasons(left_float, mode, keep_float_ops, keep_float_nodes,
-                                                                      strict_failure if not (keep_float_ops or keep_float_nodes) else None))
+                            notes=notes, float_reasons=reasons)
 
 
 def _convert(converter, mode: str) -> tuple[bytes, str | None]:
