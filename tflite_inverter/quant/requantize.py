@@ -332,11 +332,12 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     if mode in EDGE_QUANTIZER_MODES:
         if io_dtype != "float" or per_tensor or keep_float_ops or keep_float_nodes or equalize:
             raise TfliteInverterError(f"mode {mode!r} takes float I/O and none of per_tensor, keep_float_*, equalize")
+    float_found: list = []
     if _choose_backend(backend, source, mode, io_dtype, representative, per_tensor,
-                       bool(keep_float_ops or keep_float_nodes), equalize, notes) == "aeq":
+                       bool(keep_float_ops or keep_float_nodes), equalize, notes, float_found) == "aeq":
         return _with_edge_quantizer(source, Path(out_path), mode, reference=reference, overwrite=overwrite,
                                     io_dtype=io_dtype, representative=representative, mean=mean, std=std, limit=limit,
-                                    compare=compare)
+                                    compare=compare, float_found=float_found[0] if float_found else None)
     if mode == "uint8_throughout":
         return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite,
                                  representative=representative, mean=mean, std=std, limit=limit, equalize=equalize,
@@ -529,6 +530,12 @@ def _with_interface(data: bytes, prepared: Any, reference: str | None, mode: str
 def float_file(source: Any) -> bytes | None:
     """The bytes of the float ``.tflite`` that ``source`` is (a path or bytes) or was inverted from
     unchanged (no cut, no new input shapes, no equalization); ``None`` otherwise."""
+    found = _float_file_and_model(source)
+    return None if found is None else found[0]
+
+
+def _float_file_and_model(source: Any) -> tuple[bytes, ir.Model] | None:
+    """:func:`float_file` and the model it holds, as read."""
     from ..build.inverted import InvertedModel
 
     if _is_tflite(source):
@@ -546,16 +553,17 @@ def float_file(source: Any) -> bytes | None:
     if any(t.quantization is not None or t.dtype not in ("float32", "int32", "int64", "bool")
            for sg in model.subgraphs for t in sg.tensors if t.data is None):
         return None
-    return data if data is not None else Path(source.model.source).read_bytes()
+    return (data if data is not None else Path(source.model.source).read_bytes()), model
 
 
 def _choose_backend(backend: str, source: Any, mode: str, io_dtype: str, representative: Any, per_tensor: bool,
-                    keep_float: bool, equalize: bool | None, notes: list[str]) -> str:
+                    keep_float: bool, equalize: bool | None, notes: list[str], float_found: list) -> str:
     """``aeq`` or ``tflite``: ``auto`` takes ai-edge-quantizer where it has the mode's recipe, is
     importable, and a float ``.tflite`` is at hand (so no conversion is needed), and no option
     only the converter has is asked for, and its recipe quantizes every operator of the model (the
     converter's model is then no less integer); an explicit back end that cannot serve raises.
-    Why ``auto`` chose the converter goes to ``notes`` where it could have been aeq."""
+    Why ``auto`` chose the converter goes to ``notes`` where it could have been aeq; the float file
+    and its model, when ``auto`` read them, to ``float_found`` (not read again)."""
     from . import edge_quantizer
 
     if backend not in BACKENDS:
@@ -583,10 +591,10 @@ def _choose_backend(backend: str, source: Any, mode: str, io_dtype: str, represe
         return "aeq"
     if backend == "tflite" or blockers or not edge_quantizer.available():
         return "tflite"
-    float_data = float_file(source)
-    if float_data is None:
+    found = _float_file_and_model(source)
+    if found is None:
         return "tflite"
-    left = edge_quantizer.left_in_float(load(float_data), mode)
+    left = edge_quantizer.left_in_float(found[1], mode)
     if left:  # the converter quantizes them (or, for DENSIFY, aeq cannot read the file)
         notes.append(f"back end: the TFLite converter (ai-edge-quantizer's {mode} recipe would leave "
                      f"{', '.join(left)} in float)")
@@ -606,7 +614,8 @@ def _runs_in_litert(model: ir.Model) -> bool:
 
 def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: str | None, overwrite: bool,
                          io_dtype: str = "float", representative: Any = None, mean: Any = 0.0, std: Any = 1.0,
-                         limit: int | None = None, compare: bool = True) -> RequantizeReport:
+                         limit: int | None = None, compare: bool = True,
+                         float_found: tuple[bytes, ir.Model] | None = None) -> RequantizeReport:
     """A model from ai-edge-quantizer (backend ``aeq``). It quantizes a float ``.tflite``: a float
     source file (or the file a float model was inverted from) is handed over as it is (normalised);
     any other source (a quantized file, an inversion) is first converted to a float ``.tflite`` from
@@ -617,11 +626,13 @@ def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: s
             reference = os.path.join(work, "reference.tflite")
             Path(reference).write_bytes(bytes(source))
         return _edge_quantized(source, out_path, mode, reference=reference, overwrite=overwrite, io_dtype=io_dtype,
-                               representative=representative, mean=mean, std=std, limit=limit, compare=compare)
+                               representative=representative, mean=mean, std=std, limit=limit, compare=compare,
+                               float_found=float_found)
 
 
 def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | None, overwrite: bool, io_dtype: str,
-                    representative: Any, mean: Any, std: Any, limit: int | None, compare: bool) -> RequantizeReport:
+                    representative: Any, mean: Any, std: Any, limit: int | None, compare: bool,
+                    float_found: tuple[bytes, ir.Model] | None) -> RequantizeReport:
     import tensorflow as tf
 
     from ..build.inverted import InvertedModel, invert
@@ -631,7 +642,8 @@ def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | 
     notes = []
     if _is_tflite(source) and not isinstance(source, (bytes, bytearray)):
         reference = reference or str(source)
-    float_data = float_file(source)
+    float_found = float_found or _float_file_and_model(source)
+    float_data, float_model = float_found if float_found is not None else (None, None)
     if float_data is None and isinstance(source, InvertedModel) and reference is None and \
             str(source.model.source).endswith(".tflite") and Path(source.model.source).is_file():
         reference = str(source.model.source)
@@ -650,7 +662,7 @@ def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | 
             float_data, _ = _convert(converter, mode)
         float_data, _ = _with_interface(float_data, source, reference, mode)
         notes.append("converted to a float .tflite from the dequantize inversion first")
-    float_model = load(float_data)
+        float_model = load(float_data)
     interface = interface_of_model(float_model)
     samples = None
     if mode in edge_quantizer.INTEGER_RECIPES:
