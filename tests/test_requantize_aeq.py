@@ -141,3 +141,24 @@ def test_int8_error_no_worse_than_ai_edge_quantizers_default(mediapipe_models, t
         return max(o.max_abs_error / o.magnitude for o in report.outputs)
 
     assert worst(tmp_path / "ours.tflite") <= worst(tmp_path / "aeq.tflite")
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_quantized_source_through_aeq_keeps_top1(tmp_path):
+    """A quantized .tflite with backend='aeq': converted to a float .tflite from its dequantize
+    inversion first, then quantized on the calibration photos; top-1 of the original on all four."""
+    from pathlib import Path
+
+    import skimage.data
+    from PIL import Image
+
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+    if not path.exists():
+        pytest.skip("the shared quantized models are absent")
+    photos = np.stack([np.asarray(Image.fromarray(getattr(skimage.data, name)()[..., :3]).resize((224, 224)))
+                       for name in ("astronaut", "chelsea", "coffee", "rocket")]).astype(np.float32) / 127.5 - 1.0
+    report = ti.requantize(path, tmp_path / "q.tflite", mode="int8", representative=photos, backend="aeq",
+                           progress=False)
+    assert "converted to a float .tflite from the dequantize inversion first" in report.notes
+    assert report.float_ops == {} and report.comparison.outputs[0].top1_agreement == 1.0, report.table()
