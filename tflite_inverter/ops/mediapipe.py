@@ -211,7 +211,8 @@ def _sum_in_order(*terms):
     """``t0 + t1 + ...`` left to right in float32, as the C++ kernels sum. Grappler's arithmetic
     optimizer reassociates chains of broadcasting float32 adds (1-ulp differences, which can flip
     a bounds check); each partial sum is done in float64 and rounded back to float32 instead,
-    which is exactly float32 addition and is not a chain of float32 adds."""
+    which is exactly float32 addition and is not a chain of float32 adds (inside
+    :func:`float32_arithmetic`: plain float32 adds, which the converter can lower)."""
     total, wide = terms[0], _wide()
     for term in terms[1:]:
         total = tf.cast(tf.cast(total, wide) + tf.cast(term, wide), tf.float32)
@@ -262,9 +263,9 @@ def build_transform_tensor_bilinear(ctx, op, inputs):
     wide = _wide()
     # Align-corners correction, computed in double and stored back into the float matrix as in C++.
     x3 = tf.cast(tf.cast(x_row[:, 3], wide) + (tf.cast(x_row[:, 0], wide) * 0.5
-                                                     + tf.cast(x_row[:, 1], wide) * 0.5 - 0.5), tf.float32)
+                                               + tf.cast(x_row[:, 1], wide) * 0.5 - 0.5), tf.float32)
     y3 = tf.cast(tf.cast(y_row[:, 3], wide) + (tf.cast(y_row[:, 0], wide) * 0.5
-                                                     + tf.cast(y_row[:, 1], wide) * 0.5 - 0.5), tf.float32)
+                                               + tf.cast(y_row[:, 1], wide) * 0.5 - 0.5), tf.float32)
     ox = tf.reshape(tf.range(out_w, dtype=tf.float32), [1, 1, out_w])
     oy = tf.reshape(tf.range(out_h, dtype=tf.float32), [1, out_h, 1])
 
