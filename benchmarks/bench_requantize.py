@@ -1,22 +1,25 @@
-"""Re-quantization side by side with ai-edge-quantizer: time per phase and error against the float original.
+"""Re-quantization of the MediaPipe models in every mode, side by side with ai-edge-quantizer.
 
-For each model and mode: tflite_inverter's phases (invert, convert = trace + calibration + TFLite
-converter, inside ``requantize``) and, where the interpreter can import it, ai-edge-quantizer's
-(calibrate + quantize) with the matching recipe. Both models then run in LiteRT on the same
-evaluation crops and are compared with the float original: the largest max and mean absolute error
-over the outputs, each as a share of that output's magnitude (max |float|).
+For each model and mode: ``requantize`` from the ``.tflite`` (its default back end, or ``--backend``),
+timed whole but for the comparison, which is done apart: size, time, the back end it chose, the ops
+left in float; and, where the interpreter can import it and has the mode's recipe, ai-edge-quantizer
+alone (its normalised copy, its own calibration, its default recipe). Both models then run in LiteRT on
+the same evaluation crops and are compared with the float original: the largest max and mean absolute
+error over the outputs, each as a share of that output's magnitude (max |float|). A failure is a row
+of the table, not the end of the run.
 
 Calibration and evaluation data: seeded crops of scikit-image's bundled colour photographs,
 resized to the model's input and scaled to [0, 1] (or [-1, 1] for the face detectors). This script
 installs nothing: without ai-edge-quantizer it says so and measures tflite_inverter alone.
 
     python benchmarks/bench_requantize.py --models palm_detection_full --modes int8 dynamic_range
-    python benchmarks/bench_requantize.py --markdown docs/benchmarks.md   # appends the table
+    nice -n 10 python benchmarks/bench_requantize.py --markdown /tmp/requantize.md   # 14 models x 8 modes
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -26,9 +29,15 @@ import numpy as np
 
 CACHE = Path(os.environ.get("TFLITE_INVERTER_CACHE", Path.home() / ".cache" / "tflite_inverter")) / "mediapipe-0.10.14"
 SIGNED_INPUT = {"face_detection_short_range", "face_detection_full_range_sparse"}  # [-1, 1] inputs
-# tflite_inverter mode -> ai-edge-quantizer recipe (None: no counterpart)
+MEDIAPIPE = ["face_detection_full_range_sparse", "face_detection_short_range", "face_landmark",
+             "face_landmark_with_attention", "hand_landmark_full", "hand_landmark_lite", "hand_recrop", "iris_landmark",
+             "palm_detection_full", "palm_detection_lite", "pose_detection", "pose_landmark_full", "selfie_segmentation",
+             "selfie_segmentation_landscape"]
+MODES = ["float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout", "weight_only_int8", "weight_only_int4"]
+# tflite_inverter mode -> ai-edge-quantizer recipe (absent: no counterpart)
 RECIPES = {"dynamic_range": "dynamic_wi8_afp32", "int8": "static_wi8_ai8", "int16x8": "static_wi8_ai16",
-           "weight_only_int8": "weight_only_wi8_afp32", "float16": None, "uint8_throughout": None}
+           "weight_only_int8": "weight_only_wi8_afp32", "weight_only_int4": "weight_only_wi4_afp32"}
+NEEDS_DATA = ("int8", "uint8", "int16x8", "uint8_throughout")
 
 
 def crops(shape, count: int, seed: int, signed: bool) -> np.ndarray:
@@ -58,26 +67,43 @@ def errors(reference: str, candidate: str, samples) -> tuple[float, float]:
             max(o.mean_abs_error / max(o.magnitude, 1e-12) for o in report.outputs))
 
 
-def bench_inverter(path: Path, mode: str, calibration, work: Path) -> dict:
+def litert_reference(path: Path, work: Path) -> Path:
+    """``path`` when LiteRT can run it; else (face_landmark_with_attention: MediaPipe custom ops LiteRT
+    has no kernel for) a float32 re-conversion of its inversion, built in float32
+    (``float32_arithmetic``), whose custom ops are builtin ops: the reference the errors are taken on."""
+    import tensorflow as tf
+
+    import tflite_inverter as ti
+    from tflite_inverter.ops.mediapipe import float32_arithmetic
+    from tflite_inverter.quant.requantize import _runs_in_litert
+
+    if _runs_in_litert(ti.load(path)):
+        return path
+    with float32_arithmetic():
+        inverted = ti.invert(path, io="float")
+    function = inverted.concrete_functions[inverted.default_signature]
+    data = tf.lite.TFLiteConverter.from_concrete_functions([function], inverted.module).convert()
+    out = work / f"{path.stem}_float32_reference.tflite"
+    out.write_bytes(data)
+    return out
+
+
+def bench_inverter(path: Path, mode: str, calibration, work: Path, backend: str = "auto") -> dict:
+    """``requantize`` from the ``.tflite`` itself, all of it timed but the comparison (timed apart)."""
     import tflite_inverter as ti
 
-    from tflite_inverter.quant.requantize import EDGE_QUANTIZER_MODES
-
-    start = time.perf_counter()
-    if mode in EDGE_QUANTIZER_MODES:  # a float file goes to ai-edge-quantizer without inversion
-        source = path.read_bytes()  # bytes: no reference, so requantize runs no comparison (timed apart)
-    else:
-        source = ti.invert(path, io="float")
-    invert_s = time.perf_counter() - start
-    start = time.perf_counter()
-    needs_data = mode in ("int8", "int16x8", "uint8_throughout")
     out = work / f"ti_{mode}.tflite"
-    ti.requantize(source, out, mode=mode, representative=calibration if needs_data else None,
-                  io_dtype="float" if mode == "int8" else None, progress=False, overwrite=True)
-    return {"invert_s": invert_s, "convert_s": time.perf_counter() - start, "path": out}
+    start = time.perf_counter()
+    report = ti.requantize(path, out, mode=mode, representative=calibration if mode in NEEDS_DATA else None,
+                           progress=False, overwrite=True, backend=backend, compare=False)
+    seconds = time.perf_counter() - start
+    used = "aeq" if any(n.startswith("back end: ai-edge-quantizer") for n in report.notes) else "tflite"
+    return {"seconds": seconds, "path": out, "backend": used, "size": report.size_bytes,
+            "float_ops": sum(report.float_ops.values())}
 
 
 def bench_edge(path: Path, mode: str, calibration, work: Path) -> dict | None:
+    """ai-edge-quantizer alone with its default recipe and calibration (after the normalised copy it needs)."""
     recipe_name = RECIPES.get(mode)
     if recipe_name is None:
         return None
@@ -97,16 +123,38 @@ def bench_edge(path: Path, mode: str, calibration, work: Path) -> dict | None:
     result = runner.quantize(calibration_result, enable_progress_report=False)
     out = work / f"aeq_{mode}.tflite"
     out.write_bytes(bytes(result.quantized_model))
-    return {"total_s": time.perf_counter() - start, "path": out}
+    return {"seconds": time.perf_counter() - start, "path": out, "size": len(result.quantized_model)}
+
+
+def attempt(function, *args):
+    """(result, None) or (None, the error's first line): one failure must not stop the table."""
+    try:
+        return function(*args), None
+    except Exception as error:  # noqa: BLE001 -- any failure is a row of the table
+        return None, f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:160]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["palm_detection_full", "face_detection_short_range"])
-    parser.add_argument("--modes", nargs="+", default=["dynamic_range", "int8", "weight_only_int8"])
+    parser.add_argument("--models", nargs="+", default=MEDIAPIPE)
+    parser.add_argument("--modes", nargs="+", default=MODES)
+    parser.add_argument("--backend", default="auto", choices=["auto", "aeq", "tflite"])
     parser.add_argument("--samples", type=int, default=8, help="calibration and evaluation crops (each)")
-    parser.add_argument("--markdown", type=Path, help="append the table to this file")
+    parser.add_argument("--markdown", type=Path, help="write the two tables (every mode; against aeq) to this file")
+    parser.add_argument("--json", type=Path, help="write the rows to this file (one JSON object a line, appended)")
+    parser.add_argument("--tables-from", type=Path, metavar="JSON", help="only print (and --markdown) the tables of "
+                        "rows written before with --json, in the order of --models and --modes")
     args = parser.parse_args()
+    if args.tables_from:
+        found = [json.loads(line) for line in args.tables_from.read_text().splitlines() if line.strip()]
+        by_key = {(r["model"], r["mode"]): r for r in found}
+        rows = [by_key[(m, mode)] for m in args.models for mode in args.modes if (m, mode) in by_key]
+        loads = [tuple(r["load"]) for r in rows if "load" in r] or [(float("nan"),) * 3]
+        text = tables(rows, args.samples, min(loads), max(loads))
+        print(text)
+        if args.markdown:
+            args.markdown.write_text(text)
+        return
     try:
         import ai_edge_quantizer  # noqa: F401
         have_edge = True
@@ -118,42 +166,89 @@ def main() -> None:
     import tflite_inverter as ti
 
     tf.constant(0.0) + 1.0
+    load_before = os.getloadavg()
     rows = []
     for name in args.models:
         path = CACHE / f"{name}.tflite"
         shape = ti.load(path).main.tensors[ti.load(path).main.inputs[0]].shape
         calibration = crops(shape, args.samples, 0, name in SIGNED_INPUT)
         evaluation = [[x[None]] for x in crops(shape, args.samples, 1, name in SIGNED_INPUT)]
+        keep = tempfile.TemporaryDirectory()
+        reference = litert_reference(path, Path(keep.name))
         for mode in args.modes:
+            row = dict(model=name, mode=mode, original=path.stat().st_size, load=os.getloadavg())
             with tempfile.TemporaryDirectory() as work:
-                ours = bench_inverter(path, mode, calibration, Path(work))
-                ours_max, ours_mean = errors(str(path), str(ours["path"]), evaluation)
-                edge = bench_edge(path, mode, calibration, Path(work)) if have_edge else None
-                edge_err = errors(str(path), str(edge["path"]), evaluation) if edge else (None, None)
-            row = dict(model=name, mode=mode, invert_s=ours["invert_s"], convert_s=ours["convert_s"],
-                       max=ours_max, mean=ours_mean, edge_s=edge["total_s"] if edge else None,
-                       edge_max=edge_err[0], edge_mean=edge_err[1])
+                ours, row["error"] = attempt(bench_inverter, path, mode, calibration, Path(work), args.backend)
+                if ours:
+                    row.update(seconds=ours["seconds"], backend=ours["backend"], size=ours["size"],
+                               float_ops=ours["float_ops"])
+                    measured, row["compare_error"] = attempt(errors, str(reference), str(ours["path"]), evaluation)
+                    if measured:
+                        row["max"], row["mean"] = measured
+                if have_edge and mode in RECIPES:
+                    edge, row["edge_error"] = attempt(bench_edge, path, mode, calibration, Path(work))
+                    if edge:
+                        row.update(edge_seconds=edge["seconds"], edge_size=edge["size"])
+                        measured, row["edge_compare_error"] = attempt(errors, str(reference), str(edge["path"]), evaluation)
+                        if measured:
+                            row["edge_max"], row["edge_mean"] = measured
+            if reference != path:
+                row["reference"] = "float32 re-conversion"
             rows.append(row)
-            print(row, flush=True)
-
-    def fmt(value, spec):
-        return "-" if value is None else format(value, spec)
-
-    load = os.getloadavg()[0]
-    lines = [f"\n## Re-quantization against ai-edge-quantizer (load average {load:.1f}, {args.samples} crops each)\n",
-             "| model | mode | invert s | convert s | total s | AEQ s | ratio | max err | AEQ max err | mean err | AEQ mean err |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        total = r["invert_s"] + r["convert_s"]
-        ratio = total / r["edge_s"] if r["edge_s"] else None
-        lines.append(f"| {r['model']} | {r['mode']} | {r['invert_s']:.1f} | {r['convert_s']:.1f} | {total:.1f} | "
-                     f"{fmt(r['edge_s'], '.1f')} | {fmt(ratio, '.1f')} | {r['max']:.1%} | {fmt(r['edge_max'], '.1%')} | "
-                     f"{r['mean']:.2%} | {fmt(r['edge_mean'], '.2%')} |")
-    table = "\n".join(lines)
-    print(table)
+            print(json.dumps(row), flush=True)
+            if args.json:
+                with open(args.json, "a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+        keep.cleanup()
+    load_after = os.getloadavg()
+    text = tables(rows, args.samples, load_before, load_after)
+    print(text)
     if args.markdown:
-        with open(args.markdown, "a") as handle:
-            handle.write(table + "\n")
+        args.markdown.write_text(text)
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def label(row: dict) -> str:
+    return row["model"] + ("*" if row.get("reference") else "")
+
+
+def tables(rows: list[dict], samples: int, load_before, load_after) -> str:
+    """Markdown: every model x mode (size, time, error, back end), and the modes both tools have."""
+    header = (f"{len(rows)} runs, {samples} calibration and {samples} evaluation crops, load average "
+              f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (2 cores, shared)\n")
+    if any(r.get("reference") for r in rows):
+        header += ("\n*: LiteRT cannot run the original (custom ops without a kernel): errors are against its float32 "
+                   "re-conversion\n")
+    lines = [header, "| model | mode | back end | size MB (original) | time s | max err | mean err | ops in float |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.get("error"):
+            lines.append(f"| {label(r)} | {r['mode']} | - | - | - | fails: {r['error']} | | |")
+            continue
+        error = (f"{r['max']:.1%} | {r['mean']:.2%}" if "max" in r else
+                 "not compared (LiteRT cannot run its custom ops) |" if "reference interpreter failed" in
+                 (r.get("compare_error") or "") else f"not compared: {r.get('compare_error', '')[:60]} |")
+        lines.append(f"| {label(r)} | {r['mode']} | {r['backend']} | {r['size'] / 1e6:.2f} ({r['original'] / 1e6:.2f}) | "
+                     f"{r['seconds']:.1f} | {error} | {r['float_ops']} |")
+    lines += ["", "| model | mode | back end | time s | AEQ s | ratio | max err | AEQ max err | mean err | AEQ mean err |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["mode"] not in RECIPES:
+            continue
+        ratio = r["seconds"] / r["edge_seconds"] if r.get("seconds") and r.get("edge_seconds") else None
+        edge_time = _fmt(r.get("edge_seconds"), ".1f") if not r.get("edge_error") else "fails"
+        lines.append(f"| {label(r)} | {r['mode']} | {r.get('backend', '-')} | {_fmt(r.get('seconds'), '.1f')} | "
+                     f"{edge_time} | {_fmt(ratio, '.1f')} | {_fmt(r.get('max'), '.1%')} | {_fmt(r.get('edge_max'), '.1%')} | "
+                     f"{_fmt(r.get('mean'), '.2%')} | {_fmt(r.get('edge_mean'), '.2%')} |")
+    failures = [f"- {r['model']} {r['mode']}: " + "; ".join(f"{k} {r[k]}" for k in ("error", "compare_error", "edge_error",
+                                                                                     "edge_compare_error") if r.get(k))
+                for r in rows if any(r.get(k) for k in ("error", "compare_error", "edge_error", "edge_compare_error"))]
+    if failures:
+        lines += ["", "Failures and models not compared:", *failures]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -378,6 +378,33 @@ def test_transform_tensor_bilinear(case):
     assert max_abs(got, expected) <= 1e-6
 
 
+def test_float32_builders_for_the_converter():
+    """Inside float32_arithmetic (what requantize builds with: the TFLite converter cannot lower
+    float64) TransformLandmarks and TransformTensorBilinear compute in float32 only, and still
+    match the numpy transcriptions of the C++ kernels within float32 rounding."""
+    from tflite_inverter.ops.mediapipe import float32_arithmetic
+    from tflite_inverter.quant.requantize import _computes_in_float64
+
+    rng = np.random.default_rng(7)
+    landmarks = rng.uniform(-50, 50, (1, 9, 3)).astype(np.float32)
+    matrix = random_affine(rng, scale=1.7)
+    image = rng.uniform(-1, 1, (1, 9, 11, 4)).astype(np.float32)
+    bilinear = random_affine(rng, scale=0.6, shift=3.0)
+    cases = [(one_op_model("TransformLandmarks", 2, {"landmarks": landmarks.shape, "matrix": (1, 4, 4)},
+                           {"out": landmarks.shape}), (landmarks, matrix), numpy_transform_landmarks(landmarks, matrix), 1e-4),
+             (one_op_model("TransformTensorBilinear", 2, {"image": image.shape, "matrix": (1, 4, 4)}, {"out": (1, 7, 8, 4)},
+                           flexbuffer_map({"output_height": 7, "output_width": 8})), (image, bilinear),
+              numpy_transform_tensor_bilinear(image, bilinear, 7, 8), 1e-5)]
+    for model, values, expected, tolerance in cases:
+        exact = ti.invert(model)
+        assert _computes_in_float64(exact.concrete_functions[exact.default_signature].graph)  # the bit-exact build
+        with float32_arithmetic():
+            inverted = ti.invert(model)
+        assert not _computes_in_float64(inverted.concrete_functions[inverted.default_signature].graph)
+        (got,) = inverted.run(list(values)).values()
+        assert max_abs(got, expected) <= tolerance
+
+
 @pytest.mark.parametrize("subset,target", [([0, 3, 5, 6, 8, 11], 0.0), ([2, 4, 7, 9, 10, 1, 6], 0.3)])
 def test_landmarks_to_transform_matrix(subset, target):
     rng = np.random.default_rng(7)

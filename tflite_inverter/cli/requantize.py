@@ -50,6 +50,10 @@ def add_parser(command) -> None:
                             help="leave the op producing this tensor in float (repeatable)")
     requantize.add_argument("--quantized", choices=["fake_quant", "dequantize"], default="fake_quant",
                             help="how a quantized .tflite source is inverted first (fake_quant: its own grids, no data needed)")
+    requantize.add_argument("--backend", choices=["auto", "aeq", "tflite"], default="auto",
+                            help="aeq: ai-edge-quantizer on this project's calibration; tflite: the TFLite converter; "
+                                 "auto (default): aeq where it has the mode's recipe and quantizes every op of a float "
+                                 "model, else tflite (docs/quantization.md)")
     requantize.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     _add_report_option(requantize)
 
@@ -71,6 +75,12 @@ def check_requantize(args: argparse.Namespace) -> None:
     _report_location(args)
     if (args.keep_float_op or args.keep_float_node) and args.data is None:
         raise TfliteInverterError("--keep-float-op / --keep-float-node need calibration data: give --data")
+    with_aeq = ("dynamic_range", "int8", "int16x8", "weight_only_int8", "weight_only_int4", "dynamic_int4",
+                "dynamic_int4_block32")
+    if args.backend == "aeq" and args.mode not in with_aeq:
+        raise TfliteInverterError(f"--backend aeq: ai-edge-quantizer has no {args.mode} recipe; use --backend tflite or auto")
+    if args.backend == "tflite" and args.mode.startswith(("weight_only_", "dynamic_int4")):
+        raise TfliteInverterError(f"--backend tflite: the TFLite converter has no {args.mode} recipe; use --backend aeq or auto")
     if model is not None and args.keep_float_node:
         from ..display import did_you_mean
 
@@ -102,6 +112,10 @@ def cmd_requantize(args: argparse.Namespace) -> int:
     equalizing = args.per_tensor and equalize is None and args.mode not in ("float16", "uint8_throughout")
     # ai-edge-quantizer's modes take the float .tflite itself (quantized ones are inverted inside).
     direct = args.mode.startswith(("weight_only_", "dynamic_int4"))
+    if args.backend != "tflite" and args.mode in ("dynamic_range", "int8", "int16x8") and str(source).endswith(".tflite"):
+        from ..quant.requantize import float_file
+
+        direct = float_file(source) is not None  # a float file: ai-edge-quantizer may take it as it is
     if str(source).endswith(".tflite") and not equalizing and not direct:
         with _Progress().step(f"inverting {source}"):
             source = invert(source, quantized=args.quantized, io="float")
@@ -112,6 +126,7 @@ def cmd_requantize(args: argparse.Namespace) -> int:
             mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std), limit=args.limit,
             reference=args.source if str(args.source).endswith(".tflite") else None, overwrite=args.overwrite,
             equalize=equalize, default_ranges=tuple(args.default_ranges) if args.default_ranges else None,
+            backend=args.backend,
         )
     print(report.table())
     _write_report(args, f"tflite-inverter requantize {args.source} -o {args.output}", [report])

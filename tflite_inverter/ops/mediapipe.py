@@ -22,7 +22,10 @@ Each builder follows MediaPipe's CPU kernel (the reference the semantics come fr
 
 from __future__ import annotations
 
+import contextvars
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import tensorflow as tf
@@ -182,14 +185,37 @@ def build_max_unpooling_2d(ctx, op, inputs):
 
 
 # -- TransformLandmarks / TransformTensorBilinear / Landmarks2TransformMatrix (v2) -----------------
+_FLOAT64 = contextvars.ContextVar("mediapipe_float64", default=True)
+
+
+@contextmanager
+def float32_arithmetic() -> Iterator[None]:
+    """Within it, TransformLandmarks and TransformTensorBilinear are built in float32 only: the
+    TFLite converter cannot lower float64 (re-quantization converts the inverted graph again). The
+    results may then differ from the C++ kernels' by an ulp (sums may be reassociated, the
+    align-corners correction and the interpolation round in float32, not double)."""
+    token = _FLOAT64.set(False)
+    try:
+        yield
+    finally:
+        _FLOAT64.reset(token)
+
+
+def _wide():
+    """float64 where the C++ computes in double (or to keep float32 sums in order), unless in
+    :func:`float32_arithmetic`."""
+    return tf.float64 if _FLOAT64.get() else tf.float32
+
+
 def _sum_in_order(*terms):
     """``t0 + t1 + ...`` left to right in float32, as the C++ kernels sum. Grappler's arithmetic
     optimizer reassociates chains of broadcasting float32 adds (1-ulp differences, which can flip
     a bounds check); each partial sum is done in float64 and rounded back to float32 instead,
-    which is exactly float32 addition and is not a chain of float32 adds."""
-    total = terms[0]
+    which is exactly float32 addition and is not a chain of float32 adds (inside
+    :func:`float32_arithmetic`: plain float32 adds, which the converter can lower)."""
+    total, wide = terms[0], _wide()
     for term in terms[1:]:
-        total = tf.cast(tf.cast(total, tf.float64) + tf.cast(term, tf.float64), tf.float32)
+        total = tf.cast(tf.cast(total, wide) + tf.cast(term, wide), tf.float32)
     return total
 
 
@@ -234,11 +260,12 @@ def build_transform_tensor_bilinear(ctx, op, inputs):
         image = image[..., :out_c]
 
     x_row, y_row = _rows(matrix)
+    wide = _wide()
     # Align-corners correction, computed in double and stored back into the float matrix as in C++.
-    x3 = tf.cast(tf.cast(x_row[:, 3], tf.float64) + (tf.cast(x_row[:, 0], tf.float64) * 0.5
-                                                     + tf.cast(x_row[:, 1], tf.float64) * 0.5 - 0.5), tf.float32)
-    y3 = tf.cast(tf.cast(y_row[:, 3], tf.float64) + (tf.cast(y_row[:, 0], tf.float64) * 0.5
-                                                     + tf.cast(y_row[:, 1], tf.float64) * 0.5 - 0.5), tf.float32)
+    x3 = tf.cast(tf.cast(x_row[:, 3], wide) + (tf.cast(x_row[:, 0], wide) * 0.5
+                                               + tf.cast(x_row[:, 1], wide) * 0.5 - 0.5), tf.float32)
+    y3 = tf.cast(tf.cast(y_row[:, 3], wide) + (tf.cast(y_row[:, 0], wide) * 0.5
+                                               + tf.cast(y_row[:, 1], wide) * 0.5 - 0.5), tf.float32)
     ox = tf.reshape(tf.range(out_w, dtype=tf.float32), [1, 1, out_w])
     oy = tf.reshape(tf.range(out_h, dtype=tf.float32), [1, out_h, 1])
 
@@ -262,14 +289,14 @@ def build_transform_tensor_bilinear(ctx, op, inputs):
     def read(h, w):  # zero outside the image, as ReadValue
         inside = (h >= 0) & (w >= 0) & (h < in_h) & (w < in_w)
         value = tf.gather(pixels, first_pixel + tf.clip_by_value(h, 0, in_h - 1) * in_w + tf.clip_by_value(w, 0, in_w - 1))
-        return tf.cast(tf.where(inside[..., None], value, tf.zeros_like(value)), tf.float64)
+        return tf.cast(tf.where(inside[..., None], value, tf.zeros_like(value)), wide)
 
     q11, q21, q12, q22 = read(iy, ix), read(iy, ix + 1), read(iy + 1, ix), read(iy + 1, ix + 1)
-    right = tf.cast(tc_x - fx, tf.float64)[..., None]
-    lower_c = tf.cast(tc_y - fy, tf.float64)[..., None]
+    right = tf.cast(tc_x - fx, wide)[..., None]
+    lower_c = tf.cast(tc_y - fy, wide)[..., None]
     upper = tf.cast((1.0 - right) * q11 + right * q21, tf.float32)  # float locals in C++
     lower = tf.cast((1.0 - right) * q12 + right * q22, tf.float32)
-    result = tf.cast(lower_c * tf.cast(lower, tf.float64) + (1.0 - lower_c) * tf.cast(upper, tf.float64), tf.float32)
+    result = tf.cast(lower_c * tf.cast(lower, wide) + (1.0 - lower_c) * tf.cast(upper, wide), tf.float32)
     return [tf.where(out_of_bound[..., None], tf.zeros_like(result), result)]
 
 

@@ -152,3 +152,261 @@ def quantize(data: bytes, mode: str) -> bytes:
     except Exception as error:  # the quantizer raises several kinds
         raise TfliteInverterError(f"ai-edge-quantizer failed ({mode}): {type(error).__name__}: {error}") from None
     return bytes(result.quantized_model)
+
+
+# -- integer modes (dynamic range, static int8 / int16x8) on the project's own calibration ---------------
+# mode -> the ai_edge_quantizer.recipe function, for the modes the TFLite converter also serves
+INTEGER_RECIPES = {"dynamic_range": "dynamic_wi8_afp32", "int8": "static_wi8_ai8", "int16x8": "static_wi8_ai16"}
+CLIP_PERCENTILE = 99.999  # the clipped candidate: activation ranges between the 0.001 % and 99.999 % points
+
+
+_POLICY = {"dynamic_range": "dynamic_wi8_afp32", "int8": "static_wi8_ai8", "int16x8": "static_wi8_ai16"}
+
+
+def left_in_float(model, mode: str) -> list[str]:
+    """The operators of ``model`` (a float ``.tflite`` as read) that ai-edge-quantizer's ``mode`` recipe
+    does not quantize (its default policy), so that they would compute in float; for dynamic range,
+    only what stops it (DENSIFY: the normalised copy cannot hold sparse weights). DEQUANTIZE of
+    float16 weights is folded by :func:`normalized` and not counted."""
+    import json
+
+    from ai_edge_quantizer import default_policy
+
+    opcodes = {op.opcode for sg in model.subgraphs for op in sg.operators} - {"DEQUANTIZE"}
+    if "DENSIFY" in opcodes:
+        return ["DENSIFY"]
+    if mode == "dynamic_range":
+        return []
+    supported = set(json.loads(default_policy.DEFAULT_JSON_POLICY)["ops_per_config"][_POLICY[mode]])
+    return sorted(opcodes - supported)
+
+
+def _interpreter(data: bytes, preserve: bool = False):
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_content=data, experimental_preserve_all_tensors=preserve)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        raise TfliteInverterError(f"LiteRT cannot run the float model to calibrate it: {str(error).strip().splitlines()[0]}") from None
+    return interpreter
+
+
+def _feed(interpreter, sample) -> None:
+    details = interpreter.get_input_details()
+    if len(details) != len(sample):
+        raise TfliteInverterError(f"a calibration sample has {len(sample)} arrays for {len(details)} inputs")
+    for detail, value in zip(details, sample):
+        value = np.asarray(value, np.float32).reshape(detail["shape"])
+        scale, zero_point = detail["quantization"]
+        if detail["dtype"] != np.float32:
+            info = np.iinfo(detail["dtype"])
+            value = np.clip(np.round(value / scale) + zero_point, info.min, info.max).astype(detail["dtype"])
+        interpreter.set_tensor(detail["index"], value)
+
+
+def _outputs(interpreter) -> dict[str, np.ndarray]:
+    result = {}
+    for detail in interpreter.get_output_details():
+        value = interpreter.get_tensor(detail["index"])
+        scale, zero_point = detail["quantization"]
+        if value.dtype != np.float32:
+            value = (value.astype(np.float32) - zero_point) * scale
+        result[detail["name"]] = value
+    return result
+
+
+MIN_MAX, AVERAGED, CLIPPED = "min/max", "moving average", f"{100 - CLIP_PERCENTILE:g} % / {CLIP_PERCENTILE:g} % points"
+SMOOTHING = 0.95  # ai-edge-quantizer's moving average of the per-sample min/max (qsv_utils.moving_average_update)
+
+
+def activation_statistics(data: bytes, samples, percentile: float | None = CLIP_PERCENTILE):
+    """Run the float ``data`` in LiteRT (every tensor kept) on ``samples`` (lists of float input
+    arrays); per kind of range, per activation tensor name, its (low, high): ``MIN_MAX`` over all
+    samples, ``AVERAGED`` (the moving average of each sample's min and max that ai-edge-quantizer's
+    own calibration computes, ``SMOOTHING`` on the old value), and ``CLIPPED``, the
+    (``100 - percentile``, ``percentile``) points over all samples (not computed for ``None``); and
+    the float outputs per sample. The percentiles are exact: the ``k`` most extreme values of each
+    tensor are kept, not the tensor."""
+    from ..reader import load
+
+    model = load(data)
+    constant = {t.name for t in model.main.tensors if t.data is not None}
+    interpreter = _interpreter(data, preserve=True)
+    details = [d for d in interpreter.get_tensor_details() if d["dtype"] == np.float32 and d["name"] not in constant]
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    averaged: dict[str, tuple[float, float]] = {}
+    tails: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+    outputs = []
+    for sample in samples:
+        _feed(interpreter, sample)
+        interpreter.invoke()
+        outputs.append(_outputs(interpreter))
+        for detail in details:
+            try:
+                value = interpreter.get_tensor(detail["index"]).ravel()
+            except ValueError:  # no data (an unused or freed tensor)
+                continue
+            if not value.size:
+                continue
+            name = detail["name"]
+            lo, hi = float(value.min()), float(value.max())
+            low[name] = min(low.get(name, np.inf), lo)
+            high[name] = max(high.get(name, -np.inf), hi)
+            old = averaged.get(name)
+            averaged[name] = (lo, hi) if old is None else (SMOOTHING * old[0] + (1 - SMOOTHING) * lo,
+                                                           SMOOTHING * old[1] + (1 - SMOOTHING) * hi)
+            bottom, top, k = tails.get(name, (np.empty(0, np.float32), np.empty(0, np.float32),
+                                              int(value.size * len(samples) * (100.0 - percentile) / 100.0) if percentile else 0))
+            if k:  # only values beyond the current k-th most extreme one can enter the tails
+                top = np.concatenate([top, value if top.size < k else value[value > top.min()]])
+                bottom = np.concatenate([bottom, value if bottom.size < k else value[value < bottom.max()]])
+                if top.size > k:
+                    top = np.partition(top, top.size - k)[top.size - k:]
+                if bottom.size > k:
+                    bottom = np.partition(bottom, k - 1)[:k]
+            tails[name] = (bottom, top, k)
+    ranges = {name: (low[name], high[name]) for name in low}
+    kinds = {MIN_MAX: ranges, AVERAGED: averaged}
+    if percentile:
+        clipped = {}
+        for name, (lo, hi) in ranges.items():
+            bottom, top, k = tails[name]
+            clipped[name] = (float(bottom.max()), float(top.min())) if k and top.size == k else (lo, hi)
+        kinds[CLIPPED] = clipped
+    return kinds, outputs
+
+
+def _qsvs(ranges) -> dict:
+    return {name: {"min": np.array([lo], np.float32), "max": np.array([hi], np.float32)} for name, (lo, hi) in ranges.items()}
+
+
+def output_error(data: bytes, samples, references) -> tuple[float, float]:
+    """The largest (max, mean) absolute error of ``data``'s outputs against ``references`` (float
+    outputs per sample, by name), each as a share of that output's magnitude, in LiteRT."""
+    interpreter = _interpreter(data)
+    worst_max = worst_mean = 0.0
+    differences: dict[str, list] = {}
+    for sample, reference in zip(samples, references):
+        _feed(interpreter, sample)
+        interpreter.invoke()
+        for name, value in _outputs(interpreter).items():
+            if name in reference:
+                differences.setdefault(name, []).append((np.abs(value - reference[name]), np.abs(reference[name]).max()))
+    for pairs in differences.values():
+        magnitude = max(max(m for _, m in pairs), 1e-12)
+        worst_max = max(worst_max, max(float(d.max()) for d, _ in pairs) / magnitude)
+        worst_mean = max(worst_mean, float(np.mean([d.mean() for d, _ in pairs])) / magnitude)
+    return worst_max, worst_mean
+
+
+def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = True) -> tuple[bytes, list[str]]:
+    """``data`` (a float ``.tflite``) in ``mode`` (``dynamic_range``, ``int8``, ``int16x8``) by
+    ai-edge-quantizer, and notes. The static modes take the activation ranges measured here (LiteRT
+    on ``samples``): min/max, ai-edge-quantizer's own moving average and the clipped ranges of
+    :data:`CLIP_PERCENTILE` are tried, and the one with the smallest output error (max + mean) on the
+    calibration samples is kept; int16x8 takes min/max. ``float_io``: float
+    inputs and outputs (a QUANTIZE / DEQUANTIZE at the edges), else the integer ones aeq writes."""
+    if mode not in INTEGER_RECIPES:
+        raise TfliteInverterError(f"mode {mode!r} has no ai-edge-quantizer recipe here; they are {sorted(INTEGER_RECIPES)}")
+    if not available():
+        raise TfliteInverterError("backend 'aeq' needs ai-edge-quantizer (pip install ai-edge-quantizer)")
+    from ai_edge_quantizer import quantizer, recipe
+
+    prepared = normalized(data)
+
+    def run(calibration=None) -> bytes:
+        try:
+            runner = quantizer.Quantizer(prepared, getattr(recipe, INTEGER_RECIPES[mode])())
+            return bytes(runner.quantize(calibration, enable_progress_report=False).quantized_model)
+        except TfliteInverterError:
+            raise
+        except Exception as error:  # the quantizer raises several kinds
+            raise TfliteInverterError(f"ai-edge-quantizer failed ({mode}): {type(error).__name__}: {error}") from None
+
+    if mode == "dynamic_range":
+        return run(), [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]}"]
+    if not samples:
+        raise TfliteInverterError(f"mode {mode!r} with backend 'aeq' needs representative data")
+    if mode == "int16x8":  # 16-bit activations: the widest ranges; int16 kernels are too slow to try several
+        kinds, _ = activation_statistics(prepared, samples, percentile=None)
+        quantized = run(_qsvs(kinds[MIN_MAX]))
+        notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges (min/max) measured in "
+                 f"LiteRT over {len(samples)} samples"]
+        return with_float_edges(quantized) if float_io else quantized, notes
+    kinds, references = activation_statistics(prepared, samples)
+    candidates = []
+    for label, chosen in kinds.items():
+        quantized = run(_qsvs(chosen))
+        candidates.append((output_error(quantized, samples, references), label, quantized))
+    candidates.sort(key=lambda c: c[0][0] + c[0][1])  # the smaller sum of max and mean error
+    (error, label, quantized), others = candidates[0], candidates[1:]
+    notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges measured in LiteRT over "
+             f"{len(samples)} samples: {label} kept (max / mean error {error[0]:.1%} / {error[1]:.2%} of the outputs' "
+             f"magnitude on the calibration samples, against "
+             + ", ".join(f"{e[0]:.1%} / {e[1]:.2%} with the {other}" for e, other, _ in others) + ")"]
+    return with_float_edges(quantized) if float_io else quantized, notes
+
+
+def with_float_edges(data: bytes) -> bytes:
+    """``data`` whose integer (quantized) inputs and outputs of the main subgraph take and give float
+    values: a QUANTIZE from a new float input, a DEQUANTIZE to a new float output, the SignatureDef
+    pointing at the new tensors (which take the old ones' names; the integer tensors get ``_int``)."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    from .interface import _inline_buffers
+
+    _inline_buffers(model, data)
+    sg = model.subgraphs[0]
+    integer = (schema.TensorType.INT8, schema.TensorType.UINT8, schema.TensorType.INT16)
+
+    def opcode(builtin) -> int:
+        for index, code in enumerate(model.operatorCodes):
+            if max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0)) == builtin:
+                return index
+        code = schema.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = builtin
+        code.version = 1
+        model.operatorCodes.append(code)
+        return len(model.operatorCodes) - 1
+
+    def float_twin(index: int) -> int:
+        old = sg.tensors[index]
+        twin = schema.TensorT()
+        twin.name, twin.shape, twin.type, twin.buffer = old.name, old.shape, schema.TensorType.FLOAT32, 0
+        twin.shapeSignature = old.shapeSignature
+        old.name = (old.name.decode() if isinstance(old.name, bytes) else old.name) + "_int"
+        sg.tensors.append(twin)
+        return len(sg.tensors) - 1
+
+    def op(code: int, source: int, target: int):
+        operator = schema.OperatorT()
+        operator.opcodeIndex, operator.inputs, operator.outputs = code, [source], [target]
+        return operator
+
+    sg.inputs, sg.outputs = [int(i) for i in sg.inputs], [int(i) for i in sg.outputs]
+    renamed: dict[int, int] = {}
+    head, tail = [], []
+    for position, index in enumerate(list(sg.inputs)):
+        if sg.tensors[index].type in integer and sg.tensors[index].quantization is not None:
+            renamed[index] = float_twin(index)
+            head.append(op(opcode(schema.BuiltinOperator.QUANTIZE), renamed[index], index))
+            sg.inputs[position] = renamed[index]
+    for position, index in enumerate(list(sg.outputs)):
+        if sg.tensors[index].type in integer and sg.tensors[index].quantization is not None:
+            renamed[index] = float_twin(index)
+            tail.append(op(opcode(schema.BuiltinOperator.DEQUANTIZE), index, renamed[index]))
+            sg.outputs[position] = renamed[index]
+    if not renamed:
+        return data
+    sg.operators = head + list(sg.operators) + tail
+    for signature in model.signatureDefs or []:
+        if signature.subgraphIndex == 0:
+            for entry in (signature.inputs or []) + (signature.outputs or []):
+                entry.tensorIndex = renamed.get(int(entry.tensorIndex), int(entry.tensorIndex))
+    builder = flatbuffers.Builder(max(1024, 2 * len(data)))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -9,6 +9,7 @@ calibration data and reproduces the original's quantization parameters; other so
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections import Counter
@@ -31,6 +32,9 @@ MODES = ("float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_througho
 DEFAULT_IO = {"float16": "float", "dynamic_range": "float", "int8": "int8", "uint8": "uint8", "int16x8": "float",
               "uint8_throughout": "uint8", **{mode: "float" for mode in EDGE_QUANTIZER_MODES}}
 _INTEGER_ACTIVATIONS = {"int8", "uint8", "int16"}
+BACKENDS = ("auto", "aeq", "tflite")
+# Modes both back ends have -> the I/O types ai-edge-quantizer's models can have (float: QUANTIZE/DEQUANTIZE at the edges)
+AEQ_INTEGER_IO = {"dynamic_range": ("float",), "int8": ("int8", "float"), "int16x8": ("float", "int16")}
 
 
 @dataclass
@@ -178,6 +182,7 @@ def _converter_for(source: Any):
     from ..build.inverted import InvertedModel
 
     if isinstance(source, InvertedModel):
+        source = _traced_in_float32(source)
         key = source.default_signature
         concrete = source.concrete_functions[key]
         _refuse_float64(concrete.graph)
@@ -197,10 +202,21 @@ def _converter_for(source: Any):
     return tf.lite.TFLiteConverter.from_saved_model(str(path)), fake_quant, specs
 
 
-def _refuse_float64(graph: Any) -> None:
-    """Fail fast (the converter takes minutes to say so) when the graph computes in float64, which
-    TFLite has no kernels for: MediaPipe's TransformLandmarks / TransformTensorBilinear builders sum
-    in float64 to be bit-exact with the C++ kernels."""
+def _float32_mediapipe(function):
+    """Run ``function`` with MediaPipe's custom-op builders in float32 (the converter cannot lower
+    their float64 arithmetic; see :func:`tflite_inverter.ops.mediapipe.float32_arithmetic`)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        from ..ops.mediapipe import float32_arithmetic
+
+        with float32_arithmetic():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def _computes_in_float64(graph: Any) -> list:
+    """The ops of ``graph`` that compute in float64 on values depending on a model input."""
     import tensorflow as tf
 
     exempt = {"Cast", "Const", "Identity", "Placeholder", "NoOp"}
@@ -212,11 +228,34 @@ def _refuse_float64(graph: Any) -> None:
             live.add(op.name)
             if op.type not in exempt and any(t.dtype == tf.float64 for t in op.outputs):
                 computing.append(op)
+    return computing
+
+
+def _traced_in_float32(source: Any) -> Any:
+    """``source`` (an InvertedModel) built again inside :func:`float32_arithmetic` when it was
+    traced with MediaPipe's float64 builders (an inversion made outside ``requantize``)."""
+    from ..build.inverted import InvertedModel
+
+    if not _computes_in_float64(source.concrete_functions[source.default_signature].graph):
+        return source
+    if source.cut is not None or source.input_shapes:
+        return source  # _refuse_float64 names the problem
+    from ..ops.mediapipe import float32_arithmetic
+
+    with float32_arithmetic():
+        return InvertedModel(source.model, quantized=source.quantized_mode, io=source.io)
+
+
+def _refuse_float64(graph: Any) -> None:
+    """Fail fast (the converter takes minutes to say so) when the graph computes in float64, which
+    TFLite has no kernels for: MediaPipe's TransformLandmarks / TransformTensorBilinear builders sum
+    in float64 to be bit-exact with the C++ kernels."""
+    computing = _computes_in_float64(graph)
     if computing:
         scopes = sorted({op.name.split("/")[0] for op in computing})
         raise TfliteInverterError(f"the graph computes in float64 ({len(computing)} ops, under {scopes[:5]}), which the "
-                                  "TFLite converter cannot lower: MediaPipe's TransformLandmarks / "
-                                  "TransformTensorBilinear builders sum in float64 (see docs/known-issues.md)")
+                                  "TFLite converter cannot lower (an inversion with new input shapes or a cut keeps "
+                                  "MediaPipe's float64 builders: invert the whole model, or pass the .tflite)")
 
 
 def _light_trackable(module: Any) -> Any:
@@ -250,12 +289,14 @@ def _equalization_notes(inverted: Any, samples: Any, per_tensor: bool, mode: str
     return notes
 
 
+@_float32_mediapipe
 def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", representative: Any = None,
                io_dtype: str | None = None, per_tensor: bool = False, keep_float_ops: Sequence[str] = (),
                keep_float_nodes: Sequence[str] = (), mean: float | Sequence[float] | None = None,
                std: float | Sequence[float] | None = None, limit: int | None = None, reference: str | None = None,
                overwrite: bool = False, progress: bool = True, equalize: bool | None = None,
-               default_ranges: tuple[float, float] | None = None) -> RequantizeReport:
+               default_ranges: tuple[float, float] | None = None, backend: str = "auto",
+               compare: bool = True) -> RequantizeReport:
     """Write a re-quantized ``.tflite`` and report on it.
 
     ``mode``: ``float16``, ``dynamic_range``, ``int8`` (full integer), ``uint8`` (int8 inside, uint8
@@ -275,12 +316,17 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
     and ``default_ranges`` (min, max) the range of tensors without one (``default_ranges_stats``).
     ``mean``/``std`` not given come from the source's TFLite metadata (its input normalization) when
     it states one, else are 0 and 1; the report's notes say so.
+    ``backend``: ``"aeq"`` (ai-edge-quantizer, on activation ranges calibrated here), ``"tflite"``
+    (the TFLite converter) or ``"auto"``: ai-edge-quantizer for dynamic_range, int8 and int16x8 when
+    it is importable, a float ``.tflite`` is at hand and no converter-only option is asked for, and
+    always for the weight-only / int4 modes; the converter otherwise (docs/quantization.md).
+    ``compare``: False skips the comparison against the reference (benchmarks time it apart).
     """
     mean, std, normalization = image_normalization(metadata_of(source), representative, mean, std)
     report = _requantize(source, out_path, mode=mode, representative=representative, io_dtype=io_dtype,
                          per_tensor=per_tensor, keep_float_ops=keep_float_ops, keep_float_nodes=keep_float_nodes,
                          mean=mean, std=std, limit=limit, reference=reference, overwrite=overwrite, progress=progress,
-                         equalize=equalize, default_ranges=default_ranges)
+                         equalize=equalize, default_ranges=default_ranges, backend=backend, compare=compare)
     if normalization is not None:
         report.notes.insert(0, normalization)
     return report
@@ -289,7 +335,7 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
 def _requantize(source: Any, out_path: str | os.PathLike, *, mode: str, representative: Any, io_dtype: str | None,
                 per_tensor: bool, keep_float_ops: Sequence[str], keep_float_nodes: Sequence[str], mean: Any, std: Any,
                 limit: int | None, reference: str | None, overwrite: bool, progress: bool, equalize: bool | None,
-                default_ranges: tuple[float, float] | None) -> RequantizeReport:
+                default_ranges: tuple[float, float] | None, backend: str, compare: bool) -> RequantizeReport:
     import tensorflow as tf
 
     if mode not in MODES:
@@ -302,10 +348,16 @@ def _requantize(source: Any, out_path: str | os.PathLike, *, mode: str, represen
     if mode in EDGE_QUANTIZER_MODES:
         if io_dtype != "float" or per_tensor or keep_float_ops or keep_float_nodes or equalize:
             raise TfliteInverterError(f"mode {mode!r} takes float I/O and none of per_tensor, keep_float_*, equalize")
-        return _with_edge_quantizer(source, Path(out_path), mode, reference=reference, overwrite=overwrite)
+    float_found: list = []
+    if _choose_backend(backend, source, mode, io_dtype, representative, per_tensor,
+                       bool(keep_float_ops or keep_float_nodes), equalize, notes, float_found) == "aeq":
+        return _with_edge_quantizer(source, Path(out_path), mode, reference=reference, overwrite=overwrite,
+                                    io_dtype=io_dtype, representative=representative, mean=mean, std=std, limit=limit,
+                                    compare=compare, float_found=float_found[0] if float_found else None)
     if mode == "uint8_throughout":
-        return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite, representative=representative,
-                                 mean=mean, std=std, limit=limit, equalize=equalize, default_ranges=default_ranges)
+        return _uint8_throughout(source, Path(out_path), reference=reference, overwrite=overwrite,
+                                 representative=representative, mean=mean, std=std, limit=limit, equalize=equalize,
+                                 default_ranges=default_ranges, compare=compare)
     equalize = _wants_equalize(source, equalize, per_tensor, mode, representative, notes)
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_requantize_") as work:
         # One scale per weight tensor needs calibration: FakeQuant nodes would carry the original's
@@ -342,6 +394,7 @@ def _requantize(source: Any, out_path: str | os.PathLike, *, mode: str, represen
         if per_tensor:
             converter._experimental_disable_per_channel = True
         strict_failure = None
+        cast_retry = False
         if keep_float_ops or keep_float_nodes:
             if samples is None:
                 raise TfliteInverterError("selective quantization (keep_float_ops/keep_float_nodes) needs representative data")
@@ -354,7 +407,28 @@ def _requantize(source: Any, out_path: str | os.PathLike, *, mode: str, represen
             notes.append(f"kept in float: ops {list(keep_float_ops)} nodes {list(keep_float_nodes)}")
         else:
             with quiet_stderr():  # the converter's MLIR log lines
-                data, strict_failure = _convert(converter, mode)
+                try:
+                    data, strict_failure = _convert(converter, mode)
+                except TfliteInverterError as error:
+                    # int16x8 with float fallback: the calibrator gives the int32 result of a CAST no
+                    # range and the quantizer then asks for one (MediaPipe's TransformTensorBilinear
+                    # computes pixel indices so); with CAST kept float it converts.
+                    if mode != "int16x8" or "Empty min/max for tensor" not in str(error) or samples is None:
+                        raise
+                    fresh = _converter_for(prepared)[0]  # a converter that failed cannot be run again
+                    fresh.optimizations, fresh.representative_dataset = converter.optimizations, converter.representative_dataset
+                    fresh.target_spec.supported_ops = converter.target_spec.supported_ops
+                    fresh.inference_input_type = converter.inference_input_type
+                    fresh.inference_output_type = converter.inference_output_type
+                    fresh._experimental_disable_per_channel = converter._experimental_disable_per_channel
+                    debugger = tf.lite.experimental.QuantizationDebugger(
+                        converter=fresh,
+                        debug_dataset=as_generator(samples, False),
+                        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["CAST"],
+                                                                                    fully_quantize=False))
+                    data = debugger.get_nondebug_quantized_model()
+                    strict_failure = str(error).split(": ", 1)[-1]
+                    cast_retry = True
         data, interface_notes = _with_interface(data, prepared, reference, mode)
         notes.extend(interface_notes)
         model = load(data)
@@ -367,15 +441,22 @@ def _requantize(source: Any, out_path: str | os.PathLike, *, mode: str, represen
         path = write_bytes_atomic(Path(out_path), data, overwrite=overwrite)
         inputs, outputs = _describe_io(model)
         comparison = None
-        if reference is not None:
-            from ..check.compare import compare
+        if reference is not None and compare and not _runs_in_litert(load(reference)):
+            notes.append(f"not compared: LiteRT cannot run {reference} (custom operators)")
+        elif reference is not None and compare:
+            from ..check.compare import compare as compare_models
 
-            comparison = compare(reference, str(path), inputs=samples, draws=3)
+            comparison = compare_models(reference, str(path), inputs=samples, draws=3)
     left_float = dict(float_ops(model))
+    reasons = _float_reasons(left_float, mode, keep_float_ops, keep_float_nodes,
+                             strict_failure if not (keep_float_ops or keep_float_nodes) else None)
+    if cast_retry:
+        notes.append(f"int16x8 converted again with CAST kept float (the converter said: {strict_failure})")
+        if "CAST" in reasons:
+            reasons["CAST"] = f"kept float: the converter's int16x8 calibration gives its int32 result no range ({strict_failure})"
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
                             float_ops=left_float, inputs=inputs, outputs=outputs, comparison=comparison,
-                            notes=notes, float_reasons=_float_reasons(left_float, mode, keep_float_ops, keep_float_nodes,
-                                                                      strict_failure if not (keep_float_ops or keep_float_nodes) else None))
+                            notes=notes, float_reasons=reasons)
 
 
 def _convert(converter, mode: str) -> tuple[bytes, str | None]:
@@ -462,11 +543,112 @@ def _with_interface(data: bytes, prepared: Any, reference: str | None, mode: str
     return data, notes
 
 
-def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: str | None,
-                         overwrite: bool) -> RequantizeReport:
-    """A weight-only or dynamic int4 model from ai-edge-quantizer. It quantizes a float ``.tflite``:
-    a float source file is handed over as it is (normalised); any other source (a quantized file,
-    an inversion) is first converted to a float ``.tflite`` from its ``dequantize`` inversion."""
+def float_file(source: Any) -> bytes | None:
+    """The bytes of the float ``.tflite`` that ``source`` is (a path or bytes) or was inverted from
+    unchanged (no cut, no new input shapes, no equalization); ``None`` otherwise."""
+    found = _float_file_and_model(source)
+    return None if found is None else found[0]
+
+
+def _float_file_and_model(source: Any) -> tuple[bytes, ir.Model] | None:
+    """:func:`float_file` and the model it holds, as read."""
+    from ..build.inverted import InvertedModel
+
+    if _is_tflite(source):
+        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+        model = load(data)
+    elif isinstance(source, InvertedModel):
+        if source.cut is not None or source.input_shapes or not str(source.model.source).endswith(".tflite") \
+                or not Path(source.model.source).is_file():
+            return None
+        if any(t.real is not None and t.dtype == "float32" for sg in source.prepared.subgraphs for t in sg.tensors):
+            return None  # equalized weights
+        model, data = source.model, None
+    else:
+        return None
+    if any(t.quantization is not None or t.dtype not in ("float32", "int32", "int64", "bool")
+           for sg in model.subgraphs for t in sg.tensors if t.data is None):
+        return None
+    return (data if data is not None else Path(source.model.source).read_bytes()), model
+
+
+def _choose_backend(backend: str, source: Any, mode: str, io_dtype: str, representative: Any, per_tensor: bool,
+                    keep_float: bool, equalize: bool | None, notes: list[str], float_found: list) -> str:
+    """``aeq`` or ``tflite``: ``auto`` takes ai-edge-quantizer where it has the mode's recipe, is
+    importable, and a float ``.tflite`` is at hand (so no conversion is needed), and no option
+    only the converter has is asked for, and its recipe quantizes every operator of the model (the
+    converter's model is then no less integer); an explicit back end that cannot serve raises.
+    Why ``auto`` chose the converter goes to ``notes`` where it could have been aeq; the float file
+    and its model, when ``auto`` read them, to ``float_found`` (not read again)."""
+    from . import edge_quantizer
+
+    if backend not in BACKENDS:
+        raise TfliteInverterError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    if mode in EDGE_QUANTIZER_MODES:
+        if backend == "tflite":
+            raise TfliteInverterError(f"mode {mode!r} has no TFLite-converter recipe: it needs backend 'aeq'")
+        return "aeq"
+    if mode not in AEQ_INTEGER_IO:
+        if backend == "aeq":
+            raise TfliteInverterError(f"mode {mode!r} has no ai-edge-quantizer recipe: use backend 'tflite' (or 'auto')")
+        return "tflite"
+    blockers = []
+    if io_dtype not in AEQ_INTEGER_IO[mode]:
+        blockers.append(f"io_dtype {io_dtype!r} (aeq writes {' or '.join(AEQ_INTEGER_IO[mode])} I/O in {mode})")
+    if per_tensor or keep_float or equalize:
+        blockers.append("per_tensor, keep_float_ops/keep_float_nodes and equalize are TFLite-converter options")
+    if mode != "dynamic_range" and representative is None:
+        blockers.append("no representative data (the converter can take a fake_quant inversion's ranges)")
+    if backend == "aeq":
+        if not edge_quantizer.available():
+            raise TfliteInverterError("backend 'aeq' needs ai-edge-quantizer (pip install ai-edge-quantizer)")
+        if blockers:
+            raise TfliteInverterError(f"backend 'aeq' cannot make this {mode} model: " + "; ".join(blockers))
+        return "aeq"
+    if backend == "tflite" or blockers or not edge_quantizer.available():
+        return "tflite"
+    found = _float_file_and_model(source)
+    if found is None:
+        return "tflite"
+    left = edge_quantizer.left_in_float(found[1], mode)
+    if left:  # the converter quantizes them (or, for DENSIFY, aeq cannot read the file)
+        notes.append(f"back end: the TFLite converter (ai-edge-quantizer's {mode} recipe would leave "
+                     f"{', '.join(left)} in float)")
+        return "tflite"
+    return "aeq"
+
+
+# MediaPipe custom operators stock LiteRT has no kernel for (Convolution2DTransposeBias runs: XNNPACK has it)
+_NO_LITERT_KERNEL = {"CUSTOM:Landmarks2TransformMatrix", "CUSTOM:TransformLandmarks", "CUSTOM:TransformTensorBilinear",
+                     "CUSTOM:MaxPoolingWithArgmax2D", "CUSTOM:MaxUnpooling2D"}
+
+
+def _runs_in_litert(model: ir.Model) -> bool:
+    """False for models with a custom operator LiteRT cannot run (the comparison is then skipped, said so)."""
+    return not any(op.opcode in _NO_LITERT_KERNEL for sg in model.subgraphs for op in sg.operators)
+
+
+def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: str | None, overwrite: bool,
+                         io_dtype: str = "float", representative: Any = None, mean: Any = 0.0, std: Any = 1.0,
+                         limit: int | None = None, compare: bool = True,
+                         float_found: tuple[bytes, ir.Model] | None = None) -> RequantizeReport:
+    """A model from ai-edge-quantizer (backend ``aeq``). It quantizes a float ``.tflite``: a float
+    source file (or the file a float model was inverted from) is handed over as it is (normalised);
+    any other source (a quantized file, an inversion) is first converted to a float ``.tflite`` from
+    its ``dequantize`` inversion. The static modes calibrate on ``representative`` in LiteRT
+    (:func:`tflite_inverter.quant.edge_quantizer.quantize_calibrated`)."""
+    with tempfile.TemporaryDirectory(prefix="tflite_inverter_aeq_") as work:
+        if isinstance(source, (bytes, bytearray)) and reference is None and compare:
+            reference = os.path.join(work, "reference.tflite")
+            Path(reference).write_bytes(bytes(source))
+        return _edge_quantized(source, out_path, mode, reference=reference, overwrite=overwrite, io_dtype=io_dtype,
+                               representative=representative, mean=mean, std=std, limit=limit, compare=compare,
+                               float_found=float_found)
+
+
+def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | None, overwrite: bool, io_dtype: str,
+                    representative: Any, mean: Any, std: Any, limit: int | None, compare: bool,
+                    float_found: tuple[bytes, ir.Model] | None) -> RequantizeReport:
     import tensorflow as tf
 
     from ..build.inverted import InvertedModel, invert
@@ -474,47 +656,65 @@ def _with_edge_quantizer(source: Any, out_path: Path, mode: str, *, reference: s
     from .interface import interface_of_model, interface_problems, restore_interface
 
     notes = []
-    float_data = None
-    if _is_tflite(source):
-        if isinstance(source, (bytes, bytearray)):
-            data = bytes(source)
-        else:
-            reference = reference or str(source)
-            data = Path(source).read_bytes()
-        original = load(data)
-        if not any(t.quantization is not None or t.dtype not in ("float32", "int32", "int64", "bool")
-                   for sg in original.subgraphs for t in sg.tensors if t.data is None):
-            float_data = data
-        else:
-            source = invert(original, quantized="dequantize", io="float")
+    if _is_tflite(source) and not isinstance(source, (bytes, bytearray)):
+        reference = reference or str(source)
+    float_found = float_found or _float_file_and_model(source)
+    float_data, float_model = float_found if float_found is not None else (None, None)
+    if float_data is None and isinstance(source, InvertedModel) and reference is None and \
+            str(source.model.source).endswith(".tflite") and Path(source.model.source).is_file():
+        reference = str(source.model.source)
     if float_data is None:
+        if _is_tflite(source):
+            source = invert(source if isinstance(source, (bytes, bytearray)) else str(source), quantized="dequantize", io="float")
         if not isinstance(source, InvertedModel):
-            raise TfliteInverterError(f"mode {mode!r} needs a .tflite or an inverted model as the source")
+            raise TfliteInverterError(f"mode {mode!r} with backend 'aeq' needs a .tflite or an inverted model as the source")
         if source.quantized_mode != "dequantize" or source.io != "float":
             source = InvertedModel(source.model, quantized="dequantize", io="float")
+        source = _traced_in_float32(source)
         concrete = source.concrete_functions[source.default_signature]
         _refuse_float64(concrete.graph)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], _light_trackable(source.module))
-        float_data, _ = _convert(converter, mode)
+        with quiet_stderr():
+            float_data, _ = _convert(converter, mode)
         float_data, _ = _with_interface(float_data, source, reference, mode)
         notes.append("converted to a float .tflite from the dequantize inversion first")
-    interface = interface_of_model(load(float_data))
-    data = restore_interface(edge_quantizer.quantize(float_data, mode), interface)
+        float_model = load(float_data)
+    interface = interface_of_model(float_model)
+    samples = None
+    if mode in edge_quantizer.INTEGER_RECIPES:
+        sg = float_model.main
+        named = {index: name for name, index in float_model.signatures[0].inputs.items()} if float_model.signatures else {}
+        specs = [(named.get(i, sg.tensors[i].name), list(sg.tensors[i].shape)) for i in sg.inputs]
+        if representative is not None and mode != "dynamic_range":
+            samples = make_samples(representative, specs, mean=mean, std=std, limit=limit)
+        quantized, aeq_notes = edge_quantizer.quantize_calibrated(float_data, mode, samples, float_io=io_dtype == "float")
+        notes.extend(aeq_notes)
+    else:
+        quantized = edge_quantizer.quantize(float_data, mode)
+        notes.append(f"ai-edge-quantizer recipe {edge_quantizer.RECIPES[mode]}")
+    data = restore_interface(quantized, interface)
     model = load(data)
-    problems = interface_problems(interface, model, check_dtypes=True)
+    problems = interface_problems(interface, model, check_dtypes=io_dtype == "float")
     if problems:
         raise TfliteInverterError(f"the {mode} model does not keep the original's interface: " + "; ".join(problems))
-    notes.append(f"ai-edge-quantizer recipe {edge_quantizer.RECIPES[mode]}; interface kept: signature key, input and "
-                 "output names, order, shapes and types")
+    notes.append("back end: ai-edge-quantizer; interface kept: signature key, input and output names, order, shapes"
+                 + (" and types" if io_dtype == "float" else f" ({io_dtype} inputs and outputs)"))
     path = write_bytes_atomic(out_path, data, overwrite=overwrite)
     inputs, outputs = _describe_io(model)
     comparison = None
-    if reference is not None:
-        from ..check.compare import compare
+    if reference is not None and compare:
+        from ..check.compare import compare as compare_models
 
-        comparison = compare(reference, str(path), draws=3)
+        if _runs_in_litert(load(reference)):
+            comparison = compare_models(reference, str(path), inputs=samples, draws=3)
+        else:
+            notes.append(f"not compared: LiteRT cannot run {reference} (custom operators)")
+    left_float = dict(float_ops(model)) if mode in ("int8", "int16x8") else {}
+    reasons = {opcode: f"ai-edge-quantizer has no {mode} recipe for it, so it runs in float (between DEQUANTIZE and "
+                       "QUANTIZE)" for opcode in left_float}
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
-                            float_ops={}, inputs=inputs, outputs=outputs, comparison=comparison, notes=notes)
+                            float_ops=left_float, inputs=inputs, outputs=outputs, comparison=comparison, notes=notes,
+                            float_reasons=reasons)
 
 
 def _per_channel_weights(model: ir.Model) -> int:
@@ -554,7 +754,7 @@ def _input_stats_grid(mean: Any, std: Any) -> ir.QuantParams | None:
 
 def _float_to_uint8_throughout(source: Any, out_path: Path, *, reference: str | None, overwrite: bool,
                                representative: Any, mean: Any, std: Any, limit: int | None,
-                               default_ranges: tuple[float, float] | None) -> RequantizeReport:
+                               default_ranges: tuple[float, float] | None, compare: bool = True) -> RequantizeReport:
     """uint8 throughout from a float model: every activation's range calibrated on ``representative``
     (min/max over the samples) and given to the TF1 converter as a FakeQuant node; the inputs' grid
     is ``(q - mean) / std`` when ``mean``/``std`` are given (``quantized_input_stats``), else calibrated;
@@ -583,12 +783,13 @@ def _float_to_uint8_throughout(source: Any, out_path: Path, *, reference: str | 
     inputs = {spec.tensor.index: (float(grids[spec.tensor.index].scales[0]), int(grids[spec.tensor.index].zero_points[0]))
               for spec in source.inputs()}
     return _tf1_uint8(source, out_path, inputs, reference=reference, overwrite=overwrite, samples=samples or None,
-                      notes=notes, origin="calibrated ranges of the float model", default_ranges=default_ranges)
+                      notes=notes, origin="calibrated ranges of the float model", default_ranges=default_ranges,
+                      compare=compare)
 
 
 def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, overwrite: bool, representative: Any,
                       mean: Any, std: Any, limit: int | None, equalize: bool | None = None,
-                      default_ranges: tuple[float, float] | None = None) -> RequantizeReport:
+                      default_ranges: tuple[float, float] | None = None, compare: bool = True) -> RequantizeReport:
     """uint8 activations everywhere (NPUs that take only uint8): a frozen GraphDef with a FakeQuant
     node on every activation, through the TF1 converter with ``inference_type=tf.uint8``, which
     reads every activation's range from them.
@@ -609,7 +810,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
     if not _has_quantized_activations(source.model):
         return _float_to_uint8_throughout(source, out_path, reference=reference, overwrite=overwrite,
                                           representative=representative, mean=mean, std=std, limit=limit,
-                                          default_ranges=default_ranges)
+                                          default_ranges=default_ranges, compare=compare)
     if source.quantized_mode != "fake_quant":
         raise TfliteInverterError("uint8_throughout of a quantized model needs its fake_quant inversion: the TF1 "
                                   "converter takes every activation range from the FakeQuant nodes")
@@ -630,7 +831,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
         grids = {spec.tensor.index: _input_grid(source.model, spec.tensor.index) for spec in source.inputs()}
     origin = "calibrated ranges of the equalized graph" if equalize else "the original's ranges"
     report = _tf1_uint8(source, out_path, grids, reference=reference, overwrite=overwrite, samples=samples, notes=notes,
-                        origin=origin, default_ranges=default_ranges)
+                        origin=origin, default_ranges=default_ranges, compare=compare)
     if per_channel and not equalize:
         report.notes.append(f"warning: the original has {per_channel} per-channel weight tensors; uint8 kernels take one "
                             "scale per weight tensor, so accuracy can drop sharply (see the comparison); give "
@@ -640,7 +841,7 @@ def _uint8_throughout(source: Any, out_path: Path, *, reference: str | None, ove
 
 def _tf1_uint8(source: Any, out_path: Path, grids: dict[int, tuple[float, int]], *, reference: str | None,
                overwrite: bool, samples: Any, notes: list[str], origin: str,
-               default_ranges: tuple[float, float] | None) -> RequantizeReport:
+               default_ranges: tuple[float, float] | None, compare: bool = True) -> RequantizeReport:
     """The frozen graph of ``source`` (FakeQuant nodes on its activations) through the TF1 converter
     with ``inference_type=tf.uint8``; ``grids``: each input's (scale, zero point)."""
     import json
@@ -674,10 +875,12 @@ def _tf1_uint8(source: Any, out_path: Path, grids: dict[int, tuple[float, int]],
     model = load(data)
     inputs, outputs = _describe_io(model)
     comparison = None
-    if reference is not None:
-        from ..check.compare import compare
+    if reference is not None and compare and not _runs_in_litert(load(reference)):
+        notes.append(f"not compared: LiteRT cannot run {reference} (custom operators)")
+    elif reference is not None and compare:
+        from ..check.compare import compare as compare_models
 
-        comparison = compare(reference, str(path), inputs=samples, draws=3)
+        comparison = compare_models(reference, str(path), inputs=samples, draws=3)
     kinds = sorted({t.dtype for t in model.main.tensors if t.data is None})
     notes.insert(0, f"activation types: {', '.join(kinds)} (TF1 converter, FakeQuant nodes with {origin})")
     return RequantizeReport(path=str(path), mode="uint8_throughout", size_bytes=len(data),

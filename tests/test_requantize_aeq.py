@@ -1,0 +1,164 @@
+"""The ai-edge-quantizer back end of requantize (dynamic_range, int8, int16x8): this project's
+calibration (activation statistics in LiteRT), the choice between min/max and clipped ranges, the
+float edges, the back-end choice, and the error against ai-edge-quantizer's own default.
+
+Real photographs come from scikit-image's bundled images, where a check depends on content.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tflite_inverter as ti
+from parity import convert, weight
+
+pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer is an optional back end")
+
+from tflite_inverter.quant import edge_quantizer  # noqa: E402
+
+
+def conv_model():
+    w1, w2 = weight([3, 3, 3, 8]), weight([1, 1, 8, 4], 1)
+
+    def f(x):
+        return tf.nn.conv2d(tf.nn.relu(tf.nn.conv2d(x, w1, 1, "SAME")), w2, 1, "SAME")
+
+    return convert(f, [tf.TensorSpec([1, 16, 16, 3], tf.float32, name="image")])
+
+
+def test_activation_statistics_are_exact_percentiles():
+    """The clipped range is the k-th smallest / largest value over all samples (k = 0.001 % of the
+    values), kept without holding every tensor; min/max are the extremes; the moving average is
+    ai-edge-quantizer's (0.95 on the old value); the float outputs come too."""
+    model = conv_model()
+    rng = np.random.default_rng(0)
+    name = ti.load(model).main.tensors[ti.load(model).main.inputs[0]].name
+    for count, expected_k in ((160, 1), (900, 6)):
+        samples = [[rng.standard_normal([1, 16, 16, 3]).astype(np.float32) * (1 + i % 3)] for i in range(count)]
+        kinds, outputs = edge_quantizer.activation_statistics(model, samples)
+        values = np.sort(np.concatenate([s[0].ravel() for s in samples]))
+        k = int(values.size * (100 - edge_quantizer.CLIP_PERCENTILE) / 100)
+        assert k == expected_k
+        assert kinds[edge_quantizer.MIN_MAX][name] == (values[0], values[-1])
+        assert kinds[edge_quantizer.CLIPPED][name] == (values[k - 1], values[-k])
+        low, high = float(samples[0][0].min()), float(samples[0][0].max())
+        for sample in samples[1:]:
+            low, high = 0.95 * low + 0.05 * float(sample[0].min()), 0.95 * high + 0.05 * float(sample[0].max())
+        assert kinds[edge_quantizer.AVERAGED][name] == pytest.approx((low, high), rel=1e-12)
+        assert len(outputs) == count and next(iter(outputs[0].values())).shape == (1, 16, 16, 4)
+
+
+@pytest.mark.parametrize("io_dtype", ["float", "int8"])
+def test_int8_through_aeq_keeps_the_interface_and_chooses_the_smaller_error(io_dtype, tmp_path):
+    model = conv_model()
+    data = np.random.default_rng(1).uniform(-1, 1, [8, 16, 16, 3]).astype(np.float32)
+    report = ti.requantize(model, tmp_path / "q.tflite", mode="int8", representative=data, io_dtype=io_dtype,
+                           progress=False)
+    assert any(n.startswith("back end: ai-edge-quantizer") for n in report.notes), report.notes
+    again, original = ti.load(report.path), ti.load(model)
+    sg = again.main
+    assert [sg.tensors[i].name for i in sg.inputs + sg.outputs] == [original.main.tensors[i].name for i in
+                                                                    original.main.inputs + original.main.outputs]
+    assert {sg.tensors[i].dtype for i in sg.inputs + sg.outputs} == {"float32" if io_dtype == "float" else "int8"}
+    assert [s.key for s in again.signatures] == [s.key for s in original.signatures]
+    assert {"CONV_2D"} <= {op.opcode for op in sg.operators} and report.float_ops == {}
+    assert sg.tensors[sg.operators[[op.opcode for op in sg.operators].index("CONV_2D")].outputs[0]].dtype == "int8"
+    choice = next(n for n in report.notes if "kept (max / mean error" in n)
+    scores = [float(a) + float(b) for a, b in re.findall(r"([0-9.]+)% / ([0-9.]+)%", choice)]
+    assert len(scores) == 3 and scores[0] == min(scores)
+    output = report.comparison.outputs[0]
+    assert output.max_abs_error <= 0.1 * output.magnitude, report.table()
+
+
+def test_backend_choice(tmp_path):
+    """auto: aeq for a float file whose every op its recipe quantizes; the converter where aeq would
+    leave an op in float (PRELU here), for converter-only options, and for modes aeq lacks; an explicit
+    back end that cannot serve raises."""
+    neg_alpha = tf.constant(-np.random.default_rng(3).uniform(0.0, 0.5, [1, 1, 8]).astype(np.float32))
+    w = weight([3, 3, 3, 8])
+
+    def prelu(x):
+        y = tf.nn.conv2d(x, w, 1, "SAME")
+        return tf.nn.relu(y) + neg_alpha * tf.nn.relu(-y)  # Keras's form, which the converter fuses into PRELU
+
+    prelu_model = convert(prelu, [tf.TensorSpec([1, 16, 16, 3], tf.float32, name="image")])
+    assert "PRELU" in ti.load(prelu_model).op_histogram()
+    data = np.random.default_rng(2).uniform(-1, 1, [4, 16, 16, 3]).astype(np.float32)
+    report = ti.requantize(prelu_model, tmp_path / "p.tflite", mode="int8", representative=data, progress=False,
+                           compare=False)
+    assert any("would leave PRELU in float" in n for n in report.notes), report.notes
+    assert report.float_ops == {}  # the converter quantized the PRELU
+    forced = ti.requantize(prelu_model, tmp_path / "pa.tflite", mode="int8", representative=data, progress=False,
+                           backend="aeq", compare=False)
+    assert forced.float_ops == {"PRELU": 1} and "PRELU" in forced.float_reasons
+    with pytest.raises(ti.TfliteInverterError, match="no ai-edge-quantizer recipe"):
+        ti.requantize(conv_model(), tmp_path / "u.tflite", mode="uint8", representative=data, backend="aeq")
+    with pytest.raises(ti.TfliteInverterError, match="TFLite-converter options"):
+        ti.requantize(conv_model(), tmp_path / "t.tflite", mode="int8", representative=data, backend="aeq",
+                      per_tensor=True)
+    with pytest.raises(ti.TfliteInverterError, match="no TFLite-converter recipe"):
+        ti.requantize(conv_model(), tmp_path / "w.tflite", mode="weight_only_int8", backend="tflite")
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_int8_error_no_worse_than_ai_edge_quantizers_default(mediapipe_models, tmp_path):
+    """face_detection_short_range (every op in aeq's int8 recipe): on photo crops, requantize's int8
+    model is no worse than ai-edge-quantizer's default (its own min/max calibration) in max error."""
+    from ai_edge_quantizer import quantizer, recipe
+    from PIL import Image
+    import skimage.data
+
+    path = mediapipe_models["face_detection_short_range"]
+    rng = np.random.default_rng(0)
+    photos = [getattr(skimage.data, name)()[..., :3] for name in ("astronaut", "chelsea", "coffee", "rocket")]
+
+    def crop():
+        photo = photos[rng.integers(len(photos))]
+        size = int(rng.integers(min(photo.shape[:2]) // 2, min(photo.shape[:2]) + 1))
+        top, left = rng.integers(photo.shape[0] - size + 1), rng.integers(photo.shape[1] - size + 1)
+        image = Image.fromarray(photo[top:top + size, left:left + size]).resize((128, 128), Image.BILINEAR)
+        return np.asarray(image, np.float32) / 127.5 - 1.0
+
+    calibration = np.stack([crop() for _ in range(8)])
+    evaluation = [[crop()[None]] for _ in range(8)]
+    ours = ti.requantize(path, tmp_path / "ours.tflite", mode="int8", representative=calibration, progress=False,
+                         compare=False)
+    assert any(n.startswith("back end: ai-edge-quantizer") for n in ours.notes)
+    data = edge_quantizer.normalized(path.read_bytes())
+    runner = quantizer.Quantizer(data, recipe.static_wi8_ai8())
+    name = list(ti.load(data).signatures[0].inputs)[0]
+    result = runner.quantize(runner.calibrate({"serving_default": [{name: x[None]} for x in calibration]}),
+                             enable_progress_report=False)
+    (tmp_path / "aeq.tflite").write_bytes(bytes(result.quantized_model))
+
+    def worst(candidate):
+        report = ti.compare(path, candidate, inputs=evaluation)
+        return max(o.max_abs_error / o.magnitude for o in report.outputs)
+
+    assert worst(tmp_path / "ours.tflite") <= worst(tmp_path / "aeq.tflite")
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_quantized_source_through_aeq_keeps_top1(tmp_path):
+    """A quantized .tflite with backend='aeq': converted to a float .tflite from its dequantize
+    inversion first, then quantized on the calibration photos; top-1 of the original on all four."""
+    from pathlib import Path
+
+    import skimage.data
+    from PIL import Image
+
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+    if not path.exists():
+        pytest.skip("the shared quantized models are absent")
+    photos = np.stack([np.asarray(Image.fromarray(getattr(skimage.data, name)()[..., :3]).resize((224, 224)))
+                       for name in ("astronaut", "chelsea", "coffee", "rocket")]).astype(np.float32) / 127.5 - 1.0
+    report = ti.requantize(path, tmp_path / "q.tflite", mode="int8", representative=photos, backend="aeq",
+                           progress=False)
+    assert "converted to a float .tflite from the dequantize inversion first" in report.notes
+    assert report.float_ops == {} and report.comparison.outputs[0].top1_agreement == 1.0, report.table()
