@@ -6,6 +6,8 @@ full-integer with int8 I/O and per-channel weights, and with uint8 I/O and per-t
 
 from __future__ import annotations
 
+import contextlib
+import random
 import warnings
 
 import numpy as np
@@ -25,8 +27,26 @@ def _randomize_batch_norms(model, rng):
                                rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2, variance.shape)])
 
 
+@contextlib.contextmanager
+def keras_seed(seed: int):
+    """Keras's initialisers seeded for one model, the process's global seeds given back afterwards
+    (TF's global seed decides the seed the converter writes into other tests' random ops)."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    tf.keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        tf.random.set_seed(None)
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
 def mobilenet_like():
-    tf.keras.utils.set_random_seed(0)
+    with keras_seed(0):
+        return _mobilenet_like()
+
+
+def _mobilenet_like():
     x_in = tf.keras.Input([16, 16, 3], batch_size=1)
     x = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(8, 3, 2, "same", use_bias=False)(x_in)))
 
@@ -44,7 +64,11 @@ def mobilenet_like():
 
 
 def yamnet_like():
-    tf.keras.utils.set_random_seed(0)
+    with keras_seed(0):
+        return _yamnet_like()
+
+
+def _yamnet_like():
     rng = np.random.default_rng(2)
     window, hop, bins, mels, samples = 200, 80, 32, 16, 2000
     n = np.arange(window)
