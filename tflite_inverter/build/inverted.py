@@ -6,7 +6,6 @@ import inspect
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from ..logs import import_tensorflow
 tf = import_tensorflow()  # TensorFlow's start-up lines hidden unless ti.set_verbosity(...)
 
 from .. import ir  # noqa: E402
-from ..display import did_you_mean, html_block, html_lines, html_table, shape_text
+from ..display import did_you_mean
 from ..errors import RunError, TfliteInverterError, with_cause
 from ..logs import progress
 from ..names import python_identifier
@@ -29,6 +28,9 @@ from ..quant.grids import dequantize_tensor, is_quantized_activation, quantize_t
 from ..emit.frozen_pb import save_frozen_pb
 from ..emit.saved_model import save_saved_model
 from .context import TF_DTYPES
+from .frozen_trace import FrozenTrace
+from .inverted_display import InvertedModelDisplay
+from .io_specs import InputChecks, IOSpec
 from .module import InvertedModule
 from .passthrough import Passthrough, passthrough_ops
 from .signatures import SignatureInfo, cut_signature, model_signatures
@@ -37,28 +39,7 @@ from .supported import check_supported
 IO_MODES = ("native", "float")
 
 
-@dataclass(frozen=True)
-class IOSpec:
-    """One input or output of a signature, with the tensor it comes from.
-
-    ``dtype`` is what the inverted model takes or returns: the TFLite type with ``io="native"``,
-    ``float32`` for a quantized input/output with ``io="float"``.
-    """
-
-    name: str  # the key in the SavedModel signature
-    tensor: ir.Tensor
-    dtype: str
-
-    @property
-    def shape(self) -> list[int | None]:
-        return [None if d < 0 else d for d in self.tensor.shape_signature]
-
-    @property
-    def quantized(self) -> bool:
-        return is_quantized_activation(self.tensor)
-
-
-class InvertedModel:
+class InvertedModel(InvertedModelDisplay, InputChecks, FrozenTrace):
     """A ``.tflite`` model rebuilt in TensorFlow.
 
     ``module`` is a ``tf.Module`` whose weights are ``tf.Variable`` s; ``functions`` maps each
@@ -153,63 +134,6 @@ class InvertedModel:
     def quantized_mode(self) -> str:
         return self.module.quantized_mode
 
-    def _settings(self) -> list[str]:
-        settings = [f"quantized={self.quantized_mode!r}", f"io={self.io!r}"]
-        if self.module.integer_rescale:
-            settings.append("integer_rescale: 8-bit kernels' output rescaling emulated exactly")
-        if self.cut:
-            settings.append(f"cut: inputs {list(self.cut[0]) or 'of the model'}, outputs {list(self.cut[1]) or 'of the model'}")
-        if self.input_shapes:
-            settings.append("input_shapes: " + ", ".join(f"{self.model.subgraphs[self.signatures[k].subgraph_index].tensors[i].name}"
-                                                         f"={shape_text(v)}" for (k, i), v in self.input_shapes.items()))
-        if self.passthrough is not None:
-            settings.append("passthrough: " + ("every custom op without a builder" if self.passthrough.codes is None
-                                               else ", ".join(sorted(self.passthrough.codes))))
-        return settings
-
-    def _weight_summary(self) -> str:
-        variables = list(self.module.trainable_variables) + [v for v in self.module.variables if not v.trainable]
-        count = len({id(v) for v in variables})
-        size = sum(int(np.prod(v.shape)) * v.dtype.size for v in {id(v): v for v in variables}.values())
-        return f"{count} variables, {size / 1e6:.2f} MB"
-
-    def _io_rows(self, key: str) -> list[tuple[str, str, str, str, str]]:
-        info = self._info(key)
-        rows = [("input", s.name, shape_text(self._expected_shape(info, s) or []), s.dtype,
-                 s.tensor.quantization.describe() if s.quantized else "") for s in self.inputs(key)]
-        traced = getattr(self, "concrete_functions", {}).get(key)
-        shapes = {name: [d for d in value.shape] for name, value in traced.structured_outputs.items()} if traced else {}
-        rows += [("output", s.name, shape_text(shapes.get(s.name, s.shape)), s.dtype,
-                  s.tensor.quantization.describe() if s.quantized else "") for s in self.outputs(key)]
-        return rows
-
-    def summary(self) -> str:
-        """Signatures with their inputs and outputs as the inverted model takes and returns them,
-        the inversion's settings and the weights."""
-        operators = sum(len(sg.operators) for sg in self.prepared.subgraphs)
-        lines = [f"inverted model of {self.model.source}: {operators} operators built, {self._weight_summary()}",
-                 "settings: " + "; ".join(self._settings())]
-        for key in self.signatures:
-            lines.append(f"signature {key!r}:")
-            for label, name, shape, dtype, quant in self._io_rows(key):
-                lines.append(f"  {label:6} {name} {dtype}{shape}" + (f" ({quant})" if quant else ""))
-        if self.model.tflite_metadata is not None:
-            lines.extend(self.model.tflite_metadata.lines())
-        lines.extend(self.notes)
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        signatures = ", ".join(f"{k!r}: {len(v.input_names)} in, {len(v.output_names)} out" for k, v in self.signatures.items())
-        return f"<InvertedModel of {self.model.source!r}: {signatures}; {'; '.join(self._settings())}>"
-
-    def _repr_html_(self) -> str:
-        tables = [html_table(("", "name", "shape", "dtype", "quantization"), self._io_rows(key), caption=f"signature {key!r}")
-                  for key in self.signatures]
-        operators = sum(len(sg.operators) for sg in self.prepared.subgraphs)
-        return html_block(f"inverted model of {self.model.source}: {operators} operators built, {self._weight_summary()}",
-                          html_lines(self._settings() + list(self.notes)), *tables,
-                          html_lines(self.model.tflite_metadata.lines() if self.model.tflite_metadata is not None else []))
-
     @property
     def stateful(self) -> bool:
         """True when variable tensors persist across calls (as in LiteRT); see :meth:`reset_state`."""
@@ -269,119 +193,6 @@ class InvertedModel:
             self._debug_functions[info.key] = tf.function(body, input_signature=self._input_specs(info), autograph=False)
         result = self._debug_functions[info.key](**feeds)
         return {int(key): value.numpy() for key, value in result.items()}
-
-    def _feeds(self, info: SignatureInfo, inputs: Any) -> dict[str, tf.Tensor]:
-        """The inputs of one call as tensors by parameter name, checked against the signature."""
-        specs = self.inputs(info.key)
-        names = [s.name for s in specs]
-        takes = f"signature {info.key!r} takes {len(specs)} input(s): " + ", ".join(
-            f"{s.name} {s.dtype}{shape_text(self._expected_shape(info, s))}" for s in specs)
-        if isinstance(inputs, Mapping):
-            aliases = {}
-            for spec, raw in zip(specs, info.input_names):
-                for alias in (spec.name, raw, spec.tensor.name):
-                    aliases.setdefault(alias, spec.name)
-            unknown = [k for k in inputs if k not in aliases]
-            given = {aliases[k]: v for k, v in inputs.items() if k in aliases}
-            missing = [n for n in names if n not in given]
-            if unknown or missing:
-                hints = "".join(f"; {k!r}{did_you_mean(str(k), names) or ' is not an input'}" for k in unknown)
-                raise TfliteInverterError(f"run(): given input(s) {sorted(map(str, inputs))}, missing {missing}{hints}; "
-                                          f"{takes}")
-        else:
-            if isinstance(inputs, np.ndarray) or hasattr(inputs, "numpy"):
-                inputs = [inputs]  # one array for a one-input signature, not a list of its rows
-            inputs = list(inputs)
-            if len(inputs) != len(specs):
-                raise TfliteInverterError(f"run(): {len(inputs)} input array(s) given; {takes}")
-            given = dict(zip(names, inputs))
-        return {spec.name: tf.convert_to_tensor(self._checked_input(info, spec, given[spec.name]), TF_DTYPES[spec.dtype])
-                for spec in specs}
-
-    def _expected_shape(self, info: SignatureInfo, spec: IOSpec) -> list[int | None] | None:
-        if not spec.tensor.has_rank:
-            return None
-        return self.input_shapes.get((info.key, spec.tensor.index), spec.shape)
-
-    def _checked_input(self, info: SignatureInfo, spec: IOSpec, value: Any) -> np.ndarray:
-        """``value`` as an array the signature accepts, or an error naming the input, what was given
-        and what is expected (dtype, rank, batch dimension, static sizes)."""
-        array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
-        expected_dtype = spec.dtype
-        label = f"run(): input {spec.name!r}"
-        if expected_dtype in ir.NUMPY_DTYPES:
-            want = ir.NUMPY_DTYPES[expected_dtype]
-            kind, want_kind = array.dtype.kind, want.kind
-            if want_kind == "f" and kind not in "f":
-                raise TfliteInverterError(
-                    f"{label}: a {array.dtype} array was given; the model takes {expected_dtype} (real values): "
-                    f"convert it with the model's normalisation, e.g. x.astype(np.float32) / 255 or "
-                    f"(x - 127.5) / 127.5" + (" (or invert with io='native' to feed the quantized values)"
-                                              if spec.quantized else ""))
-            if want_kind in "iu" and kind not in "iu":
-                raise TfliteInverterError(
-                    f"{label}: a {array.dtype} array was given; the model takes {expected_dtype}"
-                    + (f" (quantized: q = round(x / scale) + zero_point, {spec.tensor.quantization.describe()}; or "
-                       "invert with io='float' to feed real values)" if spec.quantized else ""))
-            if want_kind in "iu" and array.size and (array.min() < np.iinfo(want).min or array.max() > np.iinfo(want).max):
-                raise TfliteInverterError(f"{label}: values in [{array.min()}, {array.max()}] do not fit {expected_dtype}")
-            if want_kind == "b" and kind != "b":
-                raise TfliteInverterError(f"{label}: a {array.dtype} array was given; the model takes bool")
-        shape = self._expected_shape(info, spec)
-        if shape is None:
-            return array
-        if array.ndim != len(shape):
-            if array.ndim == len(shape) - 1 and all(e is None or e == g for e, g in zip(shape[1:], array.shape)):
-                raise TfliteInverterError(f"{label}: shape {tuple(array.shape)} lacks the batch dimension; expected "
-                                          f"{shape_text(shape)}: add it with x[np.newaxis]")
-            raise TfliteInverterError(f"{label}: shape {tuple(array.shape)} has rank {array.ndim}; expected "
-                                      f"{shape_text(shape)} (rank {len(shape)})")
-        wrong = [i for i, (e, g) in enumerate(zip(shape, array.shape)) if e is not None and e != g]
-        if wrong:
-            which = "the batch dimension" if wrong == [0] else f"dimension(s) {wrong}"
-            hint = " (invert with input_shapes={...: [None, ...]} for another batch)" if wrong == [0] else ""
-            raise TfliteInverterError(f"{label}: shape {tuple(array.shape)} differs from {shape_text(shape)} in "
-                                      f"{which}{hint}")
-        return array
-
-    def frozen_concrete_function(self, signature: str | None = None):
-        """A concrete function of the signature and the map from the graph's nodes that stand for a
-        weight to :attr:`module.weights` names (``None``: a node to drop), for
-        :mod:`tflite_inverter.emit.frozen_pb`. The traced function is reused when each weight enters
-        its graph only through ``ReadVariableOp`` s (replaced by Const nodes); otherwise (a weight read
-        inside a control-flow body) the signature is traced again with a placeholder per weight."""
-        info = self._info(signature)
-        concrete = self.concrete_functions[info.key]
-        reads = _weight_reads(concrete.graph, self.module.weights)
-        if reads is not None:
-            return concrete, reads
-        with self.module.frozen() as placeholders:
-            function = tf.function(self._signature_body(info, frozen=True), input_signature=self._input_specs(info),
-                                   autograph=False)
-            concrete = function.get_concrete_function()
-            read, _ = self.module.frozen_state_io()
-            states = []
-            for key, placeholder in read.items():
-                name = self.module.state_keys[key]
-                initial = self.module.state_initial_value(name)
-                output = concrete.structured_outputs[name]
-                if output.op.type == "Identity" and output.op.inputs[0].op.name.endswith("/next"):
-                    output = output.op.inputs[0]  # the node named after the state, not the function's copy
-                states.append({
-                    "tflite_tensor": self.model.subgraphs[key[0]].tensors[key[1]].name,
-                    "input": {"node": placeholder.op.name, "tensor": placeholder.name},
-                    "output": {"key": name, "node": output.name.split(":")[0], "tensor": output.name},
-                    "shape": list(initial.shape), "dtype": str(initial.dtype),
-                    "initial": "zeros" if not initial.any() else initial.tolist(),
-                })
-            self._frozen_states[info.key] = states
-            return concrete, dict(placeholders)
-
-    def frozen_states(self, signature: str | None = None) -> list[dict]:
-        """The states of the last frozen trace of ``signature`` (:meth:`frozen_concrete_function`):
-        for each, the graph input it is read from, the output holding what the call wrote into it
-        (feed it back as the next call's input), and the value to feed the first call."""
-        return list(self._frozen_states.get(signature or self.default_signature, []))
 
     # -- saving -----------------------------------------------------------------------------------
     def save_saved_model(self, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -509,27 +320,6 @@ class InvertedModel:
             [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in parameter_names]
         )
         return body
-
-
-def _weight_reads(graph: Any, weights: Mapping[str, tf.Variable]) -> dict[str, str | None] | None:
-    """In a traced graph: each ``ReadVariableOp`` of a weight -> the weight's name, and each captured
-    weight handle -> ``None``; ``None`` when any captured resource is used otherwise (or is not a weight)."""
-    by_handle = {id(variable.handle): name for name, variable in weights.items()}
-    handles: dict[str, str] = {}
-    for external, internal in graph.captures:
-        name = by_handle.get(id(external))
-        if name is not None:
-            handles[internal.op.name] = name
-        elif internal.dtype == tf.resource:
-            return None  # module state (a resource variable, a hash table): the frozen pb refuses it anyway
-    mapping: dict[str, str | None] = dict.fromkeys(handles)
-    for operation in graph.get_operations():
-        for tensor in operation.inputs:
-            if tensor.op.name in handles:
-                if operation.type != "ReadVariableOp":
-                    return None
-                mapping[operation.name] = handles[tensor.op.name]
-    return mapping
 
 
 def invert(model: ir.Model | str | Path | bytes, *, strict: bool = False, quantized: str = "fake_quant",
