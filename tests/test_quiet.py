@@ -56,3 +56,38 @@ def test_set_verbosity_names_the_levels():
         ti.set_verbosity(before)
     with pytest.raises(ti.TfliteInverterError, match="not one of"):
         ti.set_verbosity("chatty")
+
+
+KERAS_SCRIPT = r"""
+import os, sys
+from tflite_inverter.cli import main
+work, path = sys.argv[1], sys.argv[2]
+code = main(["convert", path, "-o", os.path.join(work, "out"), "--pb", "-q"])
+loaded = sorted(name for name in ("keras", "matplotlib", "pandas", "IPython") if sys.modules.get(name) is not None)
+import tensorflow as tf
+layer = tf.keras.layers.Dense(2)  # Keras still imports on first use
+print(code, loaded, type(layer).__module__.split(".")[0])
+"""
+
+
+def test_the_cli_imports_tensorflow_without_keras_and_keras_still_works_afterwards(tmp_path):
+    """TensorFlow's import pulls in all of Keras 3 (and matplotlib, pandas, IPython through it): the
+    CLI holds it back (logs.import_tensorflow(without_keras=True)); tf.keras then imports it lazily."""
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    from tflite_inverter.sample import write_sample_model
+
+    sample = write_sample_model(tmp_path / "sample.tflite")  # (here: the sample writer imports TensorFlow)
+    run = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(tmp_path), str(sample)], capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[-2] == "0 [] keras", run.stdout
+    assert (tmp_path / "out" / "saved_model" / "saved_model.pb").exists()
+
+
+def test_the_api_leaves_tensorflows_keras_import_alone(tmp_path):
+    """The library's API (a notebook's process) imports TensorFlow as TensorFlow does it."""
+    script = ("import sys, tflite_inverter as ti\nti.supported_ops()\n"
+              "print(sys.modules.get('keras') is not None)")
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0 and run.stdout.strip().endswith("True"), run.stderr

@@ -84,12 +84,29 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def import_tensorflow() -> Any:
-    """TensorFlow, imported (once) with its start-up chatter hidden and its loggers set to the verbosity."""
+def import_tensorflow(*, without_keras: bool = False) -> Any:
+    """TensorFlow, imported (once) with its start-up chatter hidden and its loggers set to the verbosity.
+
+    ``without_keras``: TensorFlow's import also imports all of Keras 3 eagerly (``keras.src.optimizers``,
+    for Keras's SavedModel registrations; Keras in turn imports matplotlib, pandas and IPython), about
+    2.5 of its 6.5 s on the 2-core machine, though nothing here uses Keras. For the project's own
+    processes (the CLI, batch workers) Keras is held back during the import: ``sys.modules["keras"]``
+    is None for that time, TensorFlow's ``try: import keras.src.optimizers`` gives up, and the entry is
+    removed again, so ``tf.keras`` still imports Keras lazily on first use. A process that has
+    imported Keras already is unchanged; the library's API never does this (a notebook's Keras stays
+    as TensorFlow sets it up).
+    """
     default_environment()
     if "tensorflow" not in sys.modules:
-        with quiet_stderr():
-            import tensorflow  # noqa: F401
+        held_back = without_keras and "keras" not in sys.modules
+        if held_back:
+            sys.modules["keras"] = None  # type: ignore[assignment]
+        try:
+            with quiet_stderr():
+                import tensorflow  # noqa: F401
+        finally:
+            if held_back and "keras" in sys.modules and sys.modules["keras"] is None:
+                del sys.modules["keras"]
     _configure_python_loggers()
     return sys.modules["tensorflow"]
 

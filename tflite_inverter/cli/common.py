@@ -23,7 +23,7 @@ def _quiet_tensorflow() -> None:
     """
     from ..logs import import_tensorflow
 
-    import_tensorflow()
+    import_tensorflow(without_keras=True)  # the CLI's own process: Keras is not needed (see logs.py)
 
 
 class _Progress:
