@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import TfliteInverterError
+from ..quant.requantize import AEQ_INTEGER_IO, BACKENDS, EDGE_QUANTIZER_MODES, MODES
 from .common import (EXIT_OK, _add_report_option, _data_source, _input_model, _output_file, _Progress, _prepare,
                      _report_location, _scalar_or_list, _write_report)
 
@@ -21,8 +22,7 @@ def add_parser(command) -> None:
          "tflite-inverter requantize model_int8.tflite -o u8.tflite --mode uint8_throughout --data images/"))
     requantize.add_argument("source", help=".tflite file or SavedModel directory")
     requantize.add_argument("-o", "--output", required=True, metavar="FILE", help="the .tflite to write")
-    requantize.add_argument("--mode", choices=["float16", "dynamic_range", "int8", "uint8", "int16x8", "uint8_throughout",
-                                               "weight_only_int8", "weight_only_int4", "dynamic_int4", "dynamic_int4_block32"],
+    requantize.add_argument("--mode", choices=list(MODES),
                             default="int8", help="the quantization (default int8); uint8_throughout: uint8 activations "
                                                  "everywhere, for NPUs that take only uint8 (through the TF1 converter: "
                                                  "from a quantized .tflite, or from a float one with --data; --mean/--std "
@@ -50,7 +50,7 @@ def add_parser(command) -> None:
                             help="leave the op producing this tensor in float (repeatable)")
     requantize.add_argument("--quantized", choices=["fake_quant", "dequantize"], default="fake_quant",
                             help="how a quantized .tflite source is inverted first (fake_quant: its own grids, no data needed)")
-    requantize.add_argument("--backend", choices=["auto", "aeq", "tflite"], default="auto",
+    requantize.add_argument("--backend", choices=list(BACKENDS), default="auto",
                             help="aeq: ai-edge-quantizer on this project's calibration; tflite: the TFLite converter; "
                                  "auto (default): aeq where it has the mode's recipe and quantizes every op of a float "
                                  "model, else tflite (docs/quantization.md)")
@@ -75,11 +75,9 @@ def check_requantize(args: argparse.Namespace) -> None:
     _report_location(args)
     if (args.keep_float_op or args.keep_float_node) and args.data is None:
         raise TfliteInverterError("--keep-float-op / --keep-float-node need calibration data: give --data")
-    with_aeq = ("dynamic_range", "int8", "int16x8", "weight_only_int8", "weight_only_int4", "dynamic_int4",
-                "dynamic_int4_block32")
-    if args.backend == "aeq" and args.mode not in with_aeq:
+    if args.backend == "aeq" and args.mode not in (*AEQ_INTEGER_IO, *EDGE_QUANTIZER_MODES):
         raise TfliteInverterError(f"--backend aeq: ai-edge-quantizer has no {args.mode} recipe; use --backend tflite or auto")
-    if args.backend == "tflite" and args.mode.startswith(("weight_only_", "dynamic_int4")):
+    if args.backend == "tflite" and args.mode in EDGE_QUANTIZER_MODES:
         raise TfliteInverterError(f"--backend tflite: the TFLite converter has no {args.mode} recipe; use --backend aeq or auto")
     if model is not None and args.keep_float_node:
         from ..display import did_you_mean
@@ -111,8 +109,8 @@ def cmd_requantize(args: argparse.Namespace) -> int:
     # With equalization, requantize inverts the .tflite itself (as a float graph) and equalizes it.
     equalizing = args.per_tensor and equalize is None and args.mode not in ("float16", "uint8_throughout")
     # ai-edge-quantizer's modes take the float .tflite itself (quantized ones are inverted inside).
-    direct = args.mode.startswith(("weight_only_", "dynamic_int4"))
-    if args.backend != "tflite" and args.mode in ("dynamic_range", "int8", "int16x8") and str(source).endswith(".tflite"):
+    direct = args.mode in EDGE_QUANTIZER_MODES
+    if args.backend != "tflite" and args.mode in AEQ_INTEGER_IO and str(source).endswith(".tflite"):
         from ..quant.requantize import float_file
 
         direct = float_file(source) is not None  # a float file: ai-edge-quantizer may take it as it is

@@ -260,16 +260,21 @@ def _rows(ctx, x):
     return tf.reshape(x, [-1, int(static)]), int(static)
 
 
+def _fft_setup(ctx, op, x):
+    """What both real FFTs read first: the arithmetic, fft_length, the complex length fft_length / 2,
+    and ``x`` as rows of its static innermost length (returned too)."""
+    options = flexbuffer_options(ctx, op)
+    fft_length = _fft_length(ctx, options)
+    rows, last = _rows(ctx, x)
+    return _arith(ctx, options, x.dtype.name), fft_length, fft_length // 2, rows, last
+
+
 @register_custom("SignalRfft", max_version=1, note=(
     "TFLite Micro signal library; KissFFT's float / 16-bit / 32-bit fixed-point algorithm step for step; "
     "tested against a numpy transcription of KissFFT (LiteRT has no kernel)"))
 def build_signal_rfft(ctx, op, inputs):
-    options = flexbuffer_options(ctx, op)
     x = inputs[0]
-    arith = _arith(ctx, options, x.dtype.name)
-    fft_length = _fft_length(ctx, options)
-    ncfft = fft_length // 2
-    rows, input_length = _rows(ctx, x)
+    arith, fft_length, ncfft, rows, input_length = _fft_setup(ctx, op, x)
     if input_length > fft_length:
         raise ctx.fail(f"input length {input_length} exceeds fft_length {fft_length}")
     out_last = ctx.output_shape(0)[-1]
@@ -306,12 +311,8 @@ def build_signal_rfft(ctx, op, inputs):
     "TFLite Micro signal library; KissFFT's inverse real FFT step for step (float divides by fft_length); "
     "tested against a numpy transcription of KissFFT (LiteRT has no kernel)"))
 def build_signal_irfft(ctx, op, inputs):
-    options = flexbuffer_options(ctx, op)
     x = inputs[0]
-    arith = _arith(ctx, options, x.dtype.name)
-    fft_length = _fft_length(ctx, options)
-    ncfft = fft_length // 2
-    rows, last = _rows(ctx, x)
+    arith, fft_length, ncfft, rows, last = _fft_setup(ctx, op, x)
     if last % 2 or last // 2 < ncfft + 1:
         raise ctx.fail(f"input's last dimension {last} must hold fft_length / 2 + 1 = {ncfft + 1} complex bins")
     if ctx.output_shape(0)[-1] != fft_length:

@@ -208,16 +208,21 @@ def build_stablehlo_case(ctx, op, inputs):
 
 # -- reductions ----------------------------------------------------------------------------------
 
+def _operands_and_inits(ctx, inputs, name: str) -> tuple[list, list]:
+    """A reduction's inputs: N operands, then their N init values."""
+    if len(inputs) % 2:
+        raise ctx.fail(f"{len(inputs)} inputs: {name} takes operands and as many init values")
+    half = len(inputs) // 2
+    return list(inputs[:half]), list(inputs[half:])
+
+
 @register("STABLEHLO_REDUCE", note=NUMPY + "; any body and operand count (a tree of body calls; one "
           "add/multiply/maximum/minimum/and/or becomes the TensorFlow reduction)")
 def build_stablehlo_reduce(ctx, op, inputs):
     o = op.options
-    if len(inputs) % 2:
-        raise ctx.fail(f"{len(inputs)} inputs: reduce takes operands and as many init values")
-    half = len(inputs) // 2
-    operands, inits = list(inputs[:half]), list(inputs[half:])
+    operands, inits = _operands_and_inits(ctx, inputs, "reduce")
     dimensions = list(o["dimensions"])
-    kind = computation_kind(ctx, o["body_subgraph_index"]) if half == 1 else None
+    kind = computation_kind(ctx, o["body_subgraph_index"]) if len(operands) == 1 else None
     if kind is not None and (kind not in ("and", "or") or operands[0].dtype == tf.bool):
         reduced = _REDUCE[kind](operands[0], axis=dimensions)
         return [_combine(kind, reduced, tf.reshape(inits[0], []))]
@@ -259,17 +264,15 @@ def _pool_2d(kind: str, x, init, sizes, strides, padding):
           "add/multiply/maximum/minimum becomes the TensorFlow reduction)")
 def build_stablehlo_reduce_window(ctx, op, inputs):
     o = op.options
-    if len(inputs) % 2:
-        raise ctx.fail(f"{len(inputs)} inputs: reduce_window takes operands and as many init values")
-    half = len(inputs) // 2
-    operands, inits = list(inputs[:half]), [tf.reshape(i, []) for i in inputs[half:]]
+    operands, inits = _operands_and_inits(ctx, inputs, "reduce_window")
+    inits = [tf.reshape(i, []) for i in inits]
     rank = operands[0].shape.rank
     sizes = list(o["window_dimensions"])
     strides = list(o["window_strides"]) or [1] * rank
     base = list(o["base_dilations"]) or [1] * rank
     dilations = list(o["window_dilations"]) or [1] * rank
     padding = list(o["padding"]) or [0] * (2 * rank)
-    kind = computation_kind(ctx, o["body_subgraph_index"]) if half == 1 else None
+    kind = computation_kind(ctx, o["body_subgraph_index"]) if len(operands) == 1 else None
     if kind in ("maximum", "add") and operands[0].dtype.is_floating and rank == 4 and base == [1] * 4 \
             and dilations == [1] * 4:
         pooled = _pool_2d(kind, operands[0], inits[0], sizes, strides, padding)
