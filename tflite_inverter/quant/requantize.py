@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..collector import pausing
 from ..errors import TfliteInverterError
 from .aeq_path import choose_backend, with_edge_quantizer
 from .converter_path import with_converter
@@ -44,6 +45,7 @@ def _float32_mediapipe(function):
     return wrapper
 
 
+@pausing
 @_float32_mediapipe
 def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", representative: Any = None,
                io_dtype: str | None = None, per_tensor: bool = False, keep_float_ops: Sequence[str] = (),
