@@ -31,15 +31,28 @@ _CALL_OPS = ("StatefulPartitionedCall", "PartitionedCall")
 
 
 def save_saved_model(module: tf.Module, signatures: Mapping[str, Any], path: Path, *, overwrite: bool = False) -> Path:
-    """Write ``module`` with ``signatures`` (key -> concrete function) to ``path``, atomically."""
+    """Write ``module`` with ``signatures`` (key -> concrete function) to ``path``, atomically: written
+    directly (:mod:`tflite_inverter.emit.saved_model_proto`) when the module holds only variables,
+    else by ``tf.saved_model.save``."""
+    from .saved_model_proto import direct_savable, write_saved_model
+
     with atomic_path(path, overwrite=overwrite, directory=True) as temp:
+        if direct_savable(module, signatures):
+            write_saved_model(module, signatures, temp)
+            if add_saver(temp):
+                return path
+            _empty(temp)
         options = tf.saved_model.SaveOptions(experimental_skip_saver=True)
         tf.saved_model.save(module, str(temp), signatures=dict(signatures), options=options)
         if not add_saver(temp):
-            shutil.rmtree(temp)
-            temp.mkdir()
+            _empty(temp)
             tf.saved_model.save(module, str(temp), signatures=dict(signatures))
     return path
+
+
+def _empty(directory: Path) -> None:
+    shutil.rmtree(directory)
+    directory.mkdir()
 
 
 def _variable_nodes(meta_graph) -> dict[int, str] | None:
