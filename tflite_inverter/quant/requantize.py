@@ -652,7 +652,7 @@ def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | 
     import tensorflow as tf
 
     from ..build.inverted import InvertedModel, invert
-    from . import edge_quantizer
+    from . import aeq_prelu, edge_quantizer
     from .interface import interface_of_model, interface_problems, restore_interface
 
     notes = []
@@ -710,8 +710,8 @@ def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | 
         else:
             notes.append(f"not compared: LiteRT cannot run {reference} (custom operators)")
     left_float = dict(float_ops(model)) if mode in ("int8", "int16x8") else {}
-    reasons = {opcode: f"ai-edge-quantizer has no {mode} recipe for it, so it runs in float (between DEQUANTIZE and "
-                       "QUANTIZE)" for opcode in left_float}
+    reasons = {opcode: aeq_prelu.float_reason(opcode, mode) or f"ai-edge-quantizer has no {mode} recipe for it, so it "
+                       "runs in float (between DEQUANTIZE and QUANTIZE)" for opcode in left_float}
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
                             float_ops=left_float, inputs=inputs, outputs=outputs, comparison=comparison, notes=notes,
                             float_reasons=reasons)
