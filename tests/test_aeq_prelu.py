@@ -77,22 +77,39 @@ def test_alpha_quantized_as_the_converter_does(keras_prelu):
     converted = ti.load(converter.convert()).main
     prelu = next(op for op in converted.operators if op.opcode == "PRELU")
     alpha = converted.tensors[prelu.inputs[1]]
-    values, scale = aeq_prelu.quantized_alpha(ALPHA.reshape(1, 1, 8))
-    assert alpha.dtype == "int8" and alpha.quantization.zero_points.tolist() == [0]
+    values, scale, zero_point = aeq_prelu.quantized_alpha(ALPHA.reshape(1, 1, 8))
+    assert alpha.dtype == "int8" and alpha.quantization.zero_points.tolist() == [zero_point] == [0]
     assert alpha.quantization.scales.tolist() == pytest.approx([scale], rel=1e-6)
     np.testing.assert_array_equal(np.asarray(alpha.data).ravel(), values.ravel())
 
 
+def test_asymmetric_alpha_uses_every_level_and_keeps_zero():
+    """The other alpha candidate: [min(alpha, 0), max(alpha, 0)] over the 256 int8 levels, zero exact,
+    every value within half a step."""
+    for alpha in (ALPHA, np.array([0.1, 0.3, 0.0, 2.0], np.float32), np.array([-0.5, 0.0, -0.1], np.float32)):
+        values, scale, zero_point = aeq_prelu.quantized_alpha(alpha, symmetric=False)
+        low, high = min(alpha.min(), 0.0), max(alpha.max(), 0.0)
+        assert scale == pytest.approx((high - low) / 255, rel=1e-6) and -128 <= zero_point <= 127
+        assert values.dtype == np.int8 and values[alpha == 0].tolist() == [zero_point]
+        assert np.abs((values.astype(np.float64) - zero_point) * scale - alpha).max() <= scale / 2 + 1e-7
+        assert values.min() == -128 or values.max() == 127
+
+
 def test_fused_prelu_matches_the_float_prelu_it_replaces(keras_prelu, monkeypatch):
     """Parity of the pass in LiteRT: aeq's int8 model (DEQUANTIZE -> float PRELU -> QUANTIZE) against
-    the same model fused: the PRELU's int8 output within one step on every element, the rest equal."""
+    the same model fused (either alpha): the PRELU's int8 output within one step on every element,
+    the model's output within two."""
     data, _ = keras_prelu
     samples = [[x[None]] for x in _calibration(6, 1)]
-    monkeypatch.setattr(aeq_prelu, "fuse_prelu", lambda d: (d, 0))
+    monkeypatch.setattr(aeq_prelu, "fuse_prelu", lambda d, symmetric=True: (d, 0))
     unfused, _ = edge_quantizer.quantize_calibrated(data, "int8", samples, float_io=False)
     monkeypatch.undo()
     assert ti.load(unfused).op_histogram()["DEQUANTIZE"] == 1  # aeq left the PRELU float
-    fused, count = aeq_prelu.fuse_prelu(unfused)
+    for symmetric in (True, False):
+        _check_fused(unfused, *aeq_prelu.fuse_prelu(unfused, symmetric=symmetric))
+
+
+def _check_fused(unfused: bytes, fused: bytes, count: int) -> None:
     assert count == 1
     model = ti.load(fused)
     sg = model.main
@@ -118,6 +135,8 @@ def test_int8_auto_chooses_aeq_and_is_integer_throughout(keras_prelu, tmp_path):
     report = ti.requantize(data, tmp_path / "q.tflite", mode="int8", representative=_calibration(8, 3), progress=False)
     assert any(n.startswith("back end: ai-edge-quantizer") for n in report.notes), report.notes
     assert report.float_ops == {} and report.float_reasons == {}
+    choice = next(n for n in report.notes if "kept (max / mean error" in n)
+    assert choice.count("PRELU alpha") == 6, choice  # 3 calibrations x 2 alpha quantizations tried
     sg = ti.load(report.path).main
     activations = [t for t in sg.tensors if t.data is None]
     assert activations and {t.dtype for t in activations} == {"int8"}

@@ -23,6 +23,7 @@ from ..errors import TfliteInverterError
 
 # opcodes ai-edge-quantizer leaves float in a mode that this module handles (fused, or float as the converter)
 HANDLED = {"int8": {"PRELU"}, "int16x8": {"PRELU"}}
+ALPHA_VARIANTS = ((" and symmetric PRELU alpha", True), (" and asymmetric PRELU alpha", False))
 
 
 def float_reason(opcode: str, mode: str) -> str | None:
@@ -46,22 +47,44 @@ def _per_tensor_int8(tensor, schema) -> bool:
             and q.zeroPoint is not None and len(q.zeroPoint) == 1)
 
 
-def quantized_alpha(alpha: np.ndarray) -> tuple[np.ndarray, float]:
-    """``alpha`` (float) as int8 values and their one scale (zero point 0), symmetric as the TFLite
-    converter quantizes PRELU's alpha in an int8 model; an all-zero alpha gets scale 1."""
+def quantized_alpha(alpha: np.ndarray, symmetric: bool = True) -> tuple[np.ndarray, float, int]:
+    """``alpha`` (float) as int8 values, their one scale and zero point. ``symmetric``: as the TFLite
+    converter quantizes PRELU's alpha in an int8 model (``max |alpha| / 127``, zero point 0); else
+    asymmetric over ``[min(alpha, 0), max(alpha, 0)]`` (all 256 levels; zero stays exact). An all-zero
+    alpha gets scale 1."""
     alpha = np.asarray(alpha, np.float32)
     if not np.all(np.isfinite(alpha)):
         raise TfliteInverterError("PRELU alpha has non-finite values: it cannot be quantized")
-    peak = float(np.abs(alpha).max()) if alpha.size else 0.0
-    scale = peak / 127.0 if peak > 0 else 1.0
-    values = np.clip(np.round(alpha / np.float32(scale)), -127, 127).astype(np.int8)
-    return values, scale
+    low, high = (min(float(alpha.min()), 0.0), max(float(alpha.max()), 0.0)) if alpha.size else (0.0, 0.0)
+    if symmetric:
+        peak = max(-low, high)
+        scale, zero_point = (peak / 127.0 if peak > 0 else 1.0), 0
+    else:
+        scale = (high - low) / 255.0 if high > low else 1.0
+        zero_point = int(np.clip(np.round(-128 - low / scale), -128, 127))
+    values = np.clip(np.round(alpha / np.float32(scale)) + zero_point, -128, 127).astype(np.int8)
+    return values, scale, zero_point
 
 
-def fuse_prelu(data: bytes) -> tuple[bytes, int]:
+def int8_variants(data: bytes) -> list[tuple[str, bytes]]:
+    """The candidates made of ``data`` (an int8 model from ai-edge-quantizer), each with a label to
+    append to its calibration's: ``data`` itself when no PRELU fuses, else ``data`` fused with the
+    alpha quantized symmetric (as the converter does) and asymmetric (neither is better on every
+    model, see docs/quantization.md: the caller keeps the one with the smaller error)."""
+    result = []
+    for label, symmetric in ALPHA_VARIANTS:
+        fused, count = fuse_prelu(data, symmetric=symmetric)
+        if not count:
+            return [("", data)]
+        result.append((label, fused))
+    return result
+
+
+def fuse_prelu(data: bytes, symmetric: bool = True) -> tuple[bytes, int]:
     """``data`` (an int8 model from ai-edge-quantizer) with every ``DEQUANTIZE -> PRELU -> QUANTIZE``
     whose ends are per-tensor int8 and whose alpha is a float constant made one int8 PRELU (see the
-    module docstring), and how many were fused. The DEQUANTIZE goes when nothing else reads its float
+    module docstring; ``symmetric``: the alpha's quantization, :func:`quantized_alpha`), and how many
+    were fused. The DEQUANTIZE goes when nothing else reads its float
     output; tensors and buffers nothing uses any more go too. ``data`` comes back as it is when none
     fuses."""
     import flatbuffers
@@ -77,7 +100,7 @@ def fuse_prelu(data: bytes) -> tuple[bytes, int]:
     _inline_buffers(model, data)
     fused = 0
     for sg_index, sg in enumerate(model.subgraphs):
-        fused += _fuse_in_subgraph(model, sg, sg_index, codes, schema)
+        fused += _fuse_in_subgraph(model, sg, sg_index, codes, schema, symmetric)
     if not fused:
         return data, 0
     _drop_unused_buffers(model)
@@ -90,7 +113,7 @@ def _indices(values) -> list[int]:
     return [int(i) for i in (values if values is not None else [])]
 
 
-def _fuse_in_subgraph(model, sg, sg_index: int, codes: list[int], schema) -> int:
+def _fuse_in_subgraph(model, sg, sg_index: int, codes: list[int], schema, symmetric: bool) -> int:
     op_kind = schema.BuiltinOperator
     ops = list(sg.operators or [])
     producer: dict[int, object] = {}
@@ -123,7 +146,7 @@ def _fuse_in_subgraph(model, sg, sg_index: int, codes: list[int], schema) -> int
         if not (_per_tensor_int8(sg.tensors[source], schema) and _per_tensor_int8(sg.tensors[target], schema)):
             continue
         if alpha not in alphas:
-            twin = _int8_alpha(model, sg, alpha, schema)
+            twin = _int8_alpha(model, sg, alpha, schema, symmetric)
             if twin is None:
                 continue
             alphas[alpha] = twin
@@ -138,13 +161,14 @@ def _fuse_in_subgraph(model, sg, sg_index: int, codes: list[int], schema) -> int
     return fused
 
 
-def _int8_alpha(model, sg, index: int, schema) -> int | None:
+def _int8_alpha(model, sg, index: int, schema, symmetric: bool) -> int | None:
     """A new int8 tensor holding the float constant ``index`` quantized (None if it is no float constant)."""
     tensor = sg.tensors[index]
     buffer = model.buffers[tensor.buffer] if tensor.buffer else None
     if tensor.type != schema.TensorType.FLOAT32 or buffer is None or buffer.data is None or not len(buffer.data):
         return None
-    values, scale = quantized_alpha(np.frombuffer(np.asarray(buffer.data, np.uint8).tobytes(), np.float32))
+    values, scale, zero_point = quantized_alpha(np.frombuffer(np.asarray(buffer.data, np.uint8).tobytes(), np.float32),
+                                                symmetric)
     stored = schema.BufferT()
     stored.data = np.frombuffer(values.tobytes(), np.uint8)
     model.buffers.append(stored)
@@ -152,7 +176,7 @@ def _int8_alpha(model, sg, index: int, schema) -> int | None:
     name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name
     twin.name, twin.shape, twin.type, twin.buffer = f"{name}_int8", tensor.shape, schema.TensorType.INT8, len(model.buffers) - 1
     twin.quantization = schema.QuantizationParametersT()
-    twin.quantization.scale, twin.quantization.zeroPoint = [scale], [0]
+    twin.quantization.scale, twin.quantization.zeroPoint = [scale], [zero_point]
     twin.quantization.quantizedDimension = 0
     sg.tensors.append(twin)
     return len(sg.tensors) - 1
