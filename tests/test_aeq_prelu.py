@@ -84,8 +84,8 @@ def test_alpha_quantized_as_the_converter_does(keras_prelu):
 
 
 def test_asymmetric_alpha_uses_every_level_and_keeps_zero():
-    """The other alpha candidate: [min(alpha, 0), max(alpha, 0)] over the 256 int8 levels, zero exact,
-    every value within half a step."""
+    """The alternative alpha quantization (measured, not the default: docs/quantization.md):
+    [min(alpha, 0), max(alpha, 0)] over the 256 int8 levels, zero exact, every value within half a step."""
     for alpha in (ALPHA, np.array([0.1, 0.3, 0.0, 2.0], np.float32), np.array([-0.5, 0.0, -0.1], np.float32)):
         values, scale, zero_point = aeq_prelu.quantized_alpha(alpha, symmetric=False)
         low, high = min(alpha.min(), 0.0), max(alpha.max(), 0.0)
@@ -135,8 +135,6 @@ def test_int8_auto_chooses_aeq_and_is_integer_throughout(keras_prelu, tmp_path):
     report = ti.requantize(data, tmp_path / "q.tflite", mode="int8", representative=_calibration(8, 3), progress=False)
     assert any(n.startswith("back end: ai-edge-quantizer") for n in report.notes), report.notes
     assert report.float_ops == {} and report.float_reasons == {}
-    choice = next(n for n in report.notes if "kept (max / mean error" in n)
-    assert choice.count("PRELU alpha") == 6, choice  # 3 calibrations x 2 alpha quantizations tried
     sg = ti.load(report.path).main
     activations = [t for t in sg.tensors if t.data is None]
     assert activations and {t.dtype for t in activations} == {"int8"}

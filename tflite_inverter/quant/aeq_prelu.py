@@ -9,8 +9,10 @@ int16, so:
 * int8: :func:`fuse_prelu` rewrites each ``DEQUANTIZE -> PRELU(float) -> QUANTIZE`` into one int8
   PRELU that reads the DEQUANTIZE's integer input and writes the QUANTIZE's output (so both grids
   are the ones aeq calibrated), with its alpha quantized as the TFLite converter writes it for an
-  int8 model: int8, one scale for the tensor (``max |alpha| / 127``), zero point 0. The operator
-  code stays version 1 (the converter writes version 1 for int8 PRELU too; LiteRT registers only 1).
+  int8 model: int8, one scale for the tensor (``max |alpha| / 127``), zero point 0 (an asymmetric
+  alpha, ``symmetric=False``, was measured: finer steps, but no smaller error on the MediaPipe
+  models as a whole, see docs/quantization.md). The operator code stays version 1 (the converter
+  writes version 1 for int8 PRELU too; LiteRT 2.3 registers only 1).
 * int16x8: PRELU stays float between DEQUANTIZE and QUANTIZE, as the TFLite converter's int16x8
   also keeps it (no 16x8 kernel); :func:`float_reason` says so in the report.
 """
@@ -23,7 +25,6 @@ from ..errors import TfliteInverterError
 
 # opcodes ai-edge-quantizer leaves float in a mode that this module handles (fused, or float as the converter)
 HANDLED = {"int8": {"PRELU"}, "int16x8": {"PRELU"}}
-ALPHA_VARIANTS = ((" and symmetric PRELU alpha", True), (" and asymmetric PRELU alpha", False))
 
 
 def float_reason(opcode: str, mode: str) -> str | None:
@@ -64,20 +65,6 @@ def quantized_alpha(alpha: np.ndarray, symmetric: bool = True) -> tuple[np.ndarr
         zero_point = int(np.clip(np.round(-128 - low / scale), -128, 127))
     values = np.clip(np.round(alpha / np.float32(scale)) + zero_point, -128, 127).astype(np.int8)
     return values, scale, zero_point
-
-
-def int8_variants(data: bytes) -> list[tuple[str, bytes]]:
-    """The candidates made of ``data`` (an int8 model from ai-edge-quantizer), each with a label to
-    append to its calibration's: ``data`` itself when no PRELU fuses, else ``data`` fused with the
-    alpha quantized symmetric (as the converter does) and asymmetric (neither is better on every
-    model, see docs/quantization.md: the caller keeps the one with the smaller error)."""
-    result = []
-    for label, symmetric in ALPHA_VARIANTS:
-        fused, count = fuse_prelu(data, symmetric=symmetric)
-        if not count:
-            return [("", data)]
-        result.append((label, fused))
-    return result
 
 
 def fuse_prelu(data: bytes, symmetric: bool = True) -> tuple[bytes, int]:

@@ -329,7 +329,7 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
             raise
         except Exception as error:  # the quantizer raises several kinds
             raise TfliteInverterError(f"ai-edge-quantizer failed ({mode}): {type(error).__name__}: {error}") from None
-        return result
+        return aeq_prelu.fuse_prelu(result)[0] if mode == "int8" else result  # integer PRELU (aeq leaves it float)
 
     if mode == "dynamic_range":
         return run(), [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]}"]
@@ -344,8 +344,8 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
     kinds, references = activation_statistics(prepared, samples)
     candidates = []
     for label, chosen in kinds.items():
-        for variant, quantized in aeq_prelu.int8_variants(run(_qsvs(chosen))):  # PRELU made int8 (aeq leaves it float)
-            candidates.append((output_error(quantized, samples, references), label + variant, quantized))
+        quantized = run(_qsvs(chosen))
+        candidates.append((output_error(quantized, samples, references), label, quantized))
     candidates.sort(key=lambda c: c[0][0] + c[0][1])  # the smaller sum of max and mean error
     (error, label, quantized), others = candidates[0], candidates[1:]
     notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges measured in LiteRT over "
