@@ -69,7 +69,8 @@ def _tensors(data: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def test_alpha_quantized_as_the_converter_does(keras_prelu):
-    """The int8 alpha and its scale are the ones the TFLite converter writes for this PRELU in an int8 model."""
+    """``symmetric=True``: the int8 alpha and its scale are the ones the TFLite converter writes for
+    this PRELU in an int8 model."""
     _, model = keras_prelu
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -77,17 +78,18 @@ def test_alpha_quantized_as_the_converter_does(keras_prelu):
     converted = ti.load(converter.convert()).main
     prelu = next(op for op in converted.operators if op.opcode == "PRELU")
     alpha = converted.tensors[prelu.inputs[1]]
-    values, scale, zero_point = aeq_prelu.quantized_alpha(ALPHA.reshape(1, 1, 8))
+    values, scale, zero_point = aeq_prelu.quantized_alpha(ALPHA.reshape(1, 1, 8), symmetric=True)
     assert alpha.dtype == "int8" and alpha.quantization.zero_points.tolist() == [zero_point] == [0]
     assert alpha.quantization.scales.tolist() == pytest.approx([scale], rel=1e-6)
     np.testing.assert_array_equal(np.asarray(alpha.data).ravel(), values.ravel())
 
 
 def test_asymmetric_alpha_uses_every_level_and_keeps_zero():
-    """The alternative alpha quantization (measured, not the default: docs/quantization.md):
-    [min(alpha, 0), max(alpha, 0)] over the 256 int8 levels, zero exact, every value within half a step."""
+    """The default alpha quantization: [min(alpha, 0), max(alpha, 0)] over the 256 int8 levels, zero
+    exact, every value within half a step, the step never larger than the symmetric one."""
     for alpha in (ALPHA, np.array([0.1, 0.3, 0.0, 2.0], np.float32), np.array([-0.5, 0.0, -0.1], np.float32)):
-        values, scale, zero_point = aeq_prelu.quantized_alpha(alpha, symmetric=False)
+        values, scale, zero_point = aeq_prelu.quantized_alpha(alpha)
+        assert scale <= aeq_prelu.quantized_alpha(alpha, symmetric=True)[1]
         low, high = min(alpha.min(), 0.0), max(alpha.max(), 0.0)
         assert scale == pytest.approx((high - low) / 255, rel=1e-6) and -128 <= zero_point <= 127
         assert values.dtype == np.int8 and values[alpha == 0].tolist() == [zero_point]
@@ -138,7 +140,11 @@ def test_int8_auto_chooses_aeq_and_is_integer_throughout(keras_prelu, tmp_path):
     sg = ti.load(report.path).main
     activations = [t for t in sg.tensors if t.data is None]
     assert activations and {t.dtype for t in activations} == {"int8"}
-    assert ti.load(report.path).op_histogram()["PRELU"] == 1
+    prelu = next(op for op in sg.operators if op.opcode == "PRELU")
+    values, scale, zero_point = aeq_prelu.quantized_alpha(ALPHA)  # the default: asymmetric
+    alpha = sg.tensors[prelu.inputs[1]]
+    assert alpha.quantization.zero_points.tolist() == [zero_point] and zero_point != 0
+    np.testing.assert_array_equal(np.asarray(alpha.data).ravel(), values)
     assert [sg.tensors[i].name for i in sg.inputs + sg.outputs] == [float_model.main.tensors[i].name
                                                                     for i in float_model.main.inputs + float_model.main.outputs]
     output = report.comparison.outputs[0]

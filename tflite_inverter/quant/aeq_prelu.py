@@ -8,11 +8,13 @@ int16, so:
 
 * int8: :func:`fuse_prelu` rewrites each ``DEQUANTIZE -> PRELU(float) -> QUANTIZE`` into one int8
   PRELU that reads the DEQUANTIZE's integer input and writes the QUANTIZE's output (so both grids
-  are the ones aeq calibrated), with its alpha quantized as the TFLite converter writes it for an
-  int8 model: int8, one scale for the tensor (``max |alpha| / 127``), zero point 0 (an asymmetric
-  alpha, ``symmetric=False``, was measured: finer steps, but no smaller error on the MediaPipe
-  models as a whole, see docs/quantization.md). The operator code stays version 1 (the converter
-  writes version 1 for int8 PRELU too; LiteRT 2.3 registers only 1).
+  are the ones aeq calibrated), with its alpha int8 with one scale and zero point for the tensor
+  (the kernel takes no per-channel alpha): asymmetric over ``[min(alpha, 0), max(alpha, 0)]``, which
+  uses all 256 levels, so its step is never larger than that of the TFLite converter's symmetric
+  ``max |alpha| / 127`` (``symmetric=True``) and about half of it for alphas of mostly one sign;
+  measured on the five MediaPipe models with PRELU, it keeps the smaller error (docs/quantization.md).
+  The operator code stays version 1 (the converter writes version 1 for int8 PRELU too; LiteRT 2.3
+  registers only 1).
 * int16x8: PRELU stays float between DEQUANTIZE and QUANTIZE, as the TFLite converter's int16x8
   also keeps it (no 16x8 kernel); :func:`float_reason` says so in the report.
 """
@@ -48,11 +50,11 @@ def _per_tensor_int8(tensor, schema) -> bool:
             and q.zeroPoint is not None and len(q.zeroPoint) == 1)
 
 
-def quantized_alpha(alpha: np.ndarray, symmetric: bool = True) -> tuple[np.ndarray, float, int]:
-    """``alpha`` (float) as int8 values, their one scale and zero point. ``symmetric``: as the TFLite
-    converter quantizes PRELU's alpha in an int8 model (``max |alpha| / 127``, zero point 0); else
-    asymmetric over ``[min(alpha, 0), max(alpha, 0)]`` (all 256 levels; zero stays exact). An all-zero
-    alpha gets scale 1."""
+def quantized_alpha(alpha: np.ndarray, symmetric: bool = False) -> tuple[np.ndarray, float, int]:
+    """``alpha`` (float) as int8 values, their one scale and zero point: asymmetric over
+    ``[min(alpha, 0), max(alpha, 0)]`` (all 256 levels; zero stays exact), or with ``symmetric`` as
+    the TFLite converter quantizes PRELU's alpha in an int8 model (``max |alpha| / 127``, zero point
+    0). An all-zero alpha gets scale 1."""
     alpha = np.asarray(alpha, np.float32)
     if not np.all(np.isfinite(alpha)):
         raise TfliteInverterError("PRELU alpha has non-finite values: it cannot be quantized")
@@ -67,13 +69,12 @@ def quantized_alpha(alpha: np.ndarray, symmetric: bool = True) -> tuple[np.ndarr
     return values, scale, zero_point
 
 
-def fuse_prelu(data: bytes, symmetric: bool = True) -> tuple[bytes, int]:
+def fuse_prelu(data: bytes, symmetric: bool = False) -> tuple[bytes, int]:
     """``data`` (an int8 model from ai-edge-quantizer) with every ``DEQUANTIZE -> PRELU -> QUANTIZE``
     whose ends are per-tensor int8 and whose alpha is a float constant made one int8 PRELU (see the
     module docstring; ``symmetric``: the alpha's quantization, :func:`quantized_alpha`), and how many
-    were fused. The DEQUANTIZE goes when nothing else reads its float
-    output; tensors and buffers nothing uses any more go too. ``data`` comes back as it is when none
-    fuses."""
+    were fused. The DEQUANTIZE goes when nothing else reads its float output; tensors and buffers
+    nothing uses any more go too. ``data`` comes back as it is when none fuses."""
     import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
