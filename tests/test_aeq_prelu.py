@@ -141,7 +141,7 @@ def test_int8_auto_chooses_aeq_and_is_integer_throughout(keras_prelu, tmp_path):
     activations = [t for t in sg.tensors if t.data is None]
     assert activations and {t.dtype for t in activations} == {"int8"}
     prelu = next(op for op in sg.operators if op.opcode == "PRELU")
-    values, scale, zero_point = aeq_prelu.quantized_alpha(ALPHA)  # the default: asymmetric
+    values, _, zero_point = aeq_prelu.quantized_alpha(ALPHA)  # the default: asymmetric
     alpha = sg.tensors[prelu.inputs[1]]
     assert alpha.quantization.zero_points.tolist() == [zero_point] and zero_point != 0
     np.testing.assert_array_equal(np.asarray(alpha.data).ravel(), values)
