@@ -75,9 +75,9 @@ def litert_reference(path: Path, work: Path) -> Path:
 
     import tflite_inverter as ti
     from tflite_inverter.ops.mediapipe import float32_arithmetic
-    from tflite_inverter.quant.requantize import _runs_in_litert
+    from tflite_inverter.quant.report import runs_in_litert
 
-    if _runs_in_litert(ti.load(path)):
+    if runs_in_litert(ti.load(path)):
         return path
     with float32_arithmetic():
         inverted = ti.invert(path, io="float")

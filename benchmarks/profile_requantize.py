@@ -49,7 +49,8 @@ def profile(path: Path, mode: str, backend: str, calibration) -> dict[str, float
 
     import tflite_inverter as ti
     from tflite_inverter.check import compare as compare_module
-    from tflite_inverter.quant import edge_quantizer, representative, requantize as rq
+    from tflite_inverter.quant import aeq_path, converter_path, edge_quantizer, representative, uint8_throughout
+    from tflite_inverter.quant.request import EDGE_QUANTIZER_MODES
 
     PHASES.clear()
     original_generator = representative.as_generator
@@ -65,18 +66,25 @@ def profile(path: Path, mode: str, backend: str, calibration) -> dict[str, float
         return generate
 
     with contextlib.ExitStack() as stack:
-        for module, name, phase in [(rq, "_converter_for", "converter setup"), (rq, "_with_interface", "interface rewrite"),
-                                    (compare_module, "compare", "compare"), (rq, "_convert", "converter (with calibration)"),
+        # each name is patched where it is used (the modules import it by name)
+        for module, name, phase in [(converter_path, "converter_for", "converter setup"),
+                                    (aeq_path, "converter_for", "converter setup"),
+                                    (converter_path, "kept_interface", "interface rewrite"),
+                                    (aeq_path, "kept_interface", "interface rewrite"),
+                                    (uint8_throughout, "kept_interface", "interface rewrite"),
+                                    (compare_module, "compare", "compare"),
+                                    (converter_path, "convert", "converter (with calibration)"),
+                                    (aeq_path, "convert", "converter (with calibration)"),
                                     (edge_quantizer, "normalized", "aeq: normalise"),
                                     (edge_quantizer, "activation_statistics", "aeq: statistics (LiteRT)"),
                                     (edge_quantizer, "output_error", "aeq: choice (LiteRT)"),
                                     (edge_quantizer, "with_float_edges", "aeq: float edges")]:
             stack.enter_context(wrapped(module, name, phase))
-        rq.as_generator = as_generator
-        stack.callback(setattr, rq, "as_generator", original_generator)
+        converter_path.as_generator = as_generator
+        stack.callback(setattr, converter_path, "as_generator", original_generator)
         start = time.perf_counter()
         source = path
-        if backend == "tflite" and mode not in rq.EDGE_QUANTIZER_MODES:
+        if backend == "tflite" and mode not in EDGE_QUANTIZER_MODES:
             source = ti.invert(path, io="float")
             for phase, seconds in source.timings.items():
                 PHASES[f"invert: {phase}"] += seconds

@@ -443,6 +443,20 @@ def test_round_trip_of_a_concatenation_of_inputs_on_other_grids(mode, tmp_path):
     assert "QUANTIZE" in {op.opcode for op in again.operators if again.tensors[op.inputs[0]].dtype == "int8"}
 
 
+def test_quantized_option_chooses_how_a_quantized_source_is_inverted(tmp_path):
+    """quantized="dequantize" inverts a quantized .tflite as a float graph: the original's grids are
+    then gone, so int8 needs calibration data (fake_quant, the default, reads them from the file)."""
+    model = uint8_model_concatenating_other_grids()
+    with pytest.raises(ti.TfliteInverterError, match="needs representative data"):
+        ti.requantize(model, tmp_path / "x.tflite", mode="int8", quantized="dequantize", progress=False)
+    assert not (tmp_path / "x.tflite").exists()
+    sg = ti.load(model).main
+    data = np.random.default_rng(0).uniform(-1, 1, [8, *sg.tensors[sg.inputs[0]].shape[1:]]).astype(np.float32)
+    report = ti.requantize(model, tmp_path / "d.tflite", mode="int8", quantized="dequantize", representative=data,
+                           progress=False)
+    assert report.float_ops == {} and "FakeQuant ranges" not in " ".join(report.notes), report.table()
+
+
 def test_uint8_throughout_of_a_float_model_from_calibration_data(tmp_path):
     """A float model, calibrated: every activation uint8 (PReLU included, fused back into PRELU), the
     input grid from mean/std as quantized_input_stats, and close to the float model."""

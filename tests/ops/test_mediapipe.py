@@ -383,7 +383,7 @@ def test_float32_builders_for_the_converter():
     float64) TransformLandmarks and TransformTensorBilinear compute in float32 only, and still
     match the numpy transcriptions of the C++ kernels within float32 rounding."""
     from tflite_inverter.ops.mediapipe import float32_arithmetic
-    from tflite_inverter.quant.requantize import _computes_in_float64
+    from tflite_inverter.quant.converter import computes_in_float64
 
     rng = np.random.default_rng(7)
     landmarks = rng.uniform(-50, 50, (1, 9, 3)).astype(np.float32)
@@ -397,10 +397,10 @@ def test_float32_builders_for_the_converter():
               numpy_transform_tensor_bilinear(image, bilinear, 7, 8), 1e-5)]
     for model, values, expected, tolerance in cases:
         exact = ti.invert(model)
-        assert _computes_in_float64(exact.concrete_functions[exact.default_signature].graph)  # the bit-exact build
+        assert computes_in_float64(exact.concrete_functions[exact.default_signature].graph)  # the bit-exact build
         with float32_arithmetic():
             inverted = ti.invert(model)
-        assert not _computes_in_float64(inverted.concrete_functions[inverted.default_signature].graph)
+        assert not computes_in_float64(inverted.concrete_functions[inverted.default_signature].graph)
         (got,) = inverted.run(list(values)).values()
         assert max_abs(got, expected) <= tolerance
 

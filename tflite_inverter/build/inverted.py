@@ -16,6 +16,7 @@ from ..logs import import_tensorflow
 tf = import_tensorflow()  # TensorFlow's start-up lines hidden unless ti.set_verbosity(...)
 
 from .. import ir  # noqa: E402
+from ..collector import pausing
 from ..display import did_you_mean
 from ..errors import RunError, TfliteInverterError, with_cause
 from ..logs import progress
@@ -47,6 +48,7 @@ class InvertedModel(InvertedModelDisplay, InputChecks, FrozenTrace):
     :meth:`save_saved_model` and :meth:`save_frozen_pb`.
     """
 
+    @pausing
     def __init__(self, model: ir.Model, *, strict: bool = False, quantized: str = "fake_quant", io: str = "native",
                  input_shapes: Mapping[str, Sequence[int | None]] | None = None,
                  inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
@@ -112,6 +114,7 @@ class InvertedModel(InvertedModelDisplay, InputChecks, FrozenTrace):
                 finally:
                     self.module._tables.progress = None
 
+    @pausing
     def set_activation_grids(self, grids: Mapping[tuple[int, int], ir.QuantParams]) -> None:
         """Give float activations (subgraph, tensor) -> calibrated uint8 grids, as FakeQuant nodes, and
         trace the signatures again: run(), the SavedModel and the frozen pb then all carry them."""
@@ -195,6 +198,7 @@ class InvertedModel(InvertedModelDisplay, InputChecks, FrozenTrace):
         return {int(key): value.numpy() for key, value in result.items()}
 
     # -- saving -----------------------------------------------------------------------------------
+    @pausing
     def save_saved_model(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the SavedModel; its states are saved at their initial values (the model as LiteRT
         loads it), whatever calls this object has run."""
@@ -209,6 +213,7 @@ class InvertedModel(InvertedModelDisplay, InputChecks, FrozenTrace):
             for name, value in current.items():
                 self.module.states[name].assign(value)
 
+    @pausing
     def save_frozen_pb(self, path: str | Path, *, overwrite: bool = False, signature: str | None = None) -> Path:
         with progress(total=1, description=f"writing {Path(path).name}", unit="file") as bar:
             written = save_frozen_pb(self, Path(path), overwrite=overwrite, signature=signature)

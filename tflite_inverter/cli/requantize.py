@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import TfliteInverterError
-from ..quant.requantize import AEQ_INTEGER_IO, BACKENDS, EDGE_QUANTIZER_MODES, MODES
+from ..quant.request import AEQ_INTEGER_IO, BACKENDS, EDGE_QUANTIZER_MODES, MODES
 from .common import (EXIT_OK, _add_report_option, _data_source, _input_model, _output_file, _Progress, _prepare,
                      _report_location, _scalar_or_list, _write_report)
 
@@ -100,31 +100,18 @@ def check_requantize(args: argparse.Namespace) -> None:
 def cmd_requantize(args: argparse.Namespace) -> int:
     _prepare(args, check_requantize, tensorflow=True)
     from .. import requantize
-    from ..build.inverted import invert
 
-    source = args.source
     if Path(args.output).is_dir():
         raise TfliteInverterError(f"-o {args.output}: is a directory; give the .tflite file to write")
     equalize = False if args.no_equalize else None
-    # With equalization, requantize inverts the .tflite itself (as a float graph) and equalizes it.
-    equalizing = args.per_tensor and equalize is None and args.mode not in ("float16", "uint8_throughout")
-    # ai-edge-quantizer's modes take the float .tflite itself (quantized ones are inverted inside).
-    direct = args.mode in EDGE_QUANTIZER_MODES
-    if args.backend != "tflite" and args.mode in AEQ_INTEGER_IO and str(source).endswith(".tflite"):
-        from ..quant.requantize import float_file
-
-        direct = float_file(source) is not None  # a float file: ai-edge-quantizer may take it as it is
-    if str(source).endswith(".tflite") and not equalizing and not direct:
-        with _Progress().step(f"inverting {source}"):
-            source = invert(source, quantized=args.quantized, io="float")
     with _Progress().step(f"converting ({args.mode})"):
         report = requantize(
-            source, args.output, mode=args.mode, representative=args.data, io_dtype=args.io_dtype,
+            args.source, args.output, mode=args.mode, representative=args.data, io_dtype=args.io_dtype,
             per_tensor=args.per_tensor, keep_float_ops=args.keep_float_op, keep_float_nodes=args.keep_float_node,
             mean=_scalar_or_list(args.mean), std=_scalar_or_list(args.std), limit=args.limit,
             reference=args.source if str(args.source).endswith(".tflite") else None, overwrite=args.overwrite,
             equalize=equalize, default_ranges=tuple(args.default_ranges) if args.default_ranges else None,
-            backend=args.backend,
+            backend=args.backend, quantized=args.quantized,
         )
     print(report.table())
     _write_report(args, f"tflite-inverter requantize {args.source} -o {args.output}", [report])

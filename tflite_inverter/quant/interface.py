@@ -13,10 +13,12 @@ made the original's (key and names), or removed when the original had none.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .. import ir
 from ..errors import TfliteInverterError
-from ..names import python_identifier
+from ..names import python_identifier, sanitize_name
+from ..reader import load
 
 
 @dataclass(frozen=True)
@@ -225,3 +227,41 @@ def interface_problems(interface: Interface, model: ir.Model, *, check_dtypes: b
             if check_dtypes and w.dtype != h.dtype:
                 problems.append(f"{what[:-1]} {w.tensor_name!r} is {h.dtype}, the original's is {w.dtype}")
     return problems
+
+
+def kept_interface(data: bytes, prepared: Any, reference: str | None, mode: str,
+                   converted_keys: tuple[list[str], list[str]] | None = None) -> tuple[bytes, list[str]]:
+    """The converted ``data`` with the original's interface (:func:`restore_interface`),
+    checked before anything is written; and notes on what the mode changed (input/output types).
+    ``prepared``: the InvertedModel converted, or a SavedModel path (whose original is ``reference``).
+    ``converted_keys``: the converted model's input and output names, when they are not the
+    signature keys of the TF2 converter (the TF1 converter's node names)."""
+    from ..build.inverted import InvertedModel
+
+    if isinstance(prepared, InvertedModel):
+        interface = interface_of(prepared)
+    elif reference is not None:  # a SavedModel emitted by this project: its keys are the original's names, sanitized
+        original = interface_of_model(load(reference))
+
+        def keyed(ports, identifier):
+            return tuple(Port((python_identifier(sanitize_name(p.signature_name or p.tensor_name)),) if identifier else
+                              (sanitize_name(p.signature_name or p.tensor_name),), p.tensor_name, p.signature_name,
+                              p.shape, p.dtype) for p in ports)
+
+        interface = Interface(original.signature_key, keyed(original.inputs, True), keyed(original.outputs, False))
+    else:
+        return data, ["interface: the converter's input/output names and order (a SavedModel source and no "
+                      "reference .tflite to take the original's from)"]
+    if converted_keys is not None:
+        interface = interface.with_converted_keys(*converted_keys)
+    data = restore_interface(data, interface)
+    model = load(data)
+    problems = interface_problems(interface, model)
+    if problems:
+        raise TfliteInverterError(f"the {mode} model does not keep the original's interface: " + "; ".join(problems))
+    changed = [f"{p.tensor_name} {p.dtype} -> {q.dtype}" for p, q in
+               zip(interface.inputs + interface.outputs, interface_of_model(model).inputs + interface_of_model(model).outputs)
+               if p.dtype != q.dtype]
+    notes = ["interface kept: signature key, input and output names, order and shapes"
+             + (f"; types changed by the mode: {', '.join(changed)}" if changed else "")]
+    return data, notes
