@@ -75,26 +75,24 @@ def test_int8_through_aeq_keeps_the_interface_and_chooses_the_smaller_error(io_d
 
 
 def test_backend_choice(tmp_path):
-    """auto: aeq for a float file whose every op its recipe quantizes; the converter where aeq would
-    leave an op in float (PRELU here), for converter-only options, and for modes aeq lacks; an explicit
-    back end that cannot serve raises."""
-    neg_alpha = tf.constant(-np.random.default_rng(3).uniform(0.0, 0.5, [1, 1, 8]).astype(np.float32))
+    """auto: aeq for a float file whose every op its recipe quantizes (PRELU counts: made int8 after
+    aeq, tests/test_aeq_prelu.py); the converter where aeq would leave an op in float (LEAKY_RELU
+    here), for converter-only options, and for modes aeq lacks; an explicit back end that cannot serve raises."""
     w = weight([3, 3, 3, 8])
 
-    def prelu(x):
-        y = tf.nn.conv2d(x, w, 1, "SAME")
-        return tf.nn.relu(y) + neg_alpha * tf.nn.relu(-y)  # Keras's form, which the converter fuses into PRELU
+    def leaky(x):
+        return tf.nn.leaky_relu(tf.nn.conv2d(x, w, 1, "SAME"), alpha=0.2)
 
-    prelu_model = convert(prelu, [tf.TensorSpec([1, 16, 16, 3], tf.float32, name="image")])
-    assert "PRELU" in ti.load(prelu_model).op_histogram()
+    leaky_model = convert(leaky, [tf.TensorSpec([1, 16, 16, 3], tf.float32, name="image")])
+    assert "LEAKY_RELU" in ti.load(leaky_model).op_histogram()
     data = np.random.default_rng(2).uniform(-1, 1, [4, 16, 16, 3]).astype(np.float32)
-    report = ti.requantize(prelu_model, tmp_path / "p.tflite", mode="int8", representative=data, progress=False,
+    report = ti.requantize(leaky_model, tmp_path / "p.tflite", mode="int8", representative=data, progress=False,
                            compare=False)
-    assert any("would leave PRELU in float" in n for n in report.notes), report.notes
-    assert report.float_ops == {}  # the converter quantized the PRELU
-    forced = ti.requantize(prelu_model, tmp_path / "pa.tflite", mode="int8", representative=data, progress=False,
+    assert any("would leave LEAKY_RELU in float" in n for n in report.notes), report.notes
+    assert report.float_ops == {}  # the converter quantized the LEAKY_RELU
+    forced = ti.requantize(leaky_model, tmp_path / "pa.tflite", mode="int8", representative=data, progress=False,
                            backend="aeq", compare=False)
-    assert forced.float_ops == {"PRELU": 1} and "PRELU" in forced.float_reasons
+    assert forced.float_ops == {"LEAKY_RELU": 1} and "LEAKY_RELU" in forced.float_reasons
     with pytest.raises(ti.TfliteInverterError, match="no ai-edge-quantizer recipe"):
         ti.requantize(conv_model(), tmp_path / "u.tflite", mode="uint8", representative=data, backend="aeq")
     with pytest.raises(ti.TfliteInverterError, match="TFLite-converter options"):

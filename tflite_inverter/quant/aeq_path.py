@@ -98,6 +98,7 @@ def with_edge_quantizer(source: Any, out_path: Path, request: Request, notes: li
                         float_found: FloatFile | None = None) -> RequantizeReport:
     """The ``request.mode`` model of ``source`` from ai-edge-quantizer; ``notes`` so far."""
     from ..build.inverted import InvertedModel
+    from . import aeq_prelu
 
     mode, reference = request.mode, request.reference
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_aeq_") as work:
@@ -117,8 +118,9 @@ def with_edge_quantizer(source: Any, out_path: Path, request: Request, notes: li
         return written_report(
             data, out_path, request, reference=reference, samples=samples, notes=notes,
             count_float=mode in ("int8", "int16x8"),
-            reasons=lambda left: {opcode: f"ai-edge-quantizer has no {mode} recipe for it, so it runs in float "
-                                          "(between DEQUANTIZE and QUANTIZE)" for opcode in left})
+            reasons=lambda left: {opcode: aeq_prelu.float_reason(opcode, mode) or f"ai-edge-quantizer has no {mode} "
+                                          "recipe for it, so it runs in float (between DEQUANTIZE and QUANTIZE)"
+                                  for opcode in left})
 
 
 def _float_conversion(source: Any, reference: str | None, mode: str) -> FloatFile:

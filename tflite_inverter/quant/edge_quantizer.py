@@ -167,10 +167,13 @@ def left_in_float(model, mode: str) -> list[str]:
     """The operators of ``model`` (a float ``.tflite`` as read) that ai-edge-quantizer's ``mode`` recipe
     does not quantize (its default policy), so that they would compute in float; for dynamic range,
     only what stops it (DENSIFY: the normalised copy cannot hold sparse weights). DEQUANTIZE of
-    float16 weights is folded by :func:`normalized` and not counted."""
+    float16 weights is folded by :func:`normalized` and not counted; nor is PRELU
+    (:mod:`tflite_inverter.quant.aeq_prelu`: made int8 after aeq; float in int16x8, as the converter keeps it)."""
     import json
 
     from ai_edge_quantizer import default_policy
+
+    from .aeq_prelu import HANDLED
 
     opcodes = {op.opcode for sg in model.subgraphs for op in sg.operators} - {"DEQUANTIZE"}
     if "DENSIFY" in opcodes:
@@ -178,7 +181,7 @@ def left_in_float(model, mode: str) -> list[str]:
     if mode == "dynamic_range":
         return []
     supported = set(json.loads(default_policy.DEFAULT_JSON_POLICY)["ops_per_config"][_POLICY[mode]])
-    return sorted(opcodes - supported)
+    return sorted(opcodes - supported - HANDLED.get(mode, set()))
 
 
 def _interpreter(data: bytes, preserve: bool = False):
@@ -314,16 +317,19 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
         raise TfliteInverterError("backend 'aeq' needs ai-edge-quantizer (pip install ai-edge-quantizer)")
     from ai_edge_quantizer import quantizer, recipe
 
+    from . import aeq_prelu
+
     prepared = normalized(data)
 
     def run(calibration=None) -> bytes:
         try:
             runner = quantizer.Quantizer(prepared, getattr(recipe, INTEGER_RECIPES[mode])())
-            return bytes(runner.quantize(calibration, enable_progress_report=False).quantized_model)
+            result = bytes(runner.quantize(calibration, enable_progress_report=False).quantized_model)
         except TfliteInverterError:
             raise
         except Exception as error:  # the quantizer raises several kinds
             raise TfliteInverterError(f"ai-edge-quantizer failed ({mode}): {type(error).__name__}: {error}") from None
+        return aeq_prelu.fuse_prelu(result)[0] if mode == "int8" else result  # integer PRELU (aeq leaves it float)
 
     if mode == "dynamic_range":
         return run(), [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]}"]
