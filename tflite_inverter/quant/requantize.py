@@ -566,8 +566,11 @@ def _float_file_and_model(source: Any) -> tuple[bytes, ir.Model] | None:
         model, data = source.model, None
     else:
         return None
+    from .aeq_normalize import densified_outputs
+
+    dense = {sg.index: densified_outputs(sg) for sg in model.subgraphs}  # sparse weights: constants in aeq's copy
     if any(t.quantization is not None or t.dtype not in ("float32", "int32", "int64", "bool")
-           for sg in model.subgraphs for t in sg.tensors if t.data is None):
+           for sg in model.subgraphs for t in sg.tensors if t.data is None and t.index not in dense[sg.index]):
         return None
     return (data if data is not None else Path(source.model.source).read_bytes()), model
 
