@@ -95,7 +95,7 @@ def tflite_names(policy_names) -> set[str]:
 
 def _rewritable(tensors, inputs, custom_options) -> tuple[tuple[int, int, int], list[int]] | None:
     params = transpose_conv_params(custom_options)
-    if params is None or len(inputs) != 3 or min(int(i) for i in inputs) < 0:
+    if params is None or len(inputs) != 3 or any(i is None or int(i) < 0 for i in inputs):
         return None
     shape = transpose_conv_output_shape(list(tensors[int(inputs[0])].shape), list(tensors[int(inputs[1])].shape), params)
     return None if shape is None else (params, shape)
