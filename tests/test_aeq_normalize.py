@@ -107,6 +107,7 @@ def test_sparse_model_through_auto_is_quantized_by_aeq(tmp_path):
         assert any(n.startswith("back end: ai-edge-quantizer") for n in report.notes), report.notes
         assert not any("converted to a float .tflite" in n for n in report.notes), report.notes  # the file itself
         assert report.float_ops == {}
+        assert "normalised copy: 1 sparse constant(s) densified, 1 DENSIFY removed" in report.notes, report.notes
         again = ti.load(report.path)
         assert "DENSIFY" not in again.op_histogram()
         sg = again.main
@@ -223,6 +224,8 @@ def test_transpose_conv_bias_model_through_auto_is_int8(tmp_path):
     report = ti.requantize(path, tmp_path / "int8.tflite", mode="int8", representative=data, io_dtype="float",
                            progress=False)
     assert any(n.startswith("back end: ai-edge-quantizer") for n in report.notes), report.notes
+    assert any(n.startswith("normalised copy: 1 CUSTOM:Convolution2DTransposeBias as the builtin TRANSPOSE_CONV")
+               for n in report.notes), report.notes
     assert report.float_ops == {}
     sg = ti.load(report.path).main
     (op,) = [o for o in sg.operators if o.opcode == "TRANSPOSE_CONV"]
@@ -230,3 +233,16 @@ def test_transpose_conv_bias_model_through_auto_is_int8(tmp_path):
     assert sg.tensors[op.outputs[0]].dtype == "int8"
     (output,) = report.comparison.outputs
     assert output.max_abs_error <= 0.05 * output.magnitude, report.table()
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("name", ["face_detection_full_range_sparse", "pose_detection", "selfie_segmentation"])
+def test_mediapipe_normalised_copies_compute_the_same(mediapipe_models, name):
+    """The MediaPipe files with sparse weights (46 / 38 DENSIFY) or a Convolution2DTransposeBias:
+    the normalised copy has neither and computes the same in LiteRT."""
+    original = mediapipe_models[name].read_bytes()
+    copy = edge_quantizer.normalized(original)
+    ops = set(ti.load(copy).op_histogram())
+    assert not ops & {"DENSIFY", "DEQUANTIZE", "CUSTOM:Convolution2DTransposeBias"}, ops
+    assert ("TRANSPOSE_CONV" in ops) == name.startswith("selfie")
+    assert_float_parity(original, copy, draws=2)

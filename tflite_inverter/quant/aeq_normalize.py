@@ -87,6 +87,31 @@ def densified_outputs(subgraph: ir.Subgraph) -> set[int]:
             and subgraph.tensors[op.inputs[0]].data is not None and subgraph.tensors[op.inputs[0]].sparsity is not None}
 
 
+def describe(model: ir.Model) -> list[str]:
+    """What the normalised copy of ``model`` rewrites, for a report's notes (empty when nothing)."""
+    densify = sum(op.opcode == "DENSIFY" for sg in model.subgraphs for op in sg.operators)
+    sparse = sum(t.sparsity is not None and t.data is not None for sg in model.subgraphs for t in sg.tensors)
+    rewritten = kept = 0
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if op.opcode == TRANSPOSE_CONV_BIAS:
+                if _rewritable(sg.tensors, op.inputs, op.custom_options):
+                    rewritten += 1
+                else:
+                    kept += 1
+    notes = []
+    if sparse:
+        notes.append(f"normalised copy: {sparse} sparse constant(s) densified"
+                     + (f", {densify} DENSIFY removed" if densify else ""))
+    if rewritten:
+        notes.append(f"normalised copy: {rewritten} {TRANSPOSE_CONV_BIAS} as the builtin TRANSPOSE_CONV "
+                     "(output_shape, weights, input, bias)")
+    if kept:
+        notes.append(f"normalised copy: {kept} {TRANSPOSE_CONV_BIAS} left custom (options other than "
+                     "padding SAME / VALID with positive strides, or no static input shape)")
+    return notes
+
+
 def tflite_names(policy_names) -> set[str]:
     """ai-edge-quantizer's policy op names as TFLite's builtin names."""
     back = {v: k for k, v in POLICY_NAMES.items()}

@@ -655,7 +655,7 @@ def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | 
     import tensorflow as tf
 
     from ..build.inverted import InvertedModel, invert
-    from . import edge_quantizer
+    from . import aeq_normalize, edge_quantizer
     from .interface import interface_of_model, interface_problems, restore_interface
 
     notes = []
@@ -683,6 +683,7 @@ def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | 
         notes.append("converted to a float .tflite from the dequantize inversion first")
         float_model = load(float_data)
     interface = interface_of_model(float_model)
+    notes.extend(aeq_normalize.describe(float_model))
     samples = None
     if mode in edge_quantizer.INTEGER_RECIPES:
         sg = float_model.main
