@@ -246,3 +246,23 @@ def test_mediapipe_normalised_copies_compute_the_same(mediapipe_models, name):
     assert not ops & {"DENSIFY", "DEQUANTIZE", "CUSTOM:Convolution2DTransposeBias"}, ops
     assert ("TRANSPOSE_CONV" in ops) == name.startswith("selfie")
     assert_float_parity(original, copy, draws=2)
+
+
+def test_int16x8_ops_without_a_16x8_kernel_do_not_stop_aeq(tmp_path):
+    """DEPTH_TO_SPACE has no int16 kernel in LiteRT: the converter's int16x8 model computes it in
+    float too, so ``auto`` takes ai-edge-quantizer for int16x8 (and the report says why it is float);
+    in int8, where LiteRT has the kernel and aeq's recipe lacks it, it still counts against aeq."""
+    w = tf.constant(np.random.default_rng(4).normal(0, 0.5, [3, 3, 3, 8]).astype(np.float32))
+    model = convert(lambda x: tf.nn.depth_to_space(tf.nn.relu(tf.nn.conv2d(x, w, 1, "SAME")), 2),
+                    [tf.TensorSpec([1, 8, 8, 3], tf.float32, name="image")])
+    assert edge_quantizer.left_in_float(ti.load(model), "int8") == ["DEPTH_TO_SPACE"]
+    data = np.random.default_rng(5).uniform(-1, 1, [8, 8, 8, 3]).astype(np.float32)
+    report = ti.requantize(model, tmp_path / "q.tflite", mode="int16x8", representative=data, progress=False)
+    assert any(n.startswith("back end: ai-edge-quantizer") for n in report.notes), report.notes
+    assert report.float_ops == {"DEPTH_TO_SPACE": 1}
+    assert "no 16x8 kernel" in report.float_reasons["DEPTH_TO_SPACE"]
+    sg = ti.load(report.path).main
+    (conv,) = [op for op in sg.operators if op.opcode == "CONV_2D"]
+    assert sg.tensors[conv.outputs[0]].dtype == "int16"
+    (output,) = report.comparison.outputs
+    assert output.max_abs_error <= 0.01 * output.magnitude, report.table()

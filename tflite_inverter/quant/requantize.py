@@ -580,7 +580,8 @@ def _choose_backend(backend: str, source: Any, mode: str, io_dtype: str, represe
     """``aeq`` or ``tflite``: ``auto`` takes ai-edge-quantizer where it has the mode's recipe, is
     importable, and a float ``.tflite`` is at hand (so no conversion is needed), and no option
     only the converter has is asked for, and its recipe quantizes every operator of the model (the
-    converter's model is then no less integer); an explicit back end that cannot serve raises.
+    converter's model is then no less integer; in int16x8 the operators without a 16x8 kernel in
+    LiteRT, :data:`NO_INT16X8_KERNEL`, stay float either way); an explicit back end that cannot serve raises.
     Why ``auto`` chose the converter goes to ``notes`` where it could have been aeq; the float file
     and its model, when ``auto`` read them, to ``float_found`` (not read again)."""
     from . import edge_quantizer
@@ -614,12 +615,20 @@ def _choose_backend(backend: str, source: Any, mode: str, io_dtype: str, represe
     if found is None:
         return "tflite"
     left = edge_quantizer.left_in_float(found[1], mode)
+    if mode == "int16x8":  # no 16x8 kernel in LiteRT: the converter's model computes them in float too
+        left = [opcode for opcode in left if opcode not in NO_INT16X8_KERNEL]
     if left:  # the converter quantizes them (or, for DENSIFY, aeq cannot read the file)
         notes.append(f"back end: the TFLite converter (ai-edge-quantizer's {mode} recipe would leave "
                      f"{', '.join(left)} in float)")
         return "tflite"
     return "aeq"
 
+
+# Operators LiteRT has no int16 kernel for (kernels/depth_to_space.cc, activations.cc HardSwishEval:
+# float32, (u)int8 and for DEPTH_TO_SPACE int32 / int64 only): in int16x8 the TFLite converter leaves
+# them float as ai-edge-quantizer does (measured: 2 / 3 DEPTH_TO_SPACE of the sparse MediaPipe
+# detectors, 11 HARD_SWISH of the selfie models), so they do not make ``auto`` take the converter.
+NO_INT16X8_KERNEL = frozenset({"DEPTH_TO_SPACE", "HARD_SWISH"})
 
 # MediaPipe custom operators stock LiteRT has no kernel for (Convolution2DTransposeBias runs: XNNPACK has it)
 _NO_LITERT_KERNEL = {"CUSTOM:Landmarks2TransformMatrix", "CUSTOM:TransformLandmarks", "CUSTOM:TransformTensorBilinear",
@@ -715,7 +724,8 @@ def _edge_quantized(source: Any, out_path: Path, mode: str, *, reference: str | 
             notes.append(f"not compared: LiteRT cannot run {reference} (custom operators)")
     left_float = dict(float_ops(model)) if mode in ("int8", "int16x8") else {}
     reasons = {opcode: f"ai-edge-quantizer has no {mode} recipe for it, so it runs in float (between DEQUANTIZE and "
-                       "QUANTIZE)" for opcode in left_float}
+                       "QUANTIZE)" + ("; LiteRT has no 16x8 kernel for it either" if mode == "int16x8" and
+                                      opcode in NO_INT16X8_KERNEL else "") for opcode in left_float}
     return RequantizeReport(path=str(path), mode=mode, size_bytes=len(data), op_histogram=dict(model.op_histogram()),
                             float_ops=left_float, inputs=inputs, outputs=outputs, comparison=comparison, notes=notes,
                             float_reasons=reasons)
