@@ -179,6 +179,10 @@ def _densify(model, data: bytes, schema) -> None:
             if target.type != sg.tensors[source[1]].type:
                 raise InvalidModelError(f"subgraph {s} operator {position} (DENSIFY): output type {target.type} "
                                         f"differs from its input's {sg.tensors[source[1]].type}")
+            if [int(d) for d in (target.shape if target.shape is not None else [])] != \
+                    [int(d) for d in sg.tensors[source[1]].shape]:
+                raise InvalidModelError(f"subgraph {s} operator {position} (DENSIFY): output shape "
+                                        f"{list(target.shape)} differs from its input's {list(sg.tensors[source[1]].shape)}")
             target.buffer = dense_buffer[source]
         sg.operators = kept
 
