@@ -25,6 +25,12 @@ from .request import AEQ_INTEGER_IO, BACKENDS, EDGE_QUANTIZER_MODES, Request
 
 FloatFile = tuple[bytes, ir.Model]  # a float .tflite's bytes and its model as read
 
+# Operators LiteRT has no int16 kernel for (kernels/depth_to_space.cc, activations.cc HardSwishEval:
+# float32, (u)int8 and for DEPTH_TO_SPACE int32 / int64 only): in int16x8 the TFLite converter leaves
+# them float as ai-edge-quantizer does (measured: 2 / 3 DEPTH_TO_SPACE of the sparse MediaPipe
+# detectors, 11 HARD_SWISH of the selfie models), so they do not make ``auto`` take the converter.
+NO_INT16X8_KERNEL = frozenset({"DEPTH_TO_SPACE", "HARD_SWISH"})
+
 
 def float_file_and_model(source: Any) -> FloatFile | None:
     """The bytes of the float ``.tflite`` that ``source`` is (a path or bytes) or was inverted from
@@ -43,8 +49,11 @@ def float_file_and_model(source: Any) -> FloatFile | None:
         model, data = source.model, None
     else:
         return None
+    from .aeq_normalize import densified_outputs
+
+    dense = {sg.index: densified_outputs(sg) for sg in model.subgraphs}  # sparse weights: constants in aeq's copy
     if any(t.quantization is not None or t.dtype not in ("float32", "int32", "int64", "bool")
-           for sg in model.subgraphs for t in sg.tensors if t.data is None):
+           for sg in model.subgraphs for t in sg.tensors if t.data is None and t.index not in dense[sg.index]):
         return None
     return (data if data is not None else Path(source.model.source).read_bytes()), model
 
@@ -54,7 +63,9 @@ def choose_backend(source: Any, request: Request, notes: list[str]) -> tuple[str
     where it has the mode's recipe, is importable, and a float ``.tflite`` is at hand (so no conversion
     is needed), and no option only the converter has is asked for, and its recipe quantizes every
     operator of the model (the converter's model is then no less integer); an explicit back end that
-    cannot serve raises. Why ``auto`` chose the converter goes to ``notes`` where it could have been aeq."""
+    cannot serve raises (in int16x8 the operators without a 16x8 kernel in LiteRT, :data:`NO_INT16X8_KERNEL`,
+    stay float either way, so they do not count). Why ``auto`` chose the converter goes to ``notes`` where
+    it could have been aeq."""
     from . import edge_quantizer
 
     backend, mode = request.backend, request.mode
@@ -87,6 +98,8 @@ def choose_backend(source: Any, request: Request, notes: list[str]) -> tuple[str
     if found is None:
         return "tflite", None
     left = edge_quantizer.left_in_float(found[1], mode)
+    if mode == "int16x8":  # no 16x8 kernel in LiteRT: the converter's model computes them in float too
+        left = [opcode for opcode in left if opcode not in NO_INT16X8_KERNEL]
     if left:  # the converter quantizes them (or, for DENSIFY, aeq cannot read the file)
         notes.append(f"back end: the TFLite converter (ai-edge-quantizer's {mode} recipe would leave "
                      f"{', '.join(left)} in float)")
@@ -118,9 +131,13 @@ def with_edge_quantizer(source: Any, out_path: Path, request: Request, notes: li
         return written_report(
             data, out_path, request, reference=reference, samples=samples, notes=notes,
             count_float=mode in ("int8", "int16x8"),
-            reasons=lambda left: {opcode: aeq_prelu.float_reason(opcode, mode) or f"ai-edge-quantizer has no {mode} "
-                                          "recipe for it, so it runs in float (between DEQUANTIZE and QUANTIZE)"
+            reasons=lambda left: {opcode: aeq_prelu.float_reason(opcode, mode) or _float_reason(opcode, mode)
                                   for opcode in left})
+
+
+def _float_reason(opcode: str, mode: str) -> str:
+    return (f"ai-edge-quantizer has no {mode} recipe for it, so it runs in float (between DEQUANTIZE and QUANTIZE)"
+            + ("; LiteRT has no 16x8 kernel for it either" if mode == "int16x8" and opcode in NO_INT16X8_KERNEL else ""))
 
 
 def _float_conversion(source: Any, reference: str | None, mode: str) -> FloatFile:
@@ -142,10 +159,11 @@ def _float_conversion(source: Any, reference: str | None, mode: str) -> FloatFil
 
 def _quantized(float_data: bytes, float_model: ir.Model, request: Request, notes: list[str]) -> tuple[bytes, Any]:
     """(ai-edge-quantizer's model of ``float_data`` with the original's interface, the calibration samples)."""
-    from . import edge_quantizer
+    from . import aeq_normalize, edge_quantizer
 
     mode, io_dtype = request.mode, request.io_dtype
     interface = interface_of_model(float_model)
+    notes.extend(aeq_normalize.describe(float_model))
     samples = None
     if mode in edge_quantizer.INTEGER_RECIPES:
         sg = float_model.main

@@ -10,6 +10,8 @@ with the schema's object API:
 * a SignatureDef (it keys inputs and outputs by signature);
 * float32 constants: float16 weights behind a DEQUANTIZE become float32 constants and the
   DEQUANTIZE goes (the graph is a DAG in topological order; removing an operator keeps it valid).
+* dense constants (sparse weights densified, DENSIFY removed) and MediaPipe's
+  Convolution2DTransposeBias as the builtin TRANSPOSE_CONV (:mod:`.aeq_normalize`).
 
 The result gets the original's interface back (:mod:`tflite_inverter.quant.interface`).
 """
@@ -43,17 +45,18 @@ def normalized(data: bytes) -> bytes:
     import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
+    from . import aeq_normalize
+
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
     for code in model.operatorCodes or []:
         builtin = max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
         code.builtinCode = builtin
         code.deprecatedBuiltinCode = min(builtin, schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
+    aeq_normalize.rewrite(model, data, schema)  # sparse constants densified, Convolution2DTransposeBias as TRANSPOSE_CONV
     codes = [code.builtinCode for code in model.operatorCodes or []]
     for sg in model.subgraphs:
         kept = []
         for op in sg.operators or []:
-            if codes[op.opcodeIndex] == schema.BuiltinOperator.DENSIFY:
-                raise TfliteInverterError("sparse weights (DENSIFY): densify the model before a weight-only mode")
             if codes[op.opcodeIndex] == schema.BuiltinOperator.DEQUANTIZE and _fold_float16(model, sg, op, schema):
                 continue
             kept.append(op)
@@ -165,22 +168,22 @@ _POLICY = {"dynamic_range": "dynamic_wi8_afp32", "int8": "static_wi8_ai8", "int1
 
 def left_in_float(model, mode: str) -> list[str]:
     """The operators of ``model`` (a float ``.tflite`` as read) that ai-edge-quantizer's ``mode`` recipe
-    does not quantize (its default policy), so that they would compute in float; for dynamic range,
-    only what stops it (DENSIFY: the normalised copy cannot hold sparse weights). DEQUANTIZE of
-    float16 weights is folded by :func:`normalized` and not counted; nor is PRELU
-    (:mod:`tflite_inverter.quant.aeq_prelu`: made int8 after aeq; float in int16x8, as the converter keeps it)."""
+    does not quantize (its default policy), so that they would compute in float; none for dynamic
+    range. The operators are those of the normalised copy (:func:`normalized`): DEQUANTIZE of float16
+    weights is folded and DENSIFY of sparse weights densified (neither counted), and
+    Convolution2DTransposeBias is a TRANSPOSE_CONV (:mod:`.aeq_normalize`); nor is PRELU counted
+    (:mod:`.aeq_prelu`: made int8 after aeq; float in int16x8, as the converter keeps it)."""
     import json
 
     from ai_edge_quantizer import default_policy
 
+    from . import aeq_normalize
     from .aeq_prelu import HANDLED
 
-    opcodes = {op.opcode for sg in model.subgraphs for op in sg.operators} - {"DEQUANTIZE"}
-    if "DENSIFY" in opcodes:
-        return ["DENSIFY"]
+    opcodes = aeq_normalize.opcodes(model) - {"DEQUANTIZE"}
     if mode == "dynamic_range":
         return []
-    supported = set(json.loads(default_policy.DEFAULT_JSON_POLICY)["ops_per_config"][_POLICY[mode]])
+    supported = aeq_normalize.tflite_names(json.loads(default_policy.DEFAULT_JSON_POLICY)["ops_per_config"][_POLICY[mode]])
     return sorted(opcodes - supported - HANDLED.get(mode, set()))
 
 
