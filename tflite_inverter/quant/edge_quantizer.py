@@ -159,7 +159,7 @@ def quantize(data: bytes, mode: str) -> bytes:
 
 # -- integer modes (dynamic range, static int8 / int16x8) on the project's own calibration ---------------
 # mode -> the ai_edge_quantizer.recipe function, for the modes the TFLite converter also serves
-INTEGER_RECIPES = {"dynamic_range": "dynamic_wi8_afp32", "int8": "static_wi8_ai8", "int16x8": "static_wi8_ai16"}
+INTEGER_RECIPES = {"dynamic_range": "dynamic_legacy_wi8_afp32", "int8": "static_wi8_ai8", "int16x8": "static_wi8_ai16"}
 CLIP_PERCENTILE = 99.999  # the clipped candidate: activation ranges between the 0.001 % and 99.999 % points
 
 
