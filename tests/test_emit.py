@@ -83,7 +83,7 @@ def test_outputs_are_never_overwritten_unless_asked(two_input_model, tmp_path):
 def test_failed_write_leaves_nothing(two_input_model, tmp_path, monkeypatch, writer):
     """A write that fails half-way (in the direct writer's checkpoint, or in tf.saved_model.save
     for a module it does not take) leaves no directory behind."""
-    from tflite_inverter.emit import saved_model_proto
+    from tflite_inverter.emit import saved_model
 
     inverted = ti.invert(two_input_model)
 
@@ -93,7 +93,7 @@ def test_failed_write_leaves_nothing(two_input_model, tmp_path, monkeypatch, wri
     if writer == "direct":
         monkeypatch.setattr(tf.raw_ops, "SaveV2", broken_save)
     else:
-        monkeypatch.setattr(saved_model_proto, "direct_savable", lambda *args: False)
+        monkeypatch.setattr(saved_model, "direct_children", lambda *args: None)
         monkeypatch.setattr(tf.saved_model, "save", broken_save)
     with pytest.raises(OSError):
         inverted.save_saved_model(tmp_path / "sm")

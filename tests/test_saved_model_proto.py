@@ -11,7 +11,6 @@ import tensorflow as tf
 
 import tflite_inverter as ti
 from tflite_inverter.emit import saved_model_proto
-from tflite_inverter.emit.saved_model import add_saver
 from tflite_inverter.sample import make_sample_model
 
 
@@ -52,11 +51,11 @@ def test_direct_savedmodel_equals_tensorflows(which, two_signatures, tmp_path):
     else:
         source = two_signatures
     inverted = ti.invert(source)
-    assert saved_model_proto.direct_savable(inverted.module, inverted.concrete_functions)
+    children = saved_model_proto.direct_children(inverted.module, inverted.concrete_functions)
+    assert children is not None
     direct = tmp_path / "direct"
     direct.mkdir()
-    saved_model_proto.write_saved_model(inverted.module, inverted.concrete_functions, direct)
-    assert add_saver(direct)
+    saved_model_proto.write_saved_model(children, inverted.concrete_functions, direct)
     reference = tmp_path / "tensorflow"
     tf.saved_model.save(inverted.module, str(reference), signatures=dict(inverted.concrete_functions))
 
@@ -114,8 +113,8 @@ def test_modules_with_other_trackables_go_to_tensorflow(tmp_path):
     source = tmp_path / "sample.tflite"
     source.write_bytes(make_sample_model())
     inverted = ti.invert(source)
-    assert saved_model_proto.direct_savable(inverted.module, inverted.concrete_functions)
+    assert saved_model_proto.direct_children(inverted.module, inverted.concrete_functions) is not None
     inverted.module.extra = tf.function(lambda: tf.constant(1.0), input_signature=[])
-    assert not saved_model_proto.direct_savable(inverted.module, inverted.concrete_functions)
+    assert saved_model_proto.direct_children(inverted.module, inverted.concrete_functions) is None
     path = inverted.save_saved_model(tmp_path / "sm")
     assert float(tf.saved_model.load(str(path)).extra()) == 1.0  # written by tf.saved_model.save

@@ -17,10 +17,10 @@ writes the same files itself:
   whose nodes are the object graph's (same ids), under TensorFlow's checkpoint keys;
 - ``fingerprint.pb``, written by TensorFlow's own fingerprinting from the files above.
 
-:func:`direct_savable` says whether a module has only what this writer knows; anything else (hash
-tables, states with their reset function, other trackables) goes through ``tf.saved_model.save``.
-The saver nodes of TF1 loaders are added afterwards by :func:`tflite_inverter.emit.saved_model.add_saver`,
-as for a SavedModel TensorFlow wrote.
+:func:`direct_children` says whether a module has only what this writer knows; anything else (a
+stateful model's ``reset_state`` function, other trackables) goes through ``tf.saved_model.save``.
+The saver nodes of TF1 loaders are the same :func:`tflite_inverter.emit.saver_nodes.add_saver_nodes`
+adds to a SavedModel TensorFlow wrote.
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
-from tensorflow.core.framework import attr_value_pb2, function_pb2, graph_pb2, node_def_pb2, versions_pb2
+from tensorflow.core.framework import attr_value_pb2, function_pb2, versions_pb2
 from tensorflow.core.protobuf import (meta_graph_pb2, saved_model_pb2, saved_object_graph_pb2, struct_pb2,
                                       trackable_object_graph_pb2)
+from tensorflow.python.ops.gen_resource_variable_ops import read_variable_op
 
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+from .saver_nodes import OBJECT_GRAPH_KEY, add_saver_nodes, write_fingerprint
+
 _VERSION = versions_pb2.VersionDef(producer=1, min_consumer=1)
 
 
@@ -43,7 +45,10 @@ def _escape(name: str) -> str:
     return name.replace(".", "..").replace("/", ".S")
 
 
-def _children(module: tf.Module) -> dict[str, dict[str, tf.Variable]] | None:
+Children = dict[str, dict[str, tf.Variable]]  # attribute -> key -> variable
+
+
+def _children(module: tf.Module) -> Children | None:
     """The module's tracked dictionaries of variables by attribute, or None if it holds anything else."""
     from tensorflow.python.trackable import data_structures
 
@@ -60,28 +65,28 @@ def _children(module: tf.Module) -> dict[str, dict[str, tf.Variable]] | None:
     return found
 
 
-def direct_savable(module: tf.Module, signatures: Mapping[str, Any]) -> bool:
-    """Whether :func:`write_saved_model` can write ``module`` with ``signatures``: dictionaries of
-    variables only, every capture of every signature a variable's handle, flat tensor inputs and a
-    dictionary of tensor outputs."""
+def direct_children(module: tf.Module, signatures: Mapping[str, Any]) -> Children | None:
+    """The module's dictionaries of variables when :func:`write_saved_model` can write ``module``
+    with ``signatures`` (dictionaries of variables only, every capture of every signature a
+    variable's handle, flat tensor inputs and a dictionary of tensor outputs); else None."""
     children = _children(module)
     if children is None:
-        return False
+        return None
     handles = {id(v.handle) for entries in children.values() for v in entries.values()}
     for concrete in signatures.values():
         args, kwargs = concrete.structured_input_signature
         if kwargs or not all(isinstance(spec, tf.TensorSpec) and spec.name for spec in args):
-            return False
+            return None
         if len({spec.name for spec in args}) != len(args):
-            return False
+            return None
         outputs = concrete.structured_outputs
         if not isinstance(outputs, dict) or not all(isinstance(k, str) and isinstance(v, tf.Tensor) for k, v in outputs.items()):
-            return False
+            return None
         if any(id(captured) not in handles for captured in concrete.captured_inputs):
-            return False
+            return None
         if len(concrete.graph.inputs) != len(args) + len(concrete.captured_inputs):
-            return False
-    return True
+            return None
+    return children
 
 
 def _shape_list(shapes) -> attr_value_pb2.AttrValue:
@@ -150,11 +155,10 @@ def _inner_function_defs(concrete) -> list[function_pb2.FunctionDef]:
     return [fdef, *concrete.graph.as_graph_def().library.function]
 
 
-def write_saved_model(module: tf.Module, signatures: Mapping[str, Any], directory: Path) -> None:
-    """Write ``module`` with ``signatures`` (key -> concrete function) as a SavedModel in ``directory``
-    (which exists and is empty); :func:`direct_savable` must hold."""
-    children = _children(module)
-    assert children is not None
+def write_saved_model(children: Children, signatures: Mapping[str, Any], directory: Path) -> None:
+    """Write the module whose dictionaries of variables are ``children`` (from :func:`direct_children`)
+    with ``signatures`` (key -> concrete function) as a SavedModel in ``directory`` (which exists and
+    is empty), with the saver nodes of TF1 loaders and the fingerprint."""
     # Object graph: root, its dictionaries, their variables, the signature map, one function per signature.
     nodes: list[saved_object_graph_pb2.SavedObject] = []
     ckpt_nodes: list[trackable_object_graph_pb2.TrackableObjectGraph.TrackableObject] = []
@@ -296,16 +300,19 @@ def write_saved_model(module: tf.Module, signatures: Mapping[str, Any], director
 
     variables = directory / "variables"
     variables.mkdir()
-    ckpt_graph = trackable_object_graph_pb2.TrackableObjectGraph(nodes=ckpt_nodes)
+    ckpt_graph = trackable_object_graph_pb2.TrackableObjectGraph(nodes=ckpt_nodes).SerializeToString()
     keys = [key for key, _ in checkpoint] + [OBJECT_GRAPH_KEY]
-    values = [variable.read_value() for _, variable in checkpoint]
-    values.append(tf.constant(ckpt_graph.SerializeToString()))
     with tf.device("/cpu:0"):
+        values = [read_variable_op(variable.handle, variable.dtype) for _, variable in checkpoint]
+        values.append(tf.constant(ckpt_graph))
         tf.raw_ops.SaveV2(prefix=str(variables / "variables"), tensor_names=keys, shape_and_slices=[""] * len(keys),
                           tensors=values)
+    add_saver_nodes(meta_graph, [(key, handle_node[id(variable.handle)], variable.dtype.as_datatype_enum)
+                                 for key, variable in checkpoint], ckpt_graph)
     (directory / "assets").mkdir()
     saved_model = saved_model_pb2.SavedModel(saved_model_schema_version=1, meta_graphs=[meta_graph])
     (directory / "saved_model.pb").write_bytes(saved_model.SerializeToString())
+    write_fingerprint(directory)
 
 
 def _kwonly_function_spec(names: list[str]) -> saved_object_graph_pb2.FunctionSpec:
@@ -340,5 +347,3 @@ def _strip_op_list(meta_graph: meta_graph_pb2.MetaGraphDef) -> None:
         if op_def is not None:
             meta_graph.meta_info_def.stripped_op_list.op.add().CopyFrom(op_def)
 
-
-del graph_pb2, node_def_pb2  # (imported for the reader's reference: the protos this module fills)
