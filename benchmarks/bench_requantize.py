@@ -120,7 +120,7 @@ def bench_edge(path: Path, mode: str, calibration, work: Path) -> dict | None:
 
         name = list(ti.load(data).signatures[0].inputs)[0]
         calibration_result = runner.calibrate({"serving_default": [{name: x[None]} for x in calibration]})
-    result = runner.quantize(calibration_result, enable_progress_report=False)
+    result = runner.quantize(calibration_result, enable_progress_report=False, enable_progress_bar=False)
     out = work / f"aeq_{mode}.tflite"
     out.write_bytes(bytes(result.quantized_model))
     return {"seconds": time.perf_counter() - start, "path": out, "size": len(result.quantized_model)}

@@ -149,7 +149,7 @@ def quantize(data: bytes, mode: str) -> bytes:
 
     try:
         runner = quantizer.Quantizer(normalized(data), getattr(recipe, RECIPES[mode])())
-        result = runner.quantize(enable_progress_report=False)
+        result = runner.quantize(enable_progress_report=False, enable_progress_bar=False)
     except TfliteInverterError:
         raise
     except Exception as error:  # the quantizer raises several kinds
@@ -327,7 +327,7 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
     def run(calibration=None) -> bytes:
         try:
             runner = quantizer.Quantizer(prepared, getattr(recipe, INTEGER_RECIPES[mode])())
-            result = bytes(runner.quantize(calibration, enable_progress_report=False).quantized_model)
+            result = bytes(runner.quantize(calibration, enable_progress_report=False, enable_progress_bar=False).quantized_model)
         except TfliteInverterError:
             raise
         except Exception as error:  # the quantizer raises several kinds
