@@ -110,12 +110,10 @@ class _Reader:
             opcodes.append((name, max(1, code.scalar(2, INT, 1, "version"))))
 
         self.where = "the buffer table"
-        buffers = [self._buffer_view(Table(buf, size, pos, "the buffer"), i)
-                   for i, pos in enumerate(top.tables(4, "buffers"))]
+        buffers = [self._buffer_view(pos, i) for i, pos in enumerate(top.tables(4, "buffers"))]
 
         self.where = "the subgraph table"
-        subgraphs = [self._subgraph(Table(buf, size, pos, "the subgraph"), s, opcodes, buffers)
-                     for s, pos in enumerate(top.tables(2, "subgraphs"))]
+        subgraphs = [self._subgraph(pos, s, opcodes, buffers) for s, pos in enumerate(top.tables(2, "subgraphs"))]
 
         # Signature defs and metadata entries are few: the generated readers.
         self.where = "the model table"
@@ -164,9 +162,10 @@ class _Reader:
             size_bytes=self.size,
         )
 
-    def _buffer_view(self, table: Table, index: int) -> np.ndarray | None:
+    def _buffer_view(self, pos: int, index: int) -> np.ndarray | None:
         """A uint8 view of buffer ``index`` (inline data, or the offset/size form of large models)."""
         self.where = f"buffer {index}"
+        table = Table(self.buffer, self.size, pos, "the buffer")
         offset, size = table.scalar(1, ULONG, 0, "offset"), table.scalar(2, ULONG, 0, "size")
         if offset > 1:
             if offset + size > self.size:
@@ -178,11 +177,11 @@ class _Reader:
         start, length = found
         return np.frombuffer(self.buffer, dtype=np.uint8, count=length, offset=start)
 
-    def _subgraph(self, fb: Table, s: int, opcodes: list, buffers: list) -> Subgraph:
+    def _subgraph(self, pos: int, s: int, opcodes: list, buffers: list) -> Subgraph:
         self.where = f"subgraph {s}"
         buf, size = self.buffer, self.size
-        tensors = tuple(self._tensor(Table(buf, size, pos, "the tensor"), s, t, buffers)
-                        for t, pos in enumerate(fb.tables(0, "tensors")))
+        fb = Table(buf, size, pos, "the subgraph")
+        tensors = tuple(self._tensor(pos, s, t, buffers) for t, pos in enumerate(fb.tables(0, "tensors")))
         n = len(tensors)
 
         def indices(values: tuple | None, what: str, optional: bool = False) -> tuple:
@@ -261,8 +260,9 @@ class _Reader:
         Table(self.buffer, self.size, to, name)  # checks the table and its vtable lie in the file
         return decode_builtin_options(options_type, flatbuffers.table.Table(self.buffer, to), second=which == 2)
 
-    def _tensor(self, fb: Table, s: int, t: int, buffers: list) -> Tensor:
+    def _tensor(self, pos: int, s: int, t: int, buffers: list) -> Tensor:
         self.where = f"subgraph {s} tensor {t}"
+        fb = Table(self.buffer, self.size, pos, "the tensor")
         raw_name = fb.string(3, "name")
         name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{t}"
         self.where = f"subgraph {s} tensor {t} ({name!r})"

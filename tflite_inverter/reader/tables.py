@@ -25,7 +25,7 @@ import numpy as np
 
 _U32 = struct.Struct("<I").unpack_from
 _I32 = struct.Struct("<i").unpack_from
-_VTABLE_HEAD = struct.Struct("<HH").unpack_from
+_U16 = struct.Struct("<H").unpack_from
 
 # Scalar field types: struct format per schema type.
 BYTE, UBYTE, BOOL, INT, UINT, ULONG = (struct.Struct(f) for f in ("<b", "<B", "<?", "<i", "<I", "<Q"))
@@ -46,13 +46,15 @@ class Table:
         if not 0 <= pos <= size - 4:
             raise FlatbufferError(f"{what}: table at byte {pos} lies outside the file ({size} bytes)")
         vtable = pos - _I32(buf, pos)[0]
-        if not 0 <= vtable <= size - 4:
+        if not 0 <= vtable <= size - 2:
             raise FlatbufferError(f"{what}: vtable at byte {vtable} lies outside the file ({size} bytes)")
-        length = _VTABLE_HEAD(buf, vtable)[0]
-        if length < 4 or vtable + length > size:
-            raise FlatbufferError(f"{what}: vtable of {length} bytes at byte {vtable} is malformed or runs past "
-                                  f"the end of the file ({size} bytes)")
-        count = (length - 4) // 2
+        length = _U16(buf, vtable)[0]
+        if vtable + length > size:
+            raise FlatbufferError(f"{what}: vtable of {length} bytes at byte {vtable} runs past the end of the file "
+                                  f"({size} bytes)")
+        # A vtable shorter than its 4-byte header holds no field (every field absent), as flatbuffers'
+        # own readers and verifier take it.
+        count = (length - 4) // 2 if length > 4 else 0
         self.slots = struct.unpack_from(f"<{count}H", buf, vtable + 4) if count else ()
 
     def _at(self, slot: int, width: int, name: str) -> int:
