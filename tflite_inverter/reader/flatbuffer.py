@@ -11,6 +11,7 @@ Every offset, index and buffer size is checked, and a bad file raises
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import struct
@@ -307,7 +308,7 @@ class _Reader:
         )
 
     def _tensor_data(self, raw: np.ndarray, dtype: str, shape: tuple, sparse: bool) -> np.ndarray:
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)  # exact (numpy int64 would wrap for wild shapes)
         if sparse:  # compressed values; densified later from the sparsity parameters
             return raw.view(_VIEW_DTYPES[dtype]) if dtype in _VIEW_DTYPES else raw
         if dtype == "string":
