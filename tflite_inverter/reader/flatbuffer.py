@@ -188,7 +188,7 @@ class _Reader:
         def indices(values: tuple | None, what: str, optional: bool = False) -> tuple:
             if not values:
                 return ()
-            if all(0 <= v < n for v in values):
+            if min(values) >= 0 and max(values) < n:
                 return values
             out = []
             for v in values:
@@ -273,7 +273,7 @@ class _Reader:
             raise self.fail(f"unknown tensor type {type_number}")
         dtype = DTYPE_OF_TENSOR_TYPE[type_name]
         shape = fb.ints(0, "shape") or ()
-        if any(d < 0 for d in shape):
+        if shape and min(shape) < 0:
             raise self.fail(f"negative dimension in shape {shape}")
         signature = fb.ints(7, "shape_signature") or shape
         if len(signature) != len(shape):
