@@ -256,3 +256,55 @@ def test_every_truncation_is_a_library_error(cut):
     assert cut < len(data)
     with pytest.raises(ti.InvalidModelError):
         ti.load(data[:cut])
+
+
+def test_reading_a_model_imports_neither_the_generated_readers_nor_tensorflow(tmp_path):
+    """``ti.load`` + ``summary()`` (what ``inspect`` does) leave the ``tflite`` package (~190 modules)
+    unimported: options are decoded on first use."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "small.tflite"
+    path.write_bytes(_small_model())
+    code = ("import sys, tflite_inverter as ti; m = ti.load(sys.argv[1]); m.summary(); "
+            "print(sorted(name for name in ('tflite', 'tensorflow') if name in sys.modules)); "
+            "dict(m.main.operators[0].options); print('tflite' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "True"], done.stdout + done.stderr
+
+
+def test_options_decoded_on_first_use_equal_the_decoded_mapping():
+    from types import MappingProxyType
+
+    op = ti.load(_small_model()).main.operators[0]
+    expected = MappingProxyType({"fused_activation_function": "NONE", "pot_scale_int16": True})
+    assert op.options == expected and expected == op.options and dict(op.options) == dict(expected)
+    assert op.options["fused_activation_function"] == "NONE" and len(op.options) == 2 and "pot_scale_int16" in op.options
+
+
+def test_unknown_options_type_is_a_library_error_naming_the_operator_when_read():
+    """The options table is checked at load; an options type the readers do not know is reported
+    when the options are first read (validate, a builder), naming the operator."""
+    data = _small_model()
+    fb = tflite.Model.GetRootAs(data, 0)
+    op = fb.Subgraphs(0).Operators(0)._tab
+    model = ti.load(_patched(data, op.Pos + op.Offset(10), "<B", 250))  # builtin_options_type
+    with pytest.raises(ti.InvalidModelError, match=r"subgraph 0 operator 0: ADD: options type 250 unknown"):
+        dict(model.main.operators[0].options)
+
+
+def test_options_table_outside_the_file_is_refused_at_load():
+    data = _small_model()
+    fb = tflite.Model.GetRootAs(data, 0)
+    op = fb.Subgraphs(0).Operators(0)._tab
+    at = op.Pos + op.Offset(12)  # builtin_options: uoffset to the table
+    with pytest.raises(ti.InvalidModelError, match=r"subgraph 0 operator 0: builtin_options refers to byte \d+, past the end"):
+        ti.load(_patched(data, at, "<I", len(data) - at))
+
+
+def test_reader_enum_tables_match_the_installed_readers():
+    from tflite_inverter.reader.opcodes import READER_OPCODES, READER_TENSOR_TYPES, _enum_names
+
+    assert READER_OPCODES == _enum_names(tflite.BuiltinOperator)
+    assert READER_TENSOR_TYPES == _enum_names(tflite.TensorType)

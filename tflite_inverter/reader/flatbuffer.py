@@ -18,16 +18,16 @@ import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
+from collections.abc import Mapping
 from typing import Any
 
 import flatbuffers
 import numpy as np
-import tflite
 
 from ..errors import InvalidModelError
 from ..ir import DimensionMetadata, Model, Operator, QuantParams, Signature, Sparsity, Subgraph, Tensor
 from .opcodes import DTYPE_OF_TENSOR_TYPE, TENSOR_TYPE_NAMES, opcode_name, resolve_builtin_code
-from .options import decode_builtin_options
+from .options import LazyOptions, decode_builtin_options
 from .tables import BOOL, BYTE, INT, UBYTE, UINT, ULONG, FlatbufferError, Table, root
 
 FILE_IDENTIFIER = b"TFL3"
@@ -116,40 +116,39 @@ class _Reader:
         self.where = "the subgraph table"
         subgraphs = [self._subgraph(pos, s, opcodes, buffers) for s, pos in enumerate(top.tables(2, "subgraphs"))]
 
-        # Signature defs and metadata entries are few: the generated readers.
-        self.where = "the model table"
-        fb = tflite.Model.GetRootAs(buf, 0)
+        self.where = "the signature def table"
         signatures = []
-        for k in range(fb.SignatureDefsLength()):
+        for k, pos in enumerate(top.tables(7, "signature_defs")):
             self.where = f"signature def {k}"
-            sig = fb.SignatureDefs(k)
-            index = sig.SubgraphIndex()
+            sig = Table(buf, size, pos, "the signature def")
+            index = sig.scalar(4, UINT, 0, "subgraph_index")
             if not 0 <= index < len(subgraphs):
                 raise self.fail(f"names subgraph {index}, the model has {len(subgraphs)}")
             n_tensors = len(subgraphs[index].tensors)
             maps = []
-            for length, get in ((sig.InputsLength(), sig.Inputs), (sig.OutputsLength(), sig.Outputs)):
+            for slot, field in ((0, "inputs"), (1, "outputs")):
                 entries = {}
-                for j in range(length):
-                    entry = get(j)
-                    tensor_index = entry.TensorIndex()
+                for j, entry_pos in enumerate(sig.tables(slot, field)):
+                    entry = Table(buf, size, entry_pos, f"{field} entry {j}")
+                    tensor_index = entry.scalar(1, UINT, 0, "tensor_index")
                     if not 0 <= tensor_index < n_tensors:
                         raise self.fail(f"tensor index {tensor_index} out of range")
-                    name = entry.Name()
+                    name = entry.string(0, "name")
                     if name is None:
                         raise self.fail(f"tensor map entry {j} (tensor {tensor_index}) has no name")
                     entries[name.decode("utf-8", "replace")] = tensor_index
                 maps.append(MappingProxyType(entries))
-            key = sig.SignatureKey()
+            key = sig.string(2, "signature_key")
             signatures.append(Signature((key or b"").decode() or f"signature_{k}", index, maps[0], maps[1]))
 
+        self.where = "the metadata table"
         metadata = {}
-        for m in range(fb.MetadataLength()):
+        for m, pos in enumerate(top.tables(6, "metadata")):
             self.where = f"metadata entry {m}"
-            entry = fb.Metadata(m)
-            index = entry.Buffer()
+            entry = Table(buf, size, pos, "the metadata entry")
+            index = entry.scalar(1, UINT, 0, "buffer")
             if 0 <= index < len(buffers) and buffers[index] is not None:
-                metadata[(entry.Name() or b"").decode("utf-8", "replace")] = buffers[index]
+                metadata[(entry.string(0, "name") or b"").decode("utf-8", "replace")] = buffers[index]
 
         self.where = "the model table"
         description = top.string(3, "description")
@@ -212,12 +211,7 @@ class _Reader:
             if not 0 <= code_index < len(opcodes):
                 raise self.fail(f"opcode index {code_index} out of range ({len(opcodes)} operator codes)")
             name, version = opcodes[code_index]
-            try:
-                options = self._options(op, 1, "builtin_options")
-                if not options and op.scalar(11, UBYTE, 0, "builtin_options_2_type"):
-                    options = self._options(op, 2, "builtin_options_2")
-            except KeyError as exc:
-                raise self.fail(f"{name}: {exc.args[0]}") from None
+            options = self._options(op, name)
             custom = op.string(5, "custom_options") or None
             if custom is None:
                 start, length = op.scalar(9, ULONG, 0, "large_custom_options_offset"), op.scalar(10, ULONG, 0, "large_custom_options_size")
@@ -248,18 +242,34 @@ class _Reader:
             operators=tuple(operators),
         )
 
-    def _options(self, op: Table, which: int, name: str) -> MappingProxyType:
-        """``builtin_options`` (``which`` 1) or ``builtin_options_2`` (2) decoded by the generated
-        options readers (one table per operator, so their cost is small)."""
-        type_slot = 3 if which == 1 else 11
-        options_type = op.scalar(type_slot, UBYTE, 0, name + "_type")
-        if not options_type:
+    def _options(self, op: Table, opcode: str) -> Mapping[str, Any]:
+        """The operator's ``builtin_options`` (or, when they decode to nothing, ``builtin_options_2``):
+        the tables are located and checked now, decoded by the generated options readers on first use
+        (:class:`LazyOptions`)."""
+        found = []
+        for type_slot, field in ((3, "builtin_options"), (11, "builtin_options_2")):
+            options_type = op.scalar(type_slot, UBYTE, 0, field + "_type")
+            to = op.target(type_slot + 1, field) if options_type else None
+            if to is not None:
+                Table(self.buffer, self.size, to, field)  # the table and its vtable lie in the file
+                found.append((options_type, to, type_slot == 11))
+        if not found:
             return _NO_OPTIONS
-        to = op.target(type_slot + 1, name)
-        if to is None:
-            return _NO_OPTIONS
-        Table(self.buffer, self.size, to, name)  # checks the table and its vtable lie in the file
-        return decode_builtin_options(options_type, flatbuffers.table.Table(self.buffer, to), second=which == 2)
+        buffer, source, where = self.buffer, self.source, self.where
+
+        def decode() -> MappingProxyType:
+            try:
+                options = _NO_OPTIONS
+                for options_type, to, second in found:  # builtin_options_2 only when the first are empty
+                    if not options:
+                        options = decode_builtin_options(options_type, flatbuffers.table.Table(buffer, to), second=second)
+                return options
+            except KeyError as exc:
+                raise InvalidModelError(f"{source}: {where}: {opcode}: {exc.args[0]}") from None
+            except _PARSE_ERRORS as exc:
+                raise InvalidModelError(f"{source}: {where}: {opcode}: corrupt options ({type(exc).__name__}: {exc})") from None
+
+        return LazyOptions(decode)
 
     def _tensor(self, pos: int, s: int, t: int, buffers: list) -> Tensor:
         self.where = f"subgraph {s} tensor {t}"
@@ -284,6 +294,8 @@ class _Reader:
         raw = buffers[buffer_index] if buffers else None
         sparsity = None
         if fb.has(6):
+            import tflite  # sparse tensors are rare: their tables through the generated readers
+
             to = fb.target(6, "sparsity")
             Table(self.buffer, self.size, to, "sparsity")  # bounds of the table; its fields: the generated reader
             generated = tflite.SparsityParameters()
@@ -396,7 +408,7 @@ class _Reader:
         dims = []
         for d in range(fb.DimMetadataLength()):
             meta = fb.DimMetadata(d)
-            fmt = "DENSE" if meta.Format() == tflite.DimensionType.DENSE else "SPARSE_CSR"
+            fmt = "DENSE" if meta.Format() == _DENSE else "SPARSE_CSR"
             dims.append(
                 DimensionMetadata(
                     format=fmt,
@@ -434,15 +446,16 @@ class _Blockwise:
     block_size: int
 
 
-_INDEX_VECTOR_CLASSES = {
-    tflite.SparseIndexVector.Int32Vector: tflite.Int32Vector,
-    tflite.SparseIndexVector.Uint16Vector: tflite.Uint16Vector,
-    tflite.SparseIndexVector.Uint8Vector: tflite.Uint8Vector,
-}
+_DENSE = 0  # DimensionType.DENSE
+# SparseIndexVector union tags -> the generated reader's class name.
+_INDEX_VECTOR_CLASSES = {1: "Int32Vector", 2: "Uint16Vector", 3: "Uint8Vector"}
 
 
 def _index_vector(kind: int, table: Any) -> np.ndarray | None:
-    cls = _INDEX_VECTOR_CLASSES.get(kind)
+    import tflite
+
+    name = _INDEX_VECTOR_CLASSES.get(kind)
+    cls = getattr(tflite, name) if name else None
     if cls is None or table is None:
         return None
     vector = cls()
