@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import InvalidModelError
 from ..ir import DimensionMetadata, Model, Operator, QuantParams, Signature, Sparsity, Subgraph, Tensor
 from .opcodes import DTYPE_OF_TENSOR_TYPE, TENSOR_TYPE_NAMES, opcode_name, resolve_builtin_code
-from .options import LazyOptions, decode_builtin_options
+from .options import NEWER_OPTIONS2, LazyOptions, decode_builtin_options
 from .tables import BOOL, BYTE, INT, UBYTE, UINT, ULONG, FlatbufferError, Table, root
 
 FILE_IDENTIFIER = b"TFL3"
@@ -251,7 +251,10 @@ class _Reader:
             options_type = op.scalar(type_slot, UBYTE, 0, field + "_type")
             to = op.target(type_slot + 1, field) if options_type else None
             if to is not None:
-                Table(self.buffer, self.size, to, field)  # the table and its vtable lie in the file
+                table = Table(self.buffer, self.size, to, field)  # the table and its vtable lie in the file
+                if type_slot == 11 and options_type in NEWER_OPTIONS2:  # read raw later: check its vectors now
+                    for key, field_id, scalar in NEWER_OPTIONS2[options_type][1]:
+                        table.vector(field_id, struct.calcsize("<" + scalar), key)
                 found.append((options_type, to, type_slot == 11))
         if not found:
             return _NO_OPTIONS
