@@ -85,7 +85,7 @@ class _Reader:
         except InvalidModelError:
             raise
         except FlatbufferError as exc:
-            raise self.fail(str(exc)) from None
+            raise self.fail(f"{exc} (corrupt or truncated flatbuffer)") from None
         except _PARSE_ERRORS as exc:
             raise self.fail(f"corrupt or truncated flatbuffer ({type(exc).__name__}: {exc})") from None
 
