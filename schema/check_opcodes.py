@@ -16,7 +16,7 @@ from pathlib import Path
 import tflite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's package, not an installed copy
-from tflite_inverter.reader.opcodes import OPCODE_NAMES, READER_OPCODES, _enum_names  # noqa: E402
+from tflite_inverter.reader.opcodes import OPCODE_NAMES, READER_OPCODES, _enum_names
 
 CSV_PATH = Path(__file__).with_name("opcodes.csv")
 

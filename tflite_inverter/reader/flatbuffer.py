@@ -15,10 +15,10 @@ import math
 import mmap
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from collections.abc import Mapping
 from typing import Any
 
 import flatbuffers
@@ -204,9 +204,9 @@ class _Reader:
         inputs = indices(fb.ints(1, "inputs"), "an input")
         outputs = indices(fb.ints(2, "outputs"), "an output")
         operators = []
-        for o, pos in enumerate(fb.tables(3, "operators")):
+        for o, op_pos in enumerate(fb.tables(3, "operators")):
             self.where = f"subgraph {s} operator {o}"
-            op = Table(buf, size, pos, "the operator")
+            op = Table(buf, size, op_pos, "the operator")
             code_index = op.scalar(0, UINT, 0, "opcode_index")
             if not 0 <= code_index < len(opcodes):
                 raise self.fail(f"opcode index {code_index} out of range ({len(opcodes)} operator codes)")

@@ -39,7 +39,7 @@ class Table:
     """One flatbuffer table at byte ``pos`` of ``buf`` (``size`` bytes); ``what`` names it in errors
     (the caller names the place: subgraph, tensor; ``what`` the table or field)."""
 
-    __slots__ = ("buf", "size", "pos", "slots")
+    __slots__ = ("buf", "pos", "size", "slots")
 
     def __init__(self, buf: Any, size: int, pos: int, what: str):
         self.buf, self.size, self.pos = buf, size, pos
@@ -84,7 +84,7 @@ class Table:
             raise FlatbufferError(f"{name} refers to byte {to}, past the end of the file ({self.size} bytes)")
         return to
 
-    def table(self, slot: int, name: str) -> "Table | None":
+    def table(self, slot: int, name: str) -> Table | None:
         to = self.target(slot, name)
         return None if to is None else Table(self.buf, self.size, to, name)
 
