@@ -15,7 +15,8 @@ from pathlib import Path
 
 import tflite
 
-from tflite_inverter.reader.opcodes import OPCODE_NAMES, _enum_names
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's package, not an installed copy
+from tflite_inverter.reader.opcodes import OPCODE_NAMES, READER_OPCODES, _enum_names
 
 CSV_PATH = Path(__file__).with_name("opcodes.csv")
 
@@ -27,6 +28,10 @@ def problems() -> list[str]:
     for code, name in sorted(_enum_names(tflite.BuiltinOperator).items()):
         if table.get(code) != name:
             found.append(f"installed readers: {code} is {name}, opcodes.csv says {table.get(code)}")
+    installed = _enum_names(tflite.BuiltinOperator)
+    if installed != READER_OPCODES:
+        found.append("reader/opcodes.py READER_OPCODES differs from the installed readers' BuiltinOperator: "
+                     f"{sorted(set(installed.items()) ^ set(READER_OPCODES.items()))[:5]}")
     for code, name in sorted(table.items()):
         if OPCODE_NAMES.get(code) != name:
             found.append(f"opcodes.csv: {code} is {name}, the reader names it {OPCODE_NAMES.get(code)}")

@@ -393,6 +393,82 @@ def _names(model, rng) -> None:
                          (_pick(rng, others).name if others else b"x")])
 
 
+def _table_fields(data: bytes, rng) -> list[tuple[str, int]]:
+    """``(kind, byte position)`` of the offsets and lengths of one subgraph's tables, one random tensor
+    and operator, the buffers and operator codes, found with the generated readers of the base file:
+    ``length`` (a vector's uint32 length), ``offset`` (a uoffset field), ``table`` (a table's soffset
+    to its vtable)."""
+    import tflite
+
+    fb = tflite.Model.GetRootAs(data, 0)
+    found: list[tuple[str, int]] = []
+
+    def table(obj) -> None:
+        found.append(("table", obj._tab.Pos))
+
+    def vector(obj, slot: int) -> None:
+        offset = obj._tab.Offset(slot)
+        if offset:
+            found.append(("offset", obj._tab.Pos + offset))
+            found.append(("length", obj._tab.Vector(offset) - 4))
+
+    for slot in (6, 8, 12):  # operator_codes, subgraphs, buffers
+        vector(fb, slot)
+    if fb.SubgraphsLength():
+        sg = fb.Subgraphs(int(rng.integers(fb.SubgraphsLength())))
+        table(sg)
+        for slot in (4, 6, 8, 10, 12):  # tensors, inputs, outputs, operators, name
+            vector(sg, slot)
+        if sg.TensorsLength():
+            tensor = sg.Tensors(int(rng.integers(sg.TensorsLength())))
+            table(tensor)
+            for slot in (4, 10, 18):  # shape, name, shape_signature
+                vector(tensor, slot)
+            quantization = tensor.Quantization()
+            if quantization is not None:
+                table(quantization)
+                for slot in (4, 6, 8, 10):  # min, max, scale, zero_point
+                    vector(quantization, slot)
+        if sg.OperatorsLength():
+            op = sg.Operators(int(rng.integers(sg.OperatorsLength())))
+            table(op)
+            for slot in (6, 8, 14, 20):  # inputs, outputs, custom_options, intermediates
+                vector(op, slot)
+    if fb.BuffersLength():
+        buffer = fb.Buffers(int(rng.integers(fb.BuffersLength())))
+        table(buffer)
+        vector(buffer, 4)
+    if fb.OperatorCodesLength():
+        code = fb.OperatorCodes(int(rng.integers(fb.OperatorCodesLength())))
+        table(code)
+        vector(code, 6)  # custom_code
+    return found
+
+
+def _table_offsets(data: bytes, rng) -> bytes:
+    """One offset or length of the flatbuffer's tables set to a wild value: a length of -1 (4,294,967,295),
+    2^31 - 1, one or a few entries too many, the file size; an offset to the end of the file or past it;
+    a vtable before the file's start or past its end."""
+    fields = _table_fields(data, rng)
+    out = bytearray(data)
+    if not fields:
+        return _truncate(data, rng)
+    kind, at = fields[int(rng.integers(len(fields)))]
+    if at < 0 or at + 4 > len(out):
+        return bytes(out)
+    current = int.from_bytes(out[at : at + 4], "little")
+    if kind == "length":
+        value = _pick(rng, [0xFFFFFFFF, INT32_MAX, current + 1, current + int(rng.integers(2, 64)), len(data),
+                            (len(data) - at) // 4 + 1])
+    elif kind == "offset":
+        value = _pick(rng, [len(data) - at, len(data) - at - 2, len(data) - at + int(rng.integers(1, 1 << 20)),
+                            0xFFFFFFFF, 0xFFFFFFFC])
+    else:  # the table's soffset: vtable = position - soffset
+        value = _pick(rng, [at + 2, at + int(rng.integers(3, 1 << 16)), at - len(data), -(1 << 30), 1 << 30]) & 0xFFFFFFFF
+    out[at : at + 4] = int(value).to_bytes(4, "little")
+    return bytes(out)
+
+
 BYTE_FAMILIES: dict[str, Callable] = {
     "truncate": _truncate, "bit_flips": _bit_flips, "zero_range": _zero_range,
     "duplicate_range": _duplicate_range, "remove_range": _remove_range,
@@ -404,14 +480,17 @@ STRUCTURE_FAMILIES: dict[str, Callable] = {
     "sparsity": _sparsity, "signature_defs": _signature_defs, "string_tensors": _string_tensors,
     "options": _options, "buffer_offsets": _buffer_offsets, "names": _names,
 }
-FAMILIES = [*BYTE_FAMILIES, *STRUCTURE_FAMILIES]
+# Families added later come last, so that each older family keeps its index (the seed of its
+# random generator) and the regression triples regenerate the same bytes.
+LATER_BYTE_FAMILIES: dict[str, Callable] = {"table_offsets": _table_offsets}
+FAMILIES = [*BYTE_FAMILIES, *STRUCTURE_FAMILIES, *LATER_BYTE_FAMILIES]
 
 
 def mutate(data: bytes, family: str, seed: int) -> bytes:
     """The bytes of case ``(family, seed)`` of a base model: deterministic."""
     rng = np.random.default_rng([seed, FAMILIES.index(family)])
-    if family in BYTE_FAMILIES:
-        return BYTE_FAMILIES[family](data, rng)
+    if family in BYTE_FAMILIES or family in LATER_BYTE_FAMILIES:
+        return {**BYTE_FAMILIES, **LATER_BYTE_FAMILIES}[family](data, rng)
     for _ in range(8):  # a value out of its field's range (a negative uint32) cannot be packed: draw again
         model = unpack(data)
         STRUCTURE_FAMILIES[family](model, rng)

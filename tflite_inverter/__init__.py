@@ -27,7 +27,6 @@ from .errors import (
 from .ir import Model, Operator, QuantParams, Signature, Subgraph, Tensor
 from .logs import default_environment as _default_environment, import_tensorflow as _import_tensorflow, set_verbosity
 from .reader import load
-from .check.verify import VerifyReport, verify as _verify  # no TensorFlow import at module level
 
 _default_environment()  # TensorFlow's C++ log lines hidden unless TF_CPP_MIN_LOG_LEVEL is set or set_verbosity(...)
 
@@ -35,6 +34,21 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .build.inverted import InvertedModel
+    from .check.verify_report import VerifyReport
+
+
+def __getattr__(name: str) -> Any:
+    # ``ti.VerifyReport`` on first use: importing check/ (verify and what it needs) costs what a short
+    # command such as ``inspect`` should not pay (issue 14).
+    if name == "VerifyReport":
+        from .check.verify_report import VerifyReport
+
+        return VerifyReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "VerifyReport"})
 
 
 def invert(model: Any, **kwargs: Any) -> "InvertedModel":
@@ -45,9 +59,11 @@ def invert(model: Any, **kwargs: Any) -> "InvertedModel":
     return _invert(model, **kwargs)
 
 
-def verify(tflite_model: Any, candidate: Any, **kwargs: Any) -> VerifyReport:
+def verify(tflite_model: Any, candidate: Any, **kwargs: Any) -> "VerifyReport":
     """Run a ``.tflite`` in LiteRT and a candidate on the same inputs (see :func:`tflite_inverter.check.verify.verify`)."""
     _import_tensorflow()
+    from .check.verify import verify as _verify
+
     return _verify(tflite_model, candidate, **kwargs)
 
 

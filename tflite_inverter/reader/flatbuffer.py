@@ -1,15 +1,21 @@
-"""Read a ``.tflite`` flatbuffer into the IR with the generated readers (``tflite`` package).
+"""Read a ``.tflite`` flatbuffer into the IR.
 
 The file is memory-mapped; constant tensors are numpy views on the mapping, so reading
-a model costs little more than its operator tables. Every offset, index and buffer size
-is checked, and a bad file raises :class:`InvalidModelError` naming the file and the place.
+a model costs little more than its operator tables. The tables read for every tensor and
+operator (model, buffers, operator codes, subgraphs, tensors, quantization, operators) are
+decoded by :mod:`.tables` straight from the bytes; the generated readers (``tflite`` package)
+decode the rarer or per-operator ones (builtin options, sparsity, signature defs, metadata).
+Every offset, index and buffer size is checked, and a bad file raises
+:class:`InvalidModelError` naming the file and the place.
 """
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -17,12 +23,12 @@ from typing import Any
 
 import flatbuffers
 import numpy as np
-import tflite
 
 from ..errors import InvalidModelError
 from ..ir import DimensionMetadata, Model, Operator, QuantParams, Signature, Sparsity, Subgraph, Tensor
 from .opcodes import DTYPE_OF_TENSOR_TYPE, TENSOR_TYPE_NAMES, opcode_name, resolve_builtin_code
-from .options import decode_builtin_options
+from .options import NEWER_OPTIONS2, LazyOptions, decode_builtin_options
+from .tables import BOOL, BYTE, INT, UBYTE, UINT, ULONG, FlatbufferError, Table, root
 
 FILE_IDENTIFIER = b"TFL3"
 _PARSE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError, UnicodeDecodeError, KeyError)
@@ -78,76 +84,77 @@ class _Reader:
             return self._model()
         except InvalidModelError:
             raise
+        except FlatbufferError as exc:
+            raise self.fail(f"{exc} (corrupt or truncated flatbuffer)") from None
         except _PARSE_ERRORS as exc:
             raise self.fail(f"corrupt or truncated flatbuffer ({type(exc).__name__}: {exc})") from None
 
-    def _check_vector(self, length: int, item_size: int, what: str) -> None:
-        if length < 0 or length * item_size > self.size:
-            raise self.fail(f"{what} claims {length} entries, more than the file can hold")
-
     def _model(self) -> Model:
-        fb = tflite.Model.GetRootAs(self.buffer, 0)
+        buf, size = self.buffer, self.size
+        top = root(buf, size)
         self.where = "the operator code table"
-        self._check_vector(fb.OperatorCodesLength(), 4, "operator_codes")
         opcodes = []
-        for i in range(fb.OperatorCodesLength()):
+        for i, pos in enumerate(top.tables(1, "operator_codes")):
             self.where = f"operator code {i}"
-            code = fb.OperatorCodes(i)
+            code = Table(buf, size, pos, "the operator code")
+            # deprecated_builtin_code (int8) and builtin_code (int32) as stored, None when absent:
+            # resolve_builtin_code applies the schema's rule to the raw fields.
+            raw = (code.scalar(0, BYTE, None, "deprecated_builtin_code"), code.scalar(3, INT, None, "builtin_code"))
             try:
-                number = resolve_builtin_code(*_raw_opcode_fields(code))
+                number = resolve_builtin_code(*raw)
             except ValueError as exc:
                 raise self.fail(str(exc)) from None
             name = opcode_name(number)
             if name == "CUSTOM":
-                custom = code.CustomCode()
+                custom = code.string(1, "custom_code")
                 name = "CUSTOM:" + (custom.decode("utf-8", "replace") if custom else "")
-            opcodes.append((name, max(1, code.Version())))
+            opcodes.append((name, max(1, code.scalar(2, INT, 1, "version"))))
 
         self.where = "the buffer table"
-        self._check_vector(fb.BuffersLength(), 4, "buffers")
-        buffers = [self._buffer_view(fb, i) for i in range(fb.BuffersLength())]
+        buffers = [self._buffer_view(pos, i) for i, pos in enumerate(top.tables(4, "buffers"))]
 
-        subgraphs = []
-        self._check_vector(fb.SubgraphsLength(), 4, "subgraphs")
-        for s in range(fb.SubgraphsLength()):
-            subgraphs.append(self._subgraph(fb.Subgraphs(s), s, opcodes, buffers))
+        self.where = "the subgraph table"
+        subgraphs = [self._subgraph(pos, s, opcodes, buffers) for s, pos in enumerate(top.tables(2, "subgraphs"))]
 
+        self.where = "the signature def table"
         signatures = []
-        for k in range(fb.SignatureDefsLength()):
+        for k, pos in enumerate(top.tables(7, "signature_defs")):
             self.where = f"signature def {k}"
-            sig = fb.SignatureDefs(k)
-            index = sig.SubgraphIndex()
+            sig = Table(buf, size, pos, "the signature def")
+            index = sig.scalar(4, UINT, 0, "subgraph_index")
             if not 0 <= index < len(subgraphs):
                 raise self.fail(f"names subgraph {index}, the model has {len(subgraphs)}")
             n_tensors = len(subgraphs[index].tensors)
             maps = []
-            for length, get in ((sig.InputsLength(), sig.Inputs), (sig.OutputsLength(), sig.Outputs)):
+            for slot, field in ((0, "inputs"), (1, "outputs")):
                 entries = {}
-                for j in range(length):
-                    entry = get(j)
-                    tensor_index = entry.TensorIndex()
+                for j, entry_pos in enumerate(sig.tables(slot, field)):
+                    entry = Table(buf, size, entry_pos, f"{field} entry {j}")
+                    tensor_index = entry.scalar(1, UINT, 0, "tensor_index")
                     if not 0 <= tensor_index < n_tensors:
                         raise self.fail(f"tensor index {tensor_index} out of range")
-                    name = entry.Name()
+                    name = entry.string(0, "name")
                     if name is None:
                         raise self.fail(f"tensor map entry {j} (tensor {tensor_index}) has no name")
                     entries[name.decode("utf-8", "replace")] = tensor_index
                 maps.append(MappingProxyType(entries))
-            key = sig.SignatureKey()
+            key = sig.string(2, "signature_key")
             signatures.append(Signature((key or b"").decode() or f"signature_{k}", index, maps[0], maps[1]))
 
+        self.where = "the metadata table"
         metadata = {}
-        for m in range(fb.MetadataLength()):
+        for m, pos in enumerate(top.tables(6, "metadata")):
             self.where = f"metadata entry {m}"
-            entry = fb.Metadata(m)
-            index = entry.Buffer()
+            entry = Table(buf, size, pos, "the metadata entry")
+            index = entry.scalar(1, UINT, 0, "buffer")
             if 0 <= index < len(buffers) and buffers[index] is not None:
-                metadata[(entry.Name() or b"").decode("utf-8", "replace")] = buffers[index]
+                metadata[(entry.string(0, "name") or b"").decode("utf-8", "replace")] = buffers[index]
 
-        description = fb.Description()
+        self.where = "the model table"
+        description = top.string(3, "description")
         return Model(
             source=self.source,
-            version=fb.Version(),
+            version=top.scalar(0, UINT, 0, "version"),
             description=description.decode("utf-8", "replace") if description else "",
             subgraphs=tuple(subgraphs),
             signatures=tuple(signatures),
@@ -155,32 +162,35 @@ class _Reader:
             size_bytes=self.size,
         )
 
-    def _buffer_view(self, fb: Any, index: int) -> np.ndarray | None:
+    def _buffer_view(self, pos: int, index: int) -> np.ndarray | None:
         """A uint8 view of buffer ``index`` (inline data, or the offset/size form of large models)."""
         self.where = f"buffer {index}"
-        buf = fb.Buffers(index)
-        offset, size = buf.Offset(), buf.Size()
+        table = Table(self.buffer, self.size, pos, "the buffer")
+        offset, size = table.scalar(1, ULONG, 0, "offset"), table.scalar(2, ULONG, 0, "size")
         if offset > 1:
             if offset + size > self.size:
                 raise self.fail(f"data at bytes {offset}..{offset + size} lies past the end of the file ({self.size} bytes)")
             return np.frombuffer(self.buffer, dtype=np.uint8, count=size, offset=offset)
-        length = buf.DataLength()
-        if length == 0:
+        found = table.vector(0, 1, "data")
+        if found is None or found[1] == 0:
             return None
-        start = buf._tab.Vector(buf._tab.Offset(4))
-        if start + length > self.size:
-            raise self.fail(f"{length} bytes of data starting at byte {start} lie past the end of the file ({self.size} bytes)")
+        start, length = found
         return np.frombuffer(self.buffer, dtype=np.uint8, count=length, offset=start)
 
-    def _subgraph(self, fb: Any, s: int, opcodes: list, buffers: list) -> Subgraph:
+    def _subgraph(self, pos: int, s: int, opcodes: list, buffers: list) -> Subgraph:
         self.where = f"subgraph {s}"
-        self._check_vector(fb.TensorsLength(), 4, "tensors")
-        tensors = tuple(self._tensor(fb.Tensors(t), s, t, buffers) for t in range(fb.TensorsLength()))
+        buf, size = self.buffer, self.size
+        fb = Table(buf, size, pos, "the subgraph")
+        tensors = tuple(self._tensor(pos, s, t, buffers) for t, pos in enumerate(fb.tables(0, "tensors")))
         n = len(tensors)
 
-        def indices(values: Any, what: str, optional: bool = False) -> tuple:
+        def indices(values: tuple | None, what: str, optional: bool = False) -> tuple:
+            if not values:
+                return ()
+            if min(values) >= 0 and max(values) < n:
+                return values
             out = []
-            for v in (values.tolist() if hasattr(values, "tolist") else []):
+            for v in values:
                 if v == -1 and optional:
                     out.append(None)
                 elif not 0 <= v < n:
@@ -191,44 +201,38 @@ class _Reader:
 
         tensors = self._resolve_blockwise(tensors, s)
         self.where = f"subgraph {s}"
-        inputs = indices(fb.InputsAsNumpy(), "an input")
-        outputs = indices(fb.OutputsAsNumpy(), "an output")
+        inputs = indices(fb.ints(1, "inputs"), "an input")
+        outputs = indices(fb.ints(2, "outputs"), "an output")
         operators = []
-        self._check_vector(fb.OperatorsLength(), 4, "operators")
-        for o in range(fb.OperatorsLength()):
-            op = fb.Operators(o)
+        for o, op_pos in enumerate(fb.tables(3, "operators")):
             self.where = f"subgraph {s} operator {o}"
-            code_index = op.OpcodeIndex()
+            op = Table(buf, size, op_pos, "the operator")
+            code_index = op.scalar(0, UINT, 0, "opcode_index")
             if not 0 <= code_index < len(opcodes):
                 raise self.fail(f"opcode index {code_index} out of range ({len(opcodes)} operator codes)")
             name, version = opcodes[code_index]
-            try:
-                options = decode_builtin_options(op.BuiltinOptionsType(), op.BuiltinOptions())
-                if not options and op.BuiltinOptions2Type():
-                    options = decode_builtin_options(op.BuiltinOptions2Type(), op.BuiltinOptions2(), second=True)
-            except KeyError as exc:
-                raise self.fail(f"{name}: {exc.args[0]}") from None
-            custom = None
-            if op.CustomOptionsLength():
-                custom = op.CustomOptionsAsNumpy().tobytes()
-            elif op.LargeCustomOptionsSize():
-                start, size = op.LargeCustomOptionsOffset(), op.LargeCustomOptionsSize()
-                if start + size > self.size:
-                    raise self.fail("large custom options lie past the end of the file")
-                custom = bytes(self.buffer[start : start + size])
+            options = self._options(op, name)
+            custom = op.string(5, "custom_options") or None
+            if custom is None:
+                start, length = op.scalar(9, ULONG, 0, "large_custom_options_offset"), op.scalar(10, ULONG, 0, "large_custom_options_size")
+                if length:
+                    if start + length > self.size:
+                        raise self.fail("large custom options lie past the end of the file")
+                    custom = bytes(self.buffer[start : start + length])
             operators.append(
                 Operator(
                     index=o,
                     opcode=name,
                     version=version,
-                    inputs=indices(op.InputsAsNumpy(), f"{name} input", optional=True),
-                    outputs=indices(op.OutputsAsNumpy(), f"{name} output", optional=True),
+                    inputs=indices(op.ints(1, "inputs"), f"{name} input", optional=True),
+                    outputs=indices(op.ints(2, "outputs"), f"{name} output", optional=True),
                     options=options,
                     custom_options=custom,
-                    intermediates=indices(op.IntermediatesAsNumpy(), f"{name} intermediate"),
+                    intermediates=indices(op.ints(8, "intermediates"), f"{name} intermediate"),
                 )
             )
-        name = fb.Name()
+        self.where = f"subgraph {s}"
+        name = fb.string(4, "name")
         return Subgraph(
             index=s,
             name=name.decode("utf-8", "replace") if name else ("main" if s == 0 else f"subgraph_{s}"),
@@ -238,31 +242,72 @@ class _Reader:
             operators=tuple(operators),
         )
 
-    def _tensor(self, fb: Any, s: int, t: int, buffers: list) -> Tensor:
-        raw_name = fb.Name()
+    def _options(self, op: Table, opcode: str) -> Mapping[str, Any]:
+        """The operator's ``builtin_options`` (or, when they decode to nothing, ``builtin_options_2``):
+        the tables are located and checked now, decoded by the generated options readers on first use
+        (:class:`LazyOptions`)."""
+        found = []
+        for type_slot, field in ((3, "builtin_options"), (11, "builtin_options_2")):
+            options_type = op.scalar(type_slot, UBYTE, 0, field + "_type")
+            to = op.target(type_slot + 1, field) if options_type else None
+            if to is not None:
+                table = Table(self.buffer, self.size, to, field)  # the table and its vtable lie in the file
+                if type_slot == 11 and options_type in NEWER_OPTIONS2:  # read raw later: check its vectors now
+                    for key, field_id, scalar in NEWER_OPTIONS2[options_type][1]:
+                        table.vector(field_id, struct.calcsize("<" + scalar), key)
+                found.append((options_type, to, type_slot == 11))
+        if not found:
+            return _NO_OPTIONS
+        buffer, source, where = self.buffer, self.source, self.where
+
+        def decode() -> MappingProxyType:
+            try:
+                options = _NO_OPTIONS
+                for options_type, to, second in found:  # builtin_options_2 only when the first are empty
+                    if not options:
+                        options = decode_builtin_options(options_type, flatbuffers.table.Table(buffer, to), second=second)
+                return options
+            except KeyError as exc:
+                raise InvalidModelError(f"{source}: {where}: {opcode}: {exc.args[0]}") from None
+            except _PARSE_ERRORS as exc:
+                raise InvalidModelError(f"{source}: {where}: {opcode}: corrupt options ({type(exc).__name__}: {exc})") from None
+
+        return LazyOptions(decode)
+
+    def _tensor(self, pos: int, s: int, t: int, buffers: list) -> Tensor:
+        self.where = f"subgraph {s} tensor {t}"
+        fb = Table(self.buffer, self.size, pos, "the tensor")
+        raw_name = fb.string(3, "name")
         name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{t}"
         self.where = f"subgraph {s} tensor {t} ({name!r})"
-        type_name = TENSOR_TYPE_NAMES.get(fb.Type())
+        type_number = fb.scalar(1, BYTE, 0, "type")
+        type_name = TENSOR_TYPE_NAMES.get(type_number)
         if type_name is None:
-            raise self.fail(f"unknown tensor type {fb.Type()}")
+            raise self.fail(f"unknown tensor type {type_number}")
         dtype = DTYPE_OF_TENSOR_TYPE[type_name]
-        shape = tuple(int(d) for d in fb.ShapeAsNumpy().tolist()) if fb.ShapeLength() else ()
-        if any(d < 0 for d in shape):
+        shape = fb.ints(0, "shape") or ()
+        if shape and min(shape) < 0:
             raise self.fail(f"negative dimension in shape {shape}")
-        signature = (
-            tuple(int(d) for d in fb.ShapeSignatureAsNumpy().tolist()) if fb.ShapeSignatureLength() else shape
-        )
+        signature = fb.ints(7, "shape_signature") or shape
         if len(signature) != len(shape):
             raise self.fail(f"shape_signature {signature} does not match shape {shape}")
-        buffer_index = fb.Buffer()
+        buffer_index = fb.scalar(2, UINT, 0, "buffer")
         if not 0 <= buffer_index < max(1, len(buffers)):
             raise self.fail(f"buffer index {buffer_index} out of range ({len(buffers)} buffers)")
         raw = buffers[buffer_index] if buffers else None
-        sparsity = self._sparsity(fb.Sparsity()) if fb.Sparsity() is not None else None
+        sparsity = None
+        if fb.has(6):
+            import tflite  # sparse tensors are rare: their tables through the generated readers
+
+            to = fb.target(6, "sparsity")
+            Table(self.buffer, self.size, to, "sparsity")  # bounds of the table; its fields: the generated reader
+            generated = tflite.SparsityParameters()
+            generated.Init(self.buffer, to)
+            sparsity = self._sparsity(generated)
         data = None
         if raw is not None:
             data = self._tensor_data(raw, dtype, shape, sparse=sparsity is not None)
-        quantization = self._quantization(fb.Quantization())
+        quantization = self._quantization(fb.table(4, "quantization")) if fb.has(4) else None
         return Tensor(
             index=t,
             name=name,
@@ -273,12 +318,12 @@ class _Reader:
             data=data,
             quantization=quantization,
             sparsity=sparsity,
-            is_variable=bool(fb.IsVariable()),
-            has_rank=bool(fb.HasRank()) or bool(shape),
+            is_variable=fb.scalar(5, BOOL, False, "is_variable"),
+            has_rank=fb.scalar(8, BOOL, False, "has_rank") or bool(shape),
         )
 
     def _tensor_data(self, raw: np.ndarray, dtype: str, shape: tuple, sparse: bool) -> np.ndarray:
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)  # exact (numpy int64 would wrap for wild shapes)
         if sparse:  # compressed values; densified later from the sparsity parameters
             return raw.view(_VIEW_DTYPES[dtype]) if dtype in _VIEW_DTYPES else raw
         if dtype == "string":
@@ -299,30 +344,31 @@ class _Reader:
         view = np.frombuffer(raw, dtype=_VIEW_DTYPES[dtype], count=count).reshape(shape)
         return view
 
-    def _quantization(self, fb: Any) -> "QuantParams | _Blockwise | None":
-        if fb is not None and fb.DetailsType() == _BLOCKWISE_QUANTIZATION:
-            table = fb.Details()
-            fields = [
-                table.Get(flatbuffers.number_types.Int32Flags, o + table.Pos) if (o := table.Offset(slot)) else default
-                for slot, default in ((4, 0), (6, -1), (8, 0))
-            ]
-            return _Blockwise(*fields)
-        if fb is None or fb.ScaleLength() == 0:
+    def _quantization(self, fb: Table) -> "QuantParams | _Blockwise | None":
+        if fb.scalar(4, UBYTE, 0, "quantization details_type") == _BLOCKWISE_QUANTIZATION:
+            table = fb.table(5, "quantization details")
+            if table is None:
+                raise self.fail("blockwise quantization without its details table")
+            return _Blockwise(*(table.scalar(slot, INT, default, "blockwise " + field)
+                                for slot, default, field in ((0, 0, "scales"), (1, -1, "zero_points"), (2, 0, "block_size"))))
+        scales = fb.array(2, "<f4", "quantization scale")
+        if scales is None or scales.size == 0:
             return None
-        scales = fb.ScaleAsNumpy().astype(np.float32)
-        zero_points = (
-            fb.ZeroPointAsNumpy().astype(np.int64) if fb.ZeroPointLength() else np.zeros(scales.shape, np.int64)
-        )
+        scales = scales.astype(np.float32)
+        zero_points = fb.array(3, "<i8", "quantization zero_point")
+        zero_points = (zero_points.astype(np.int64) if zero_points is not None and zero_points.size
+                       else np.zeros(scales.shape, np.int64))
         if zero_points.size == 1 and scales.size > 1:
             zero_points = np.broadcast_to(zero_points, scales.shape).copy()
         if zero_points.size != scales.size:
             raise self.fail(f"{scales.size} quantization scales but {zero_points.size} zero points")
+        low, high = fb.array(0, "<f4", "quantization min"), fb.array(1, "<f4", "quantization max")
         return QuantParams(
             scales=scales,
             zero_points=zero_points,
-            quantized_dimension=fb.QuantizedDimension(),
-            min=fb.MinAsNumpy().astype(np.float32) if fb.MinLength() else None,
-            max=fb.MaxAsNumpy().astype(np.float32) if fb.MaxLength() else None,
+            quantized_dimension=fb.scalar(6, INT, 0, "quantized_dimension"),
+            min=low.astype(np.float32) if low is not None and low.size else None,
+            max=high.astype(np.float32) if high is not None and high.size else None,
         )
 
     def _resolve_blockwise(self, tensors: tuple, s: int) -> tuple:
@@ -365,7 +411,7 @@ class _Reader:
         dims = []
         for d in range(fb.DimMetadataLength()):
             meta = fb.DimMetadata(d)
-            fmt = "DENSE" if meta.Format() == tflite.DimensionType.DENSE else "SPARSE_CSR"
+            fmt = "DENSE" if meta.Format() == _DENSE else "SPARSE_CSR"
             dims.append(
                 DimensionMetadata(
                     format=fmt,
@@ -390,6 +436,7 @@ def _raw_opcode_fields(code: Any) -> tuple[int | None, int | None]:
     return deprecated, builtin
 
 
+_NO_OPTIONS = MappingProxyType({})
 _BLOCKWISE_QUANTIZATION = 2  # QuantizationDetails union tag (newer than the `tflite` readers)
 
 
@@ -402,15 +449,16 @@ class _Blockwise:
     block_size: int
 
 
-_INDEX_VECTOR_CLASSES = {
-    tflite.SparseIndexVector.Int32Vector: tflite.Int32Vector,
-    tflite.SparseIndexVector.Uint16Vector: tflite.Uint16Vector,
-    tflite.SparseIndexVector.Uint8Vector: tflite.Uint8Vector,
-}
+_DENSE = 0  # DimensionType.DENSE
+# SparseIndexVector union tags -> the generated reader's class name.
+_INDEX_VECTOR_CLASSES = {1: "Int32Vector", 2: "Uint16Vector", 3: "Uint8Vector"}
 
 
 def _index_vector(kind: int, table: Any) -> np.ndarray | None:
-    cls = _INDEX_VECTOR_CLASSES.get(kind)
+    import tflite
+
+    name = _INDEX_VECTOR_CLASSES.get(kind)
+    cls = getattr(tflite, name) if name else None
     if cls is None or table is None:
         return None
     vector = cls()

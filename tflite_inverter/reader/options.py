@@ -10,27 +10,26 @@ from __future__ import annotations
 import inspect
 import re
 import struct
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-import tflite
-
 from .opcodes import TENSOR_TYPE_NAMES, _enum_names
 
-# Option field name -> enum class whose names replace the stored integers.
-_ENUM_FIELDS: dict[str, type] = {
-    "padding": tflite.Padding,
-    "fused_activation_function": tflite.ActivationFunctionType,
-    "weights_format": tflite.FullyConnectedOptionsWeightsFormat,
-    "kernel_type": tflite.LSTMKernelType,
-    "type": tflite.LSHProjectionType,
-    "combiner": tflite.CombinerType,
-    "mode": tflite.MirrorPadMode,
-    "reduce_function": tflite.ReduceWindowFunction,
-    "algorithm": tflite.RngAlgorithm,
-    "comparison_direction": tflite.StablehloComparisonDirection,
-    "compare_type": tflite.StablehloComparisonType,
+# Option field name -> enum class (of the ``tflite`` package) whose names replace the stored integers.
+_ENUM_FIELDS: dict[str, str] = {
+    "padding": "Padding",
+    "fused_activation_function": "ActivationFunctionType",
+    "weights_format": "FullyConnectedOptionsWeightsFormat",
+    "kernel_type": "LSTMKernelType",
+    "type": "LSHProjectionType",
+    "combiner": "CombinerType",
+    "mode": "MirrorPadMode",
+    "reduce_function": "ReduceWindowFunction",
+    "algorithm": "RngAlgorithm",
+    "comparison_direction": "StablehloComparisonDirection",
+    "compare_type": "StablehloComparisonType",
 }
 _TENSOR_TYPE_FIELDS = {
     "out_type",
@@ -71,8 +70,10 @@ def _accessors(options_class: type) -> tuple[tuple[str, str, bool], ...]:
 
 
 @lru_cache(maxsize=None)
-def _enum_table(enum_class: type) -> dict[int, str]:
-    return _enum_names(enum_class)
+def _enum_table(enum_name: str) -> dict[int, str]:
+    import tflite
+
+    return _enum_names(getattr(tflite, enum_name))
 
 
 def _decode_value(key: str, value: Any) -> Any:
@@ -106,8 +107,11 @@ def decode_table(table: Any) -> MappingProxyType:
     return MappingProxyType(result)
 
 
-_OPTIONS_NAMES = _enum_names(tflite.BuiltinOptions)
-_OPTIONS2_NAMES = _enum_names(tflite.BuiltinOptions2)
+@lru_cache(maxsize=None)
+def _options_names(second: bool) -> dict[int, str]:
+    import tflite
+
+    return _enum_names(tflite.BuiltinOptions2 if second else tflite.BuiltinOptions)
 
 
 # ``builtin_options_2`` tables added to schema.fbs after the generated readers in use: union type
@@ -133,13 +137,52 @@ def _decode_raw_vectors(table: Any, fields: tuple[tuple[str, int, str], ...]) ->
     return MappingProxyType(result)
 
 
+class LazyOptions(Mapping):
+    """An operator's builtin options decoded on first use (``decode()`` gives the mapping): reading a
+    model then neither imports the generated readers nor reflects on them, and ``inspect`` or a
+    summary, which never look at options, do not pay for them (issue 14). A read-only mapping equal
+    to the decoded one; ``decode`` raises the library's own error for options it cannot read."""
+
+    __slots__ = ("_decode", "_mapping")
+
+    def __init__(self, decode: Callable[[], Mapping[str, Any]]):
+        self._decode: Callable[[], Mapping[str, Any]] | None = decode
+        self._mapping: Mapping[str, Any] | None = None
+
+    def _decoded(self) -> Mapping[str, Any]:
+        if self._mapping is None:
+            self._mapping = self._decode()
+            self._decode = None
+        return self._mapping
+
+    def __getitem__(self, key: str) -> Any:
+        return self._decoded()[key]
+
+    def __iter__(self):
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __eq__(self, other: object) -> bool:
+        return self._decoded() == other
+
+    __hash__ = None  # like the mapping it stands for
+
+    def __repr__(self) -> str:
+        return repr(dict(self._decoded()))
+
+
 def decode_builtin_options(
     options_type: int, table: Any, *, second: bool = False
 ) -> MappingProxyType:
-    """Decode an operator's union ``builtin_options`` (or ``builtin_options_2``)."""
-    names = _OPTIONS2_NAMES if second else _OPTIONS_NAMES
+    """Decode an operator's union ``builtin_options`` (or ``builtin_options_2``). The generated
+    readers (``tflite`` package) are imported on the first call."""
     if options_type == 0 or table is None:
         return MappingProxyType({})
+    import tflite
+
+    names = _options_names(second)
     if second and options_type in NEWER_OPTIONS2 and options_type not in names:
         return _decode_raw_vectors(table, NEWER_OPTIONS2[options_type][1])
     class_name = names.get(options_type)
