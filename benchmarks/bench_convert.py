@@ -7,7 +7,8 @@ SavedModel, save frozen pb; then the whole conversion's peak RSS. Ratios, not ab
 are the comparable numbers: ``read_rss/size`` (zero copy: < 5 %) and
 ``(peak - baseline)/weights`` (issue 14's bound: <= 1.5). *convert s* is the whole conversion after
 imports (read + build + SavedModel), with its CPU seconds next to it (the number to compare on a
-loaded machine).
+loaded machine). TensorFlow is imported as the CLI imports it, without Keras; ``BENCH_WITH_KERAS=1``
+imports it whole, as a notebook has it.
 
 With ``--inference`` (or alone, ``--inference-only``) it also times running the result: the inverted
 SavedModel loaded with ``tf.saved_model.load``, warm, per call, next to LiteRT (XNNPACK, the
@@ -80,7 +81,10 @@ def rss():
 path = sys.argv[1]
 result = {"model": os.path.basename(path), "size": os.path.getsize(path)}
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import tensorflow as tf
+from tflite_inverter.logs import import_tensorflow
+# TensorFlow imported as the CLI imports it: without Keras (with Keras loaded, as in a notebook,
+# building takes about 1.4x as long: docs/benchmarks.md)
+tf = import_tensorflow(without_keras=os.environ.get("BENCH_WITH_KERAS") != "1")
 tf.reduce_sum(tf.ones([2]))  # initialise the runtime
 import tflite_inverter as ti
 from tflite_inverter.build.inverted import InvertedModel
@@ -358,7 +362,9 @@ def main() -> int:
             f"{os.getloadavg()[0]:.2f} at the end. Each model runs in a "
             "fresh process; times are wall-clock seconds of one run (compare ratios, not absolute numbers, across "
             "machines). *read RSS* is what `ti.load` adds to the resident set: weights stay views of the mapped file. "
-            "*TF baseline* is the process's RSS after importing TensorFlow and running one op.\n\n"
+            "*TF baseline* is the process's RSS after importing TensorFlow and running one op. TensorFlow is "
+            + ("imported whole, with Keras (BENCH_WITH_KERAS=1)" if os.environ.get("BENCH_WITH_KERAS") == "1" else
+               "imported as the CLI imports it, without Keras") + ".\n\n"
         )
         write_section(args.markdown, header + text + "\n" + verdict)
     return 0
