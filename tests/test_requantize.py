@@ -491,6 +491,17 @@ def test_uint8_throughout_of_a_float_model_from_calibration_data(tmp_path):
 
 
 @pytest.mark.real_model
+def test_ai_edge_quantizer_prints_no_progress_bars(mediapipe_models, tmp_path, capfd):
+    """ai-edge-quantizer 0.10 shows tqdm bars on a model of pose_landmark_full's size, and its
+    ``enable_progress_bar=False`` does not reach the model modifier's bar: requantize keeps them all off."""
+    pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer is an optional back end")
+    capfd.readouterr()
+    ti.requantize(mediapipe_models["pose_landmark_full"], tmp_path / "w8.tflite", mode="weight_only_int8",
+                  progress=False, compare=False)
+    printed = "".join(capfd.readouterr())
+    assert "Applying Transformations" not in printed and "Quantization Parameters" not in printed, printed[-500:]
+
+
 def test_weight_only_and_dynamic_int4_through_ai_edge_quantizer(mediapipe_models, tmp_path):
     """ai-edge-quantizer as the back end of the weight-only and int4 modes, on a MediaPipe file as
     shipped (float16 weights behind DEQUANTIZE, no SignatureDef): normalised, quantized, and given

@@ -18,6 +18,9 @@ The result gets the original's interface back (:mod:`tflite_inverter.quant.inter
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..errors import TfliteInverterError
@@ -30,6 +33,25 @@ RECIPES = {
     "dynamic_int4_block32": "dynamic_wi4b32_afp32",
 }
 _SIGNATURE_KEY = "serving_default"
+
+
+@contextmanager
+def _without_progress_bars() -> Iterator[None]:
+    """ai-edge-quantizer's tqdm bars off: 0.10 shows them by default on models of a few hundred
+    tensors, and its ``quantize(enable_progress_bar=False)`` does not reach the bar of its model
+    modifier ("Applying Transformations to tensors"), so every bar it makes is made disabled."""
+    from ai_edge_quantizer.utils import progress_utils
+
+    original = progress_utils.ProgressBar.__init__
+
+    def disabled(self, total_steps, description="", disappear_on_finish=False, enable=None):
+        original(self, total_steps, description, disappear_on_finish, enable=False)
+
+    progress_utils.ProgressBar.__init__ = disabled
+    try:
+        yield
+    finally:
+        progress_utils.ProgressBar.__init__ = original
 
 
 def available() -> bool:
@@ -149,7 +171,8 @@ def quantize(data: bytes, mode: str) -> bytes:
 
     try:
         runner = quantizer.Quantizer(normalized(data), getattr(recipe, RECIPES[mode])())
-        result = runner.quantize(enable_progress_report=False, enable_progress_bar=False)
+        with _without_progress_bars():
+            result = runner.quantize(enable_progress_report=False, enable_progress_bar=False)
     except TfliteInverterError:
         raise
     except Exception as error:  # the quantizer raises several kinds
@@ -327,7 +350,9 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
     def run(calibration=None) -> bytes:
         try:
             runner = quantizer.Quantizer(prepared, getattr(recipe, INTEGER_RECIPES[mode])())
-            result = bytes(runner.quantize(calibration, enable_progress_report=False, enable_progress_bar=False).quantized_model)
+            with _without_progress_bars():
+                result = bytes(runner.quantize(calibration, enable_progress_report=False,
+                                               enable_progress_bar=False).quantized_model)
         except TfliteInverterError:
             raise
         except Exception as error:  # the quantizer raises several kinds
