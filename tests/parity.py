@@ -96,3 +96,16 @@ def _record_versions(tflite_bytes: bytes) -> None:
 def weight(shape: Sequence[int], seed: int = 0, scale: float = 0.5) -> tf.Tensor:
     """A seeded constant weight for test models."""
     return tf.constant(np.random.default_rng(seed).normal(0, scale, size=shape).astype(np.float32))
+
+
+def pruned(shape, density=0.2, block=None, seed=0):
+    """A weight with about ``1 - density`` zeros; ``block`` (rows, cols) zeroes whole blocks of
+    the last two dimensions."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 0.5, shape).astype(np.float32)
+    if block is None:
+        mask = rng.random(shape) < density
+    else:
+        rows, cols = shape[-2] // block[0], shape[-1] // block[1]
+        mask = (rng.random([*shape[:-2], rows, cols]) < density).repeat(block[0], axis=-2).repeat(block[1], axis=-1)
+    return w * mask

@@ -16,7 +16,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 
 import tflite_inverter as ti
 from flatbuffer_writer import pack
-from parity import convert
+from parity import convert, pruned
 
 pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer is an optional back end")
 
@@ -47,18 +47,6 @@ def assert_float_parity(original: bytes, copy: bytes, draws: int = 3) -> None:
 
 
 # -- sparse constants ---------------------------------------------------------------------------------
-def pruned(shape, density=0.2, block=None, seed=0):
-    """A weight with about ``1 - density`` zeros (whole ``block`` (rows, cols) blocks of the last two dimensions)."""
-    rng = np.random.default_rng(seed)
-    w = rng.normal(0, 0.5, shape).astype(np.float32)
-    if block is None:
-        mask = rng.random(shape) < density
-    else:
-        rows, cols = shape[-2] // block[0], shape[-1] // block[1]
-        mask = (rng.random([*shape[:-2], rows, cols]) < density).repeat(block[0], axis=-2).repeat(block[1], axis=-1)
-    return w * mask
-
-
 def sparse_model(case: str, float16: bool) -> bytes:
     """A model whose weights the converter stores sparse (EXPERIMENTAL_SPARSITY): CONV_2D gets a
     DENSIFY in front; FULLY_CONNECTED takes 1x4 block-sparse float32 weights itself (no DENSIFY)."""

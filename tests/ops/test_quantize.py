@@ -22,7 +22,7 @@ import tflite_inverter as ti
 from tflite_inverter.errors import InvalidModelError
 from tflite_inverter.ir import DimensionMetadata, Sparsity
 from tflite_inverter.passes.densify import densify
-from parity import assert_parity, convert, opcodes, weight
+from parity import assert_parity, convert, opcodes, pruned, weight
 
 
 def spec(*shape, dtype=tf.float32):
@@ -94,19 +94,6 @@ def test_dequantize_int8_weights(strides):
 
 
 # -- DENSIFY ----------------------------------------------------------------------------------------
-
-def pruned(shape, density=0.2, block=None, seed=0):
-    """A weight with about ``1 - density`` zeros; ``block`` (rows, cols) zeroes whole blocks of
-    the last two dimensions."""
-    rng = np.random.default_rng(seed)
-    w = rng.normal(0, 0.5, shape).astype(np.float32)
-    if block is None:
-        mask = rng.random(shape) < density
-    else:
-        rows, cols = shape[-2] // block[0], shape[-1] // block[1]
-        mask = (rng.random([*shape[:-2], rows, cols]) < density).repeat(block[0], axis=-2).repeat(block[1], axis=-1)
-    return w * mask
-
 
 def _sparsity(float16):
     def setup(converter):

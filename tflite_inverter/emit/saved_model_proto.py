@@ -35,7 +35,7 @@ from tensorflow.core.protobuf import (meta_graph_pb2, saved_model_pb2, saved_obj
                                       trackable_object_graph_pb2)
 from tensorflow.python.ops.gen_resource_variable_ops import read_variable_op
 
-from .saver_nodes import OBJECT_GRAPH_KEY, add_saver_nodes, write_fingerprint
+from .saver_nodes import OBJECT_GRAPH_KEY, add_saver_nodes, unique_name, write_fingerprint
 
 _VERSION = versions_pb2.VersionDef(producer=1, min_consumer=1)
 
@@ -212,12 +212,7 @@ def write_saved_model(children: Children, signatures: Mapping[str, Any], directo
     taken: set[str] = set()
 
     def unique(name: str) -> str:
-        candidate, suffix = name, 0
-        while candidate in taken:
-            suffix += 1
-            candidate = f"{name}_{suffix}"
-        taken.add(candidate)
-        return candidate
+        return unique_name(taken, name)
 
     for attribute, entries in children.items():
         for variable in entries.values():

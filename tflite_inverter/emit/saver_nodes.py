@@ -19,7 +19,8 @@ from tensorflow.core.protobuf import saver_pb2
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
-def _unique_name(taken: set[str], name: str) -> str:
+def unique_name(taken: set[str], name: str) -> str:
+    """``name``, or ``name_1``, ``name_2``... : the first not in ``taken`` (which it joins)."""
     candidate, suffix = name, 0
     while candidate in taken:
         suffix += 1
@@ -36,7 +37,7 @@ def add_saver_nodes(meta_graph, entries: list[tuple[str, str, int]], object_grap
     cpu = "/device:CPU:0"
 
     def add(op: str, name: str, inputs=(), **attrs) -> str:
-        node = graph_def.node.add(op=op, name=_unique_name(taken, name), input=list(inputs))
+        node = graph_def.node.add(op=op, name=unique_name(taken, name), input=list(inputs))
         for key, value in attrs.items():
             node.attr[key].CopyFrom(value)
         return node.name

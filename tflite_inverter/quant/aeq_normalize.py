@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import InvalidModelError
+from .object_api import opcode_index
 
 TRANSPOSE_CONV_BIAS = "CUSTOM:Convolution2DTransposeBias"
 _SAME, _VALID = 1, 2  # TfLitePadding in the packed options
@@ -209,7 +210,7 @@ def _transpose_conv_bias(model, schema) -> None:
                 raise InvalidModelError(f"{TRANSPOSE_CONV_BIAS} output {_name(output)!r} has shape "
                                         f"{[int(d) for d in output.shape]}, its options and input give {shape}")
             if code_index is None:
-                code_index = _transpose_conv_code(model, schema)
+                code_index = opcode_index(model, schema.BuiltinOperator.TRANSPOSE_CONV, schema, version=3)  # 3: the bias input
             buffer = schema.BufferT()
             buffer.data = np.frombuffer(np.asarray(shape, "<i4").tobytes(), np.uint8)
             model.buffers.append(buffer)
@@ -227,14 +228,3 @@ def _transpose_conv_bias(model, schema) -> None:
             op.customOptions, op.customOptionsFormat = None, schema.CustomOptionsFormat.FLEXBUFFERS
 
 
-def _transpose_conv_code(model, schema) -> int:
-    builtin = schema.BuiltinOperator.TRANSPOSE_CONV
-    for index, code in enumerate(model.operatorCodes):
-        if max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0)) == builtin:
-            code.version = max(int(code.version or 1), 3)  # version 3: the bias input
-            return index
-    code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = builtin
-    code.version = 3
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1

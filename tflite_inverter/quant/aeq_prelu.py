@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TfliteInverterError
+from .object_api import builtin_code, drop_orphan_tensors, drop_unused_buffers, indices, inline_buffers
 
 # opcodes ai-edge-quantizer leaves float in a mode that this module handles (fused, or float as the converter)
 HANDLED = {"int8": {"PRELU"}, "int16x8": {"PRELU"}}
@@ -38,10 +39,6 @@ def float_reason(opcode: str, mode: str) -> str | None:
         return ("left float by ai-edge-quantizer and not fused into an int8 PRELU (its input or output is not a "
                 "lone DEQUANTIZE / QUANTIZE on per-tensor int8 grids, or its alpha is not a constant)")
     return None
-
-
-def _code(code) -> int:
-    return max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
 
 
 def _per_tensor_int8(tensor, schema) -> bool:
@@ -78,27 +75,22 @@ def fuse_prelu(data: bytes, symmetric: bool = False) -> tuple[bytes, int]:
     import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
-    from .interface import _inline_buffers
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-    codes = [_code(c) for c in model.operatorCodes or []]
+    codes = [builtin_code(c) for c in model.operatorCodes or []]
     op_kind = schema.BuiltinOperator
     if op_kind.PRELU not in codes:
         return data, 0
-    _inline_buffers(model, data)
+    inline_buffers(model, data)
     fused = 0
     for sg_index, sg in enumerate(model.subgraphs):
         fused += _fuse_in_subgraph(model, sg, sg_index, codes, schema, symmetric)
     if not fused:
         return data, 0
-    _drop_unused_buffers(model)
+    drop_unused_buffers(model)
     builder = flatbuffers.Builder(max(1024, 2 * len(data)))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), fused
-
-
-def _indices(values) -> list[int]:
-    return [int(i) for i in (values if values is not None else [])]
 
 
 def _fuse_in_subgraph(model, sg, sg_index: int, codes: list[int], schema, symmetric: bool) -> int:
@@ -107,12 +99,12 @@ def _fuse_in_subgraph(model, sg, sg_index: int, codes: list[int], schema, symmet
     producer: dict[int, object] = {}
     consumers: dict[int, list] = {}
     for op in ops:
-        for i in _indices(op.outputs):
+        for i in indices(op.outputs):
             producer[i] = op
-        for i in _indices(op.inputs):
+        for i in indices(op.inputs):
             if i >= 0:
                 consumers.setdefault(i, []).append(op)
-    ends = set(_indices(sg.inputs)) | set(_indices(sg.outputs))
+    ends = set(indices(sg.inputs)) | set(indices(sg.outputs))
     for signature in model.signatureDefs or []:
         if signature.subgraphIndex == sg_index:
             ends.update(int(m.tensorIndex) for m in (signature.inputs or []) + (signature.outputs or []))
@@ -120,17 +112,17 @@ def _fuse_in_subgraph(model, sg, sg_index: int, codes: list[int], schema, symmet
     alphas: dict[int, int] = {}  # float alpha tensor -> its int8 twin
     fused = 0
     for op in ops:
-        if codes[op.opcodeIndex] != op_kind.PRELU or len(_indices(op.inputs)) != 2 or len(_indices(op.outputs)) != 1:
+        if codes[op.opcodeIndex] != op_kind.PRELU or len(indices(op.inputs)) != 2 or len(indices(op.outputs)) != 1:
             continue
-        x, alpha = _indices(op.inputs)
-        y = _indices(op.outputs)[0]
+        x, alpha = indices(op.inputs)
+        y = indices(op.outputs)[0]
         dequantize, readers = producer.get(x), consumers.get(y, [])
         if dequantize is None or codes[dequantize.opcodeIndex] != op_kind.DEQUANTIZE or y in ends or len(readers) != 1:
             continue
         quantize = readers[0]
         if codes[quantize.opcodeIndex] != op_kind.QUANTIZE:
             continue
-        source, target = _indices(dequantize.inputs)[0], _indices(quantize.outputs)[0]
+        source, target = indices(dequantize.inputs)[0], indices(quantize.outputs)[0]
         if not (_per_tensor_int8(sg.tensors[source], schema) and _per_tensor_int8(sg.tensors[target], schema)):
             continue
         if alpha not in alphas:
@@ -145,7 +137,7 @@ def _fuse_in_subgraph(model, sg, sg_index: int, codes: list[int], schema, symmet
         fused += 1
     if fused:
         sg.operators = [op for op in ops if id(op) not in removed]
-        _drop_orphan_tensors(model, sg, sg_index, ends)
+        drop_orphan_tensors(model, sg)
     return fused
 
 
@@ -170,33 +162,3 @@ def _int8_alpha(model, sg, index: int, schema, symmetric: bool) -> int | None:
     return len(sg.tensors) - 1
 
 
-def _drop_orphan_tensors(model, sg, sg_index: int, ends: set[int]) -> None:
-    """Remove the tensors no operator, subgraph end or signature uses any more and renumber the rest."""
-    used = set(ends)
-    for op in sg.operators:
-        used.update(i for i in _indices(op.inputs) + _indices(op.outputs) + _indices(op.intermediates) if i >= 0)
-    if len(used) == len(sg.tensors):
-        return
-    new_index = {old: new for new, old in enumerate(sorted(used))}
-
-    def remap(values):
-        return [new_index[i] if i >= 0 else i for i in _indices(values)]
-
-    sg.tensors = [sg.tensors[i] for i in sorted(used)]
-    sg.inputs, sg.outputs = remap(sg.inputs), remap(sg.outputs)
-    for op in sg.operators:
-        op.inputs, op.outputs = remap(op.inputs), remap(op.outputs)
-        if op.intermediates is not None:
-            op.intermediates = remap(op.intermediates)
-    for signature in model.signatureDefs or []:
-        if signature.subgraphIndex == sg_index:
-            for entry in (signature.inputs or []) + (signature.outputs or []):
-                entry.tensorIndex = new_index[int(entry.tensorIndex)]
-
-
-def _drop_unused_buffers(model) -> None:
-    """Empty the buffers no tensor refers to any more (the float alphas replaced by int8 ones)."""
-    referenced = {tensor.buffer for sg in model.subgraphs for tensor in sg.tensors}
-    for index, buffer in enumerate(model.buffers or []):
-        if index and index not in referenced:
-            buffer.data = None

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..errors import TfliteInverterError
+from .object_api import builtin_code, drop_orphan_tensors, drop_unused_buffers, inline_buffers, opcode_index
 
 # mode -> the ai_edge_quantizer.recipe function
 RECIPES = {
@@ -71,7 +72,7 @@ def normalized(data: bytes) -> bytes:
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
     for code in model.operatorCodes or []:
-        builtin = max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
+        builtin = builtin_code(code)
         code.builtinCode = builtin
         code.deprecatedBuiltinCode = min(builtin, schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
     aeq_normalize.rewrite(model, data, schema)  # sparse constants densified, Convolution2DTransposeBias as TRANSPOSE_CONV
@@ -83,8 +84,8 @@ def normalized(data: bytes) -> bytes:
                 continue
             kept.append(op)
         sg.operators = kept
-        _drop_orphan_tensors(model, sg)
-    _drop_unused_buffers(model)
+        drop_orphan_tensors(model, sg)
+    drop_unused_buffers(model)
     if not model.signatureDefs:
         sg = model.subgraphs[0]
         signature = schema.SignatureDefT()
@@ -103,45 +104,6 @@ def normalized(data: bytes) -> bytes:
     builder = flatbuffers.Builder(max(1024, 2 * len(data)))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
-
-
-def _drop_orphan_tensors(model, sg) -> None:
-    """Remove the tensors nothing uses any more (the float16 originals of folded weights) and
-    renumber the rest: ai-edge-quantizer's calibration reads every tensor, and one without data fails it."""
-    def indices(values):
-        return [int(i) for i in (values if values is not None else [])]
-
-    used = set(indices(sg.inputs)) | set(indices(sg.outputs))
-    for op in sg.operators:
-        used.update(i for i in indices(op.inputs) + indices(op.outputs) + indices(op.intermediates) if i >= 0)
-    for signature in model.signatureDefs or []:
-        if signature.subgraphIndex == model.subgraphs.index(sg):
-            used.update(int(m.tensorIndex) for m in (signature.inputs or []) + (signature.outputs or []))
-    if len(used) == len(sg.tensors):
-        return
-    new_index = {old: new for new, old in enumerate(sorted(used))}
-
-    def remap(values):
-        return [new_index[i] if i >= 0 else i for i in indices(values)]
-
-    sg.tensors = [sg.tensors[i] for i in sorted(used)]
-    sg.inputs, sg.outputs = remap(sg.inputs), remap(sg.outputs)
-    for op in sg.operators:
-        op.inputs, op.outputs = remap(op.inputs), remap(op.outputs)
-        if op.intermediates is not None:
-            op.intermediates = remap(op.intermediates)
-    for signature in model.signatureDefs or []:
-        if signature.subgraphIndex == model.subgraphs.index(sg):
-            for entry in (signature.inputs or []) + (signature.outputs or []):
-                entry.tensorIndex = new_index[int(entry.tensorIndex)]
-
-
-def _drop_unused_buffers(model) -> None:
-    """Empty the buffers no tensor refers to any more (the float16 originals of folded weights)."""
-    referenced = {tensor.buffer for sg in model.subgraphs for tensor in sg.tensors}
-    for index, buffer in enumerate(model.buffers or []):
-        if index and index not in referenced:
-            buffer.data = None
 
 
 def _fold_float16(model, sg, op, schema) -> bool:
@@ -391,21 +353,13 @@ def with_float_edges(data: bytes) -> bytes:
     from tensorflow.lite.python import schema_py_generated as schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-    from .interface import _inline_buffers
 
-    _inline_buffers(model, data)
+    inline_buffers(model, data)
     sg = model.subgraphs[0]
     integer = (schema.TensorType.INT8, schema.TensorType.UINT8, schema.TensorType.INT16)
 
     def opcode(builtin) -> int:
-        for index, code in enumerate(model.operatorCodes):
-            if max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0)) == builtin:
-                return index
-        code = schema.OperatorCodeT()
-        code.builtinCode = code.deprecatedBuiltinCode = builtin
-        code.version = 1
-        model.operatorCodes.append(code)
-        return len(model.operatorCodes) - 1
+        return opcode_index(model, builtin, schema)
 
     def float_twin(index: int) -> int:
         old = sg.tensors[index]

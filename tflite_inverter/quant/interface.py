@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import ir
 from ..errors import TfliteInverterError
+from .object_api import inline_buffers
 from ..names import python_identifier, sanitize_name
 from ..reader import load
 
@@ -114,20 +115,6 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
 
 
-def _inline_buffers(model, data: bytes) -> None:
-    """Buffers stored after the flatbuffer (``offset``/``size``, as ai-edge-quantizer writes them)
-    moved into it: packing again writes only the flatbuffer."""
-    import numpy as np
-
-    for buffer in model.buffers or []:
-        if buffer.offset:
-            if buffer.offset + buffer.size > len(data):
-                raise TfliteInverterError(f"a buffer at bytes {buffer.offset}..{buffer.offset + buffer.size} lies past "
-                                          f"the end of the converted model ({len(data)} bytes)")
-            buffer.data = np.frombuffer(data, np.uint8, buffer.size, buffer.offset)
-            buffer.offset = buffer.size = 0
-
-
 def restore_interface(data: bytes, interface: Interface) -> bytes:
     """``data`` (a converted ``.tflite``) with ``interface``'s names, order and SignatureDef.
 
@@ -138,7 +125,7 @@ def restore_interface(data: bytes, interface: Interface) -> bytes:
     from tensorflow.lite.python import schema_py_generated as schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-    _inline_buffers(model, data)
+    inline_buffers(model, data)
     signatures = model.signatureDefs or []
     if len(signatures) > 1:
         raise TfliteInverterError(f"the converted model has {len(signatures)} SignatureDefs; expected at most one")
