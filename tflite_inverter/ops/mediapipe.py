@@ -37,18 +37,35 @@ from .registry import register_custom
 _SAME, _VALID = 1, 2  # TfLitePadding: 0 unknown, 1 same, 2 valid
 
 
-def _packed_ints(ctx, op, struct_name: str, names: tuple[str, ...]) -> dict[str, int]:
-    """The leading int32 fields of a C struct stored raw (little-endian) as custom options."""
-    data = op.custom_options or b""
+def unpack_params(data: bytes, struct_name: str, names: tuple[str, ...]) -> dict[str, int]:
+    """The leading int32 fields of a C struct stored raw (little-endian) as custom options, checked
+    (padding 0, 1 SAME or 2 VALID; positive strides and filter sizes); ValueError names what is wrong.
+    (TensorFlow-free: the re-quantizer's rewrite of Convolution2DTransposeBias reads them too.)"""
     if len(data) < 4 * len(names):
-        raise ctx.fail(f"custom options are {len(data)} bytes; a packed {struct_name} needs at least {4 * len(names)}")
+        raise ValueError(f"custom options are {len(data)} bytes; a packed {struct_name} needs at least {4 * len(names)}")
     values = dict(zip(names, struct.unpack_from(f"<{len(names)}i", data)))
     if values["padding"] not in (0, _SAME, _VALID):
-        raise ctx.fail(f"packed {struct_name} has padding {values['padding']} (expected 1 SAME or 2 VALID)")
+        raise ValueError(f"packed {struct_name} has padding {values['padding']} (expected 1 SAME or 2 VALID)")
     for name in names:
         if name.startswith(("stride", "filter")) and values[name] <= 0:
-            raise ctx.fail(f"packed {struct_name} has {name} {values[name]}")
+            raise ValueError(f"packed {struct_name} has {name} {values[name]}")
     return values
+
+
+def transpose_conv_bias_window(size: int, kernel: int, stride: int, padding: int) -> tuple[int, int, int]:
+    """One spatial dimension of Convolution2DTransposeBias: (the full transposed convolution's size,
+    the size the kernel keeps, where it starts): ``stride * (in - 1) + filter`` less the SAME padding
+    ``max(0, filter - (in - 1) % stride - 1)``, offset by half of it (rounded down)."""
+    total = max(0, kernel - (size - 1) % stride - 1) if padding == _SAME else 0
+    full = stride * (size - 1) + kernel
+    return full, full - total, total // 2
+
+
+def _packed_ints(ctx, op, struct_name: str, names: tuple[str, ...]) -> dict[str, int]:
+    try:
+        return unpack_params(bytes(op.custom_options or b""), struct_name, names)
+    except ValueError as error:
+        raise ctx.fail(str(error)) from None
 
 
 def _flexbuffer_map(ctx, op) -> dict:
@@ -86,12 +103,9 @@ def build_convolution_2d_transpose_bias(ctx, op, inputs):
     p = _packed_ints(ctx, op, "TfLiteTransposeConvParams", ("padding", "stride_width", "stride_height"))
     in_h, in_w = _static_spatial(ctx, x)
     filter_h, filter_w, out_channels = int(w.shape[0]), int(w.shape[1]), int(w.shape[2])  # HWOI
-    full, sizes, starts = [], [], []
-    for size, kernel, stride in ((in_h, filter_h, p["stride_height"]), (in_w, filter_w, p["stride_width"])):
-        total = max(0, kernel - (size - 1) % stride - 1) if p["padding"] == _SAME else 0
-        full.append(stride * (size - 1) + kernel)
-        sizes.append(full[-1] - total)
-        starts.append(total // 2)  # the kernel offsets by total / 2 (rounded down)
+    windows = [transpose_conv_bias_window(size, kernel, stride, p["padding"])
+               for size, kernel, stride in ((in_h, filter_h, p["stride_height"]), (in_w, filter_w, p["stride_width"]))]
+    full, sizes, starts = ([w[i] for w in windows] for i in range(3))
     # The full (VALID) transposed convolution, then the window the kernel keeps: an explicit padding
     # list would become tf.Conv2DBackpropInput with explicit paddings, which the TFLite converter
     # cannot lower (it needs Flex); VALID plus a slice converts to TRANSPOSE_CONV + STRIDED_SLICE.

@@ -22,13 +22,11 @@ what computes the same in float and what its recipes know:
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 
 from .. import ir
 from ..errors import InvalidModelError
-from .object_api import opcode_index
+from .object_api import builtin_code, opcode_index
 
 TRANSPOSE_CONV_BIAS = "CUSTOM:Convolution2DTransposeBias"
 _SAME, _VALID = 1, 2  # TfLitePadding in the packed options
@@ -37,32 +35,37 @@ POLICY_NAMES = {"TRANSPOSE_CONV": "CONV_2D_TRANSPOSE"}
 
 
 def transpose_conv_params(custom_options) -> tuple[int, int, int] | None:
-    """(padding, stride_width, stride_height) of a Convolution2DTransposeBias's packed options, or
-    ``None`` when the rewrite does not take them."""
+    """(padding, stride_width, stride_height) of a Convolution2DTransposeBias's packed options (read
+    as its builder reads them), or ``None`` when the rewrite does not take them (padding 0 included)."""
+    from ..ops.mediapipe import unpack_params
+
     if custom_options is None:
         data = b""
     elif isinstance(custom_options, (bytes, bytearray, memoryview)):
         data = bytes(custom_options)
     else:  # the schema object API's list or array of bytes
         data = np.asarray(custom_options, np.uint8).tobytes()
-    if len(data) < 12:
+    try:
+        p = unpack_params(data, "TfLiteTransposeConvParams", ("padding", "stride_width", "stride_height"))
+    except ValueError:
         return None
-    padding, stride_w, stride_h = struct.unpack_from("<3i", data)
-    if padding not in (_SAME, _VALID) or stride_w <= 0 or stride_h <= 0:
+    if p["padding"] not in (_SAME, _VALID):
         return None
-    return padding, stride_w, stride_h
+    return p["padding"], p["stride_width"], p["stride_height"]
 
 
 def transpose_conv_output_shape(input_shape, weights_shape, params) -> list[int] | None:
-    """MediaPipe's output shape of Convolution2DTransposeBias (``None`` without a static 4-D input)."""
+    """MediaPipe's output shape of Convolution2DTransposeBias (``None`` without a static 4-D input),
+    from the same window arithmetic as its builder."""
+    from ..ops.mediapipe import transpose_conv_bias_window
+
     if len(input_shape) != 4 or len(weights_shape) != 4 or any(int(d) <= 0 for d in input_shape):
         return None
     padding, stride_w, stride_h = params
-    sizes = []
-    for size, kernel, stride in ((input_shape[1], weights_shape[1], stride_h), (input_shape[2], weights_shape[2], stride_w)):
-        pad = max(0, kernel - (size - 1) % stride - 1) if padding == _SAME else 0
-        sizes.append(stride * (size - 1) + kernel - pad)
-    return [int(input_shape[0]), int(sizes[0]), int(sizes[1]), int(weights_shape[0])]
+    sizes = [transpose_conv_bias_window(int(size), int(kernel), stride, padding)[1]
+             for size, kernel, stride in ((input_shape[1], weights_shape[1], stride_h),
+                                          (input_shape[2], weights_shape[2], stride_w))]
+    return [int(input_shape[0]), sizes[0], sizes[1], int(weights_shape[0])]
 
 
 def opcodes(model: ir.Model) -> set[str]:
@@ -135,7 +138,7 @@ def rewrite(model, data: bytes, schema) -> None:
 
 
 def _code_of(code) -> str:
-    builtin = max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
+    builtin = builtin_code(code)
     if builtin == 32:  # BuiltinOperator.CUSTOM
         name = code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
         return f"CUSTOM:{name}"
@@ -165,7 +168,7 @@ def _densify(model, data: bytes, schema) -> None:
         target.buffer, target.sparsity = len(model.buffers) - 1, None
         dense_buffer[(s, t)] = target.buffer
     densify = {index for index, code in enumerate(model.operatorCodes or [])
-               if max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0)) == schema.BuiltinOperator.DENSIFY}
+               if builtin_code(code) == schema.BuiltinOperator.DENSIFY}
     for s, sg in enumerate(model.subgraphs):
         kept = []
         for position, op in enumerate(sg.operators or []):

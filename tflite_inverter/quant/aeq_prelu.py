@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TfliteInverterError
-from .object_api import builtin_code, drop_orphan_tensors, drop_unused_buffers, indices, inline_buffers
+from .object_api import (builtin_code, drop_orphan_tensors, drop_unused_buffers, indices, inline_buffers, kept_tensors,
+                         packed, unpacked)
 
 # opcodes ai-edge-quantizer leaves float in a mode that this module handles (fused, or float as the converter)
 HANDLED = {"int8": {"PRELU"}, "int16x8": {"PRELU"}}
@@ -72,28 +73,25 @@ def fuse_prelu(data: bytes, symmetric: bool = False) -> tuple[bytes, int]:
     module docstring; ``symmetric``: the alpha's quantization, :func:`quantized_alpha`), and how many
     were fused. The DEQUANTIZE goes when nothing else reads its float output; tensors and buffers
     nothing uses any more go too. ``data`` comes back as it is when none fuses."""
-    import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
 
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    model = unpacked(data)
     codes = [builtin_code(c) for c in model.operatorCodes or []]
     op_kind = schema.BuiltinOperator
     if op_kind.PRELU not in codes:
         return data, 0
     inline_buffers(model, data)
     fused = 0
-    for sg_index, sg in enumerate(model.subgraphs):
-        fused += _fuse_in_subgraph(model, sg, sg_index, codes, schema, symmetric)
+    for sg in model.subgraphs:
+        fused += _fuse_in_subgraph(model, sg, codes, schema, symmetric)
     if not fused:
         return data, 0
     drop_unused_buffers(model)
-    builder = flatbuffers.Builder(max(1024, 2 * len(data)))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), fused
+    return packed(model, 2 * len(data)), fused
 
 
-def _fuse_in_subgraph(model, sg, sg_index: int, codes: list[int], schema, symmetric: bool) -> int:
+def _fuse_in_subgraph(model, sg, codes: list[int], schema, symmetric: bool) -> int:
     op_kind = schema.BuiltinOperator
     ops = list(sg.operators or [])
     producer: dict[int, object] = {}
@@ -104,10 +102,7 @@ def _fuse_in_subgraph(model, sg, sg_index: int, codes: list[int], schema, symmet
         for i in indices(op.inputs):
             if i >= 0:
                 consumers.setdefault(i, []).append(op)
-    ends = set(indices(sg.inputs)) | set(indices(sg.outputs))
-    for signature in model.signatureDefs or []:
-        if signature.subgraphIndex == sg_index:
-            ends.update(int(m.tensorIndex) for m in (signature.inputs or []) + (signature.outputs or []))
+    ends = kept_tensors(model, sg)
     removed: set[int] = set()  # id() of operators dropped
     alphas: dict[int, int] = {}  # float alpha tensor -> its int8 twin
     fused = 0

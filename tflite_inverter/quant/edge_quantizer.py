@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..errors import TfliteInverterError
-from .object_api import builtin_code, drop_orphan_tensors, drop_unused_buffers, inline_buffers, opcode_index
+from .object_api import builtin_code, drop_orphan_tensors, drop_unused_buffers, inline_buffers, opcode_index, packed, unpacked
 
 # mode -> the ai_edge_quantizer.recipe function
 RECIPES = {
@@ -65,12 +65,11 @@ def available() -> bool:
 
 def normalized(data: bytes) -> bytes:
     """``data`` (a float ``.tflite``) as ai-edge-quantizer reads it (see the module docstring)."""
-    import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
     from . import aeq_normalize
 
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    model = unpacked(data)
     for code in model.operatorCodes or []:
         builtin = builtin_code(code)
         code.builtinCode = builtin
@@ -101,9 +100,7 @@ def normalized(data: bytes) -> bytes:
 
         signature.inputs, signature.outputs = maps(sg.inputs), maps(sg.outputs)
         model.signatureDefs = [signature]
-    builder = flatbuffers.Builder(max(1024, 2 * len(data)))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return packed(model, 2 * len(data))
 
 
 def _fold_float16(model, sg, op, schema) -> bool:
@@ -349,10 +346,9 @@ def with_float_edges(data: bytes) -> bytes:
     """``data`` whose integer (quantized) inputs and outputs of the main subgraph take and give float
     values: a QUANTIZE from a new float input, a DEQUANTIZE to a new float output, the SignatureDef
     pointing at the new tensors (which take the old ones' names; the integer tensors get ``_int``)."""
-    import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    model = unpacked(data)
 
     inline_buffers(model, data)
     sg = model.subgraphs[0]
@@ -395,6 +391,4 @@ def with_float_edges(data: bytes) -> bytes:
         if signature.subgraphIndex == 0:
             for entry in (signature.inputs or []) + (signature.outputs or []):
                 entry.tensorIndex = renamed.get(int(entry.tensorIndex), int(entry.tensorIndex))
-    builder = flatbuffers.Builder(max(1024, 2 * len(data)))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return packed(model, 2 * len(data))

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import ir
 from ..errors import TfliteInverterError
-from .object_api import inline_buffers
+from .object_api import inline_buffers, packed, unpacked
 from ..names import python_identifier, sanitize_name
 from ..reader import load
 
@@ -121,10 +121,9 @@ def restore_interface(data: bytes, interface: Interface) -> bytes:
     Ports are found by their keys in the converted model's (only) SignatureDef, or, without one
     (the TF1 converter), among the names of its subgraph's inputs and outputs. Raises if a port is
     missing or the converted model has inputs or outputs the interface does not name."""
-    import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    model = unpacked(data)
     inline_buffers(model, data)
     signatures = model.signatureDefs or []
     if len(signatures) > 1:
@@ -183,9 +182,7 @@ def restore_interface(data: bytes, interface: Interface) -> bytes:
 
         signature.inputs, signature.outputs = maps(interface.inputs, inputs), maps(interface.outputs, outputs)
         model.signatureDefs = [signature]
-    builder = flatbuffers.Builder(max(1024, len(data) + 4096))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return packed(model, len(data) + 4096)
 
 
 def interface_problems(interface: Interface, model: ir.Model, *, check_dtypes: bool = False) -> list[str]:

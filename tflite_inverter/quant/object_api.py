@@ -7,6 +7,33 @@ from __future__ import annotations
 from ..errors import TfliteInverterError
 
 
+def unpacked(data: bytes):
+    """``data`` (a ``.tflite``) as the schema object API's ``ModelT``."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+
+
+def packed(model, size_hint: int) -> bytes:
+    """``model`` (a ``ModelT``) packed again as a ``.tflite`` (``size_hint``: the builder's first size)."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(max(1024, size_hint))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def kept_tensors(model, sg) -> set[int]:
+    """The tensors of ``sg`` an edit must keep whatever reads them: its inputs and outputs and the
+    tensors its SignatureDefs name."""
+    sg_index = model.subgraphs.index(sg)
+    kept = set(indices(sg.inputs)) | set(indices(sg.outputs))
+    for signature in model.signatureDefs or []:
+        if signature.subgraphIndex == sg_index:
+            kept.update(int(m.tensorIndex) for m in (signature.inputs or []) + (signature.outputs or []))
+    return kept
+
+
 def builtin_code(code) -> int:
     """An ``OperatorCodeT``'s builtin operator (the larger of its two fields: old writers fill only
     the 8-bit ``deprecated_builtin_code``)."""
@@ -52,12 +79,9 @@ def drop_orphan_tensors(model, sg) -> None:
     more, and renumber the rest (ai-edge-quantizer's calibration reads every tensor, and one
     without data fails it)."""
     sg_index = model.subgraphs.index(sg)
-    used = set(indices(sg.inputs)) | set(indices(sg.outputs))
+    used = kept_tensors(model, sg)
     for op in sg.operators:
         used.update(i for i in indices(op.inputs) + indices(op.outputs) + indices(op.intermediates) if i >= 0)
-    for signature in model.signatureDefs or []:
-        if signature.subgraphIndex == sg_index:
-            used.update(int(m.tensorIndex) for m in (signature.inputs or []) + (signature.outputs or []))
     if len(used) == len(sg.tensors):
         return
     new_index = {old: new for new, old in enumerate(sorted(used))}
