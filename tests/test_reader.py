@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 
+import flatbuffers
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -217,9 +218,18 @@ def _set_opcode_fields(style: str):
     return change
 
 
-def _raw_fields(model_bytes: bytes) -> list[tuple[int | None, int | None]]:
-    from tflite_inverter.reader.flatbuffer import _raw_opcode_fields
+def _raw_opcode_fields(code) -> tuple[int | None, int | None]:
+    """``deprecated_builtin_code`` (int8, vtable slot 0) and ``builtin_code`` (int32, slot 3) as
+    stored, ``None`` when absent; not ``code.BuiltinCode()``, which substitutes the byte field for
+    any int value below 127."""
+    table = code._tab
+    byte_offset, int_offset = table.Offset(4), table.Offset(10)
+    deprecated = table.Get(flatbuffers.number_types.Int8Flags, byte_offset + table.Pos) if byte_offset else None
+    builtin = table.Get(flatbuffers.number_types.Int32Flags, int_offset + table.Pos) if int_offset else None
+    return deprecated, builtin
 
+
+def _raw_fields(model_bytes: bytes) -> list[tuple[int | None, int | None]]:
     fb = __import__("tflite").Model.GetRootAs(model_bytes, 0)
     return [_raw_opcode_fields(fb.OperatorCodes(i)) for i in range(fb.OperatorCodesLength())]
 

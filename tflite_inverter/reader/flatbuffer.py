@@ -425,17 +425,6 @@ class _Reader:
         return Sparsity(traversal, block_map, tuple(dims))
 
 
-def _raw_opcode_fields(code: Any) -> tuple[int | None, int | None]:
-    """``deprecated_builtin_code`` (int8, vtable slot 0) and ``builtin_code`` (int32, slot 3) as
-    stored, ``None`` when absent; not ``code.BuiltinCode()``, which substitutes the byte field for
-    any int value below 127."""
-    table = code._tab
-    byte_offset, int_offset = table.Offset(4), table.Offset(10)
-    deprecated = table.Get(flatbuffers.number_types.Int8Flags, byte_offset + table.Pos) if byte_offset else None
-    builtin = table.Get(flatbuffers.number_types.Int32Flags, int_offset + table.Pos) if int_offset else None
-    return deprecated, builtin
-
-
 _NO_OPTIONS = MappingProxyType({})
 _BLOCKWISE_QUANTIZATION = 2  # QuantizationDetails union tag (newer than the `tflite` readers)
 
