@@ -27,6 +27,7 @@ from ..quant.grids import (HYBRID_INPUTS, HYBRID_WEIGHT_DTYPES, INT16X8_REDUCED_
 from .context import BuildContext, apply_fused_activation, graph_dtype, output_name
 from .passthrough import Passthrough
 from .state import initial_value, state_tensors
+from .weight_variable import new_weight
 
 QUANTIZED_MODES = ("fake_quant", "dequantize")
 # Ops whose TFLite kernels may take inputs on other grids than the output's, which the TFLite
@@ -190,7 +191,7 @@ class InvertedModule(tf.Module):
                 copy = np.array(value)
                 release_pages(value)
                 release_pages(sg.tensors[index].data)
-                self.weights[name] = tf.Variable(copy, name=name, trainable=True)
+                self.weights[name] = new_weight(copy, name)
                 del copy
                 self._tables.weight_keys[key] = name
                 if len(self._model.subgraphs) > 1:  # a single subgraph shares no weights: no digests
