@@ -131,6 +131,37 @@ def test_inspect_never_imports_tensorflow(sample):
     assert done.stdout.strip().splitlines()[-1] == "NO_TF 0"
 
 
+def test_process_entry_exits_with_mains_code_after_exit_handlers(sample, tmp_path):
+    """`run()` (the console script and `python -m`) leaves through os._exit once TensorFlow is loaded:
+    the exit code is main's, atexit handlers still run, and buffered output still arrives."""
+    code = ("import atexit, sys; atexit.register(lambda: print('handler ran', flush=True)); "
+            "from tflite_inverter.cli import run; sys.argv = ['tflite-inverter'] + sys.argv[1:]; "
+            "print('buffered line', end=''); run()")
+    ok = subprocess.run([sys.executable, "-c", code, "convert", str(sample), "-o", "out"], capture_output=True,
+                        text=True, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "buffered line" in ok.stdout and "handler ran" in ok.stdout
+    assert (tmp_path / "out/saved_model/saved_model.pb").exists()
+    refused = subprocess.run([sys.executable, "-c", code, "requantize", str(sample), "-o", "x.tflite", "--mode", "int8"],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert refused.returncode == 2 and "needs --data" in refused.stderr and "handler ran" in refused.stdout
+
+
+def test_output_into_a_closed_pipe_is_not_an_error(sample):
+    """`tflite-inverter inspect model | head -1`: the reader of the pipe leaving is no bug. Here the
+    reader has left before the first line (a pipe whose read end is closed), so the write must fail."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "tflite_inverter", "inspect", str(sample), "--tensors"],
+                              stdout=write, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
 def test_untrusted_files_give_one_line_and_leave_nothing(sample, tmp_path):
     """-o naming a file, a model the validation pass refuses, a signature entry without a name."""
     existing = tmp_path / "taken"
