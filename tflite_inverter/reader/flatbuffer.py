@@ -21,7 +21,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import flatbuffers
 import numpy as np
 
 from ..errors import InvalidModelError
@@ -244,8 +243,7 @@ class _Reader:
 
     def _options(self, op: Table, opcode: str) -> Mapping[str, Any]:
         """The operator's ``builtin_options`` (or, when they decode to nothing, ``builtin_options_2``):
-        the tables are located and checked now, decoded by the generated options readers on first use
-        (:class:`LazyOptions`)."""
+        the tables are located and checked now, their fields decoded on first use (:class:`LazyOptions`)."""
         found = []
         for type_slot, field in ((3, "builtin_options"), (11, "builtin_options_2")):
             options_type = op.scalar(type_slot, UBYTE, 0, field + "_type")
@@ -255,17 +253,17 @@ class _Reader:
                 if type_slot == 11 and options_type in NEWER_OPTIONS2:  # read raw later: check its vectors now
                     for key, field_id, scalar in NEWER_OPTIONS2[options_type][1]:
                         table.vector(field_id, struct.calcsize("<" + scalar), key)
-                found.append((options_type, to, type_slot == 11))
+                found.append((options_type, table, type_slot == 11))
         if not found:
             return _NO_OPTIONS
-        buffer, source, where = self.buffer, self.source, self.where
+        source, where = self.source, self.where
 
         def decode() -> MappingProxyType:
             try:
                 options = _NO_OPTIONS
-                for options_type, to, second in found:  # builtin_options_2 only when the first are empty
+                for options_type, table, second in found:  # builtin_options_2 only when the first are empty
                     if not options:
-                        options = decode_builtin_options(options_type, flatbuffers.table.Table(buffer, to), second=second)
+                        options = decode_builtin_options(options_type, table, second=second)
                 return options
             except KeyError as exc:
                 raise InvalidModelError(f"{source}: {where}: {opcode}: {exc.args[0]}") from None

@@ -1,8 +1,11 @@
-"""Generic decoding of ``*Options`` tables into read-only snake_case mappings.
+"""Decoding of ``*Options`` tables into read-only snake_case mappings.
 
-Every builtin options table of the generated readers is decoded by reflection: each
-accessor becomes a key, vectors become tuples, enum fields become their names
-(``options["padding"] == "SAME"``). Only the enum fields need a table here.
+Each field becomes a key, vectors become tuples, enum fields become their names
+(``options["padding"] == "SAME"``). The fields of every options table are listed in
+:mod:`.options_schema` (generated from the ``tflite`` package by ``schema/make_options_schema.py``)
+and read from the file's bytes by :class:`.tables.Table`, bounds checked. An options table the
+generated list lacks (a newer ``tflite`` package) is decoded by reflection on the generated readers,
+which gives the same mapping (tests/test_reader_tables.py compares the two on every model).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from types import MappingProxyType
 from typing import Any
 
 from .opcodes import TENSOR_TYPE_NAMES, _enum_names
+from .options_schema import BUILTIN_OPTIONS, BUILTIN_OPTIONS_2, ENUMS
+from .tables import Table
 
 # Option field name -> enum class (of the ``tflite`` package) whose names replace the stored integers.
 _ENUM_FIELDS: dict[str, str] = {
@@ -71,6 +76,8 @@ def _accessors(options_class: type) -> tuple[tuple[str, str, bool], ...]:
 
 @lru_cache(maxsize=None)
 def _enum_table(enum_name: str) -> dict[int, str]:
+    if enum_name in ENUMS:
+        return ENUMS[enum_name]
     import tflite
 
     return _enum_names(getattr(tflite, enum_name))
@@ -121,22 +128,6 @@ NEWER_OPTIONS2: dict[int, tuple[str, tuple[tuple[str, int, str], ...]]] = {
 }
 
 
-def _decode_raw_vectors(table: Any, fields: tuple[tuple[str, int, str], ...]) -> MappingProxyType:
-    """Vector fields of a flatbuffer table read from its raw bytes (``table`` is a
-    ``flatbuffers.table.Table``); bounds are checked by ``struct`` (``struct.error`` on overrun)."""
-    result: dict[str, Any] = {}
-    for key, field_id, scalar in fields:
-        offset = table.Offset(4 + 2 * field_id)
-        if not offset:
-            result[key] = ()
-            continue
-        length, start = table.VectorLen(offset), table.Vector(offset)
-        if start + length * struct.calcsize("<" + scalar) > len(table.Bytes):
-            raise struct.error(f"{key}: vector of {length} lies past the end of the file")
-        result[key] = tuple(struct.unpack_from(f"<{length}{scalar}", table.Bytes, start))
-    return MappingProxyType(result)
-
-
 class LazyOptions(Mapping):
     """An operator's builtin options decoded on first use (``decode()`` gives the mapping): reading a
     model then neither imports the generated readers nor reflects on them, and ``inspect`` or a
@@ -173,22 +164,54 @@ class LazyOptions(Mapping):
         return repr(dict(self._decoded()))
 
 
-def decode_builtin_options(
-    options_type: int, table: Any, *, second: bool = False
-) -> MappingProxyType:
-    """Decode an operator's union ``builtin_options`` (or ``builtin_options_2``). The generated
-    readers (``tflite`` package) are imported on the first call."""
+_SCALARS = {code: struct.Struct("<" + code) for code in "?bBhHiIqQfd"}
+
+
+def _decode_fields(table: Table, fields: tuple) -> MappingProxyType:
+    """The fields (key, slot, kind, default) of :mod:`.options_schema` read from ``table``."""
+    result: dict[str, Any] = {}
+    for key, slot, kind, default in fields:
+        if kind == "s":
+            raw = table.string(slot, key)
+            value = None if raw is None else raw.decode("utf-8", "replace")
+        elif kind[0] == "[":
+            code = kind[1]
+            value = table.ints(slot, key, code, _SCALARS[code].size) or ()
+        else:
+            value = table.scalar(slot, _SCALARS[kind], default, key)
+            if key in _ENUM_FIELDS:
+                value = _enum_table(_ENUM_FIELDS[key]).get(value, value)
+            elif key in _TENSOR_TYPE_FIELDS:
+                value = TENSOR_TYPE_NAMES.get(value, value)
+        result[key] = value
+    return MappingProxyType(result)
+
+
+def decode_builtin_options(options_type: int, table: Table, *, second: bool = False) -> MappingProxyType:
+    """Decode an operator's union ``builtin_options`` (or ``builtin_options_2``) at ``table``."""
+    if options_type == 0 or table is None:
+        return MappingProxyType({})
+    known = (BUILTIN_OPTIONS_2 if second else BUILTIN_OPTIONS).get(options_type)
+    if known is not None:
+        return _decode_fields(table, known[1])
+    if second and options_type in NEWER_OPTIONS2:
+        return _decode_fields(table, tuple((key, field_id, "[" + scalar, None)
+                                           for key, field_id, scalar in NEWER_OPTIONS2[options_type][1]))
+    return decode_by_reflection(options_type, table, second=second)
+
+
+def decode_by_reflection(options_type: int, table: Table, *, second: bool = False) -> MappingProxyType:
+    """Decode an options table through the generated readers (``tflite`` package, imported on the first
+    call), by reflection on their accessors: for tables :mod:`.options_schema` does not list."""
     if options_type == 0 or table is None:
         return MappingProxyType({})
     import tflite
 
     names = _options_names(second)
-    if second and options_type in NEWER_OPTIONS2 and options_type not in names:
-        return _decode_raw_vectors(table, NEWER_OPTIONS2[options_type][1])
     class_name = names.get(options_type)
     options_class = getattr(tflite, class_name, None) if class_name else None
     if options_class is None:
         raise KeyError(f"options type {options_type} unknown to the installed readers")
     decoded = options_class()
-    decoded.Init(table.Bytes, table.Pos)
+    decoded.Init(table.buf, table.pos)
     return decode_table(decoded)
