@@ -1,4 +1,4 @@
-"""PRELU on the ai-edge-quantizer path (quant/aeq_prelu.py): aeq leaves PRELU float between a
+"""PRELU on the ai-edge-quantizer path (quant/aeq_float_islands.py): aeq leaves PRELU float between a
 DEQUANTIZE and a QUANTIZE; in int8 the pass makes it one int8 PRELU (LiteRT has the kernel), in
 int16x8 it stays float (LiteRT's PRELU has no int16 case; the TFLite converter keeps it float too).
 
@@ -16,7 +16,7 @@ import tflite_inverter as ti
 
 pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer is an optional back end")
 
-from tflite_inverter.quant import aeq_prelu, edge_quantizer  # noqa: E402
+from tflite_inverter.quant import aeq_float_islands, edge_quantizer  # noqa: E402
 
 # per-channel alpha: small and large slopes, one negative, one zero
 ALPHA = np.array([0.05, 0.25, 0.6, 1.3, -0.2, 0.0, 0.1, 0.45], np.float32)
@@ -78,7 +78,7 @@ def test_alpha_quantized_as_the_converter_does(keras_prelu):
     converted = ti.load(converter.convert()).main
     prelu = next(op for op in converted.operators if op.opcode == "PRELU")
     alpha = converted.tensors[prelu.inputs[1]]
-    values, scale, zero_point = aeq_prelu.quantized_alpha(ALPHA.reshape(1, 1, 8), symmetric=True)
+    values, scale, zero_point = aeq_float_islands.quantized_alpha(ALPHA.reshape(1, 1, 8), symmetric=True)
     assert alpha.dtype == "int8" and alpha.quantization.zero_points.tolist() == [zero_point] == [0]
     assert alpha.quantization.scales.tolist() == pytest.approx([scale], rel=1e-6)
     np.testing.assert_array_equal(np.asarray(alpha.data).ravel(), values.ravel())
@@ -88,8 +88,8 @@ def test_asymmetric_alpha_uses_every_level_and_keeps_zero():
     """The default alpha quantization: [min(alpha, 0), max(alpha, 0)] over the 256 int8 levels, zero
     exact, every value within half a step, the step never larger than the symmetric one."""
     for alpha in (ALPHA, np.array([0.1, 0.3, 0.0, 2.0], np.float32), np.array([-0.5, 0.0, -0.1], np.float32)):
-        values, scale, zero_point = aeq_prelu.quantized_alpha(alpha)
-        assert scale <= aeq_prelu.quantized_alpha(alpha, symmetric=True)[1]
+        values, scale, zero_point = aeq_float_islands.quantized_alpha(alpha)
+        assert scale <= aeq_float_islands.quantized_alpha(alpha, symmetric=True)[1]
         low, high = min(alpha.min(), 0.0), max(alpha.max(), 0.0)
         assert scale == pytest.approx((high - low) / 255, rel=1e-6) and -128 <= zero_point <= 127
         assert values.dtype == np.int8 and values[alpha == 0].tolist() == [zero_point]
@@ -103,16 +103,16 @@ def test_fused_prelu_matches_the_float_prelu_it_replaces(keras_prelu, monkeypatc
     the model's output within two."""
     data, _ = keras_prelu
     samples = [[x[None]] for x in _calibration(6, 1)]
-    monkeypatch.setattr(aeq_prelu, "fuse_prelu", lambda d, symmetric=True: (d, 0))
+    monkeypatch.setattr(aeq_float_islands, "fuse_islands", lambda d, symmetric=True: (d, {}))
     unfused, _ = edge_quantizer.quantize_calibrated(data, "int8", samples, float_io=False)
     monkeypatch.undo()
     assert ti.load(unfused).op_histogram()["DEQUANTIZE"] == 1  # aeq left the PRELU float
     for symmetric in (True, False):
-        _check_fused(unfused, *aeq_prelu.fuse_prelu(unfused, symmetric=symmetric))
+        _check_fused(unfused, *aeq_float_islands.fuse_islands(unfused, symmetric=symmetric))
 
 
-def _check_fused(unfused: bytes, fused: bytes, count: int) -> None:
-    assert count == 1
+def _check_fused(unfused: bytes, fused: bytes, counts) -> None:
+    assert counts == {"PRELU": 1}
     model = ti.load(fused)
     sg = model.main
     assert "DEQUANTIZE" not in model.op_histogram() and "QUANTIZE" not in model.op_histogram()
@@ -141,7 +141,7 @@ def test_int8_auto_chooses_aeq_and_is_integer_throughout(keras_prelu, tmp_path):
     activations = [t for t in sg.tensors if t.data is None]
     assert activations and {t.dtype for t in activations} == {"int8"}
     prelu = next(op for op in sg.operators if op.opcode == "PRELU")
-    values, _, zero_point = aeq_prelu.quantized_alpha(ALPHA)  # the default: asymmetric
+    values, _, zero_point = aeq_float_islands.quantized_alpha(ALPHA)  # the default: asymmetric
     alpha = sg.tensors[prelu.inputs[1]]
     assert alpha.quantization.zero_points.tolist() == [zero_point] and zero_point != 0
     np.testing.assert_array_equal(np.asarray(alpha.data).ravel(), values)

@@ -75,8 +75,8 @@ def test_int8_through_aeq_keeps_the_interface_and_chooses_the_smaller_error(io_d
 
 
 def test_backend_choice(tmp_path):
-    """auto: aeq for a float file whose every op its recipe quantizes (PRELU counts: made int8 after
-    aeq, tests/test_aeq_prelu.py); the converter where aeq would leave an op in float (LEAKY_RELU
+    """auto: aeq for a float file whose every op its recipe quantizes (PRELU and DEPTH_TO_SPACE count: made
+    int8 after aeq, tests/test_aeq_prelu.py, tests/test_aeq_float_islands.py); the converter where aeq would leave an op in float (LEAKY_RELU
     here), for converter-only options, and for modes aeq lacks; an explicit back end that cannot serve raises."""
     w = weight([3, 3, 3, 8])
 

@@ -111,7 +111,7 @@ def with_edge_quantizer(source: Any, out_path: Path, request: Request, notes: li
                         float_found: FloatFile | None = None) -> RequantizeReport:
     """The ``request.mode`` model of ``source`` from ai-edge-quantizer; ``notes`` so far."""
     from ..build.inverted import InvertedModel
-    from . import aeq_prelu
+    from . import aeq_float_islands
 
     mode, reference = request.mode, request.reference
     with tempfile.TemporaryDirectory(prefix="tflite_inverter_aeq_") as work:
@@ -131,7 +131,7 @@ def with_edge_quantizer(source: Any, out_path: Path, request: Request, notes: li
         return written_report(
             data, out_path, request, reference=reference, samples=samples, notes=notes,
             count_float=mode in ("int8", "int16x8"),
-            reasons=lambda left: {opcode: aeq_prelu.float_reason(opcode, mode) or _float_reason(opcode, mode)
+            reasons=lambda left: {opcode: aeq_float_islands.float_reason(opcode, mode) or _float_reason(opcode, mode)
                                   for opcode in left})
 
 

@@ -153,14 +153,15 @@ def left_in_float(model, mode: str) -> list[str]:
     does not quantize (its default policy), so that they would compute in float; none for dynamic
     range. The operators are those of the normalised copy (:func:`normalized`): DEQUANTIZE of float16
     weights is folded and DENSIFY of sparse weights densified (neither counted), and
-    Convolution2DTransposeBias is a TRANSPOSE_CONV (:mod:`.aeq_normalize`); nor is PRELU counted
-    (:mod:`.aeq_prelu`: made int8 after aeq; float in int16x8, as the converter keeps it)."""
+    Convolution2DTransposeBias is a TRANSPOSE_CONV (:mod:`.aeq_normalize`); nor are the operators
+    :mod:`.aeq_float_islands` handles (PRELU and DEPTH_TO_SPACE made int8 after aeq in int8; PRELU float
+    in int16x8, as the converter keeps it)."""
     import json
 
     from ai_edge_quantizer import default_policy
 
     from . import aeq_normalize
-    from .aeq_prelu import HANDLED
+    from .aeq_float_islands import HANDLED
 
     opcodes = aeq_normalize.opcodes(model) - {"DEQUANTIZE"}
     if mode == "dynamic_range":
@@ -302,7 +303,7 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
         raise TfliteInverterError("backend 'aeq' needs ai-edge-quantizer (pip install ai-edge-quantizer)")
     from ai_edge_quantizer import quantizer, recipe
 
-    from . import aeq_prelu
+    from . import aeq_float_islands
 
     prepared = normalized(data)
 
@@ -316,7 +317,7 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
             raise
         except Exception as error:  # the quantizer raises several kinds
             raise TfliteInverterError(f"ai-edge-quantizer failed ({mode}): {type(error).__name__}: {error}") from None
-        return aeq_prelu.fuse_prelu(result)[0] if mode == "int8" else result  # integer PRELU (aeq leaves it float)
+        return aeq_float_islands.fuse_islands(result)[0] if mode == "int8" else result  # int8 PRELU, DEPTH_TO_SPACE
 
     if mode == "dynamic_range":
         return run(), [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]}"]
