@@ -365,6 +365,34 @@ def test_compare_pairs_outputs_by_name_and_checks_shapes_first(tmp_path):
         ti.compare(model, edit(model, rename), draws=1)
 
 
+def test_signature_dropped_in_the_bytes_when_it_is_all_that_differs():
+    """The original has no SignatureDef and the converted model differs only by one (aeq's output of
+    the normalised copy, which has one): the field is dropped without repacking, the rest of the file
+    unchanged, and the model reads and runs as before; outputs in another order are repacked instead."""
+    from flatbuffer_writer import edit
+
+    from tflite_inverter.quant.edge_quantizer import normalized
+    from tflite_inverter.quant.interface import interface_of_model, restore_interface
+
+    unsigned = edit(two_output_model(), lambda m: setattr(m, "signatureDefs", []))
+    wanted = interface_of_model(ti.load(unsigned))
+    signed = normalized(unsigned)
+    assert wanted.signature_key is None and len(ti.load(signed).signatures) == 1
+    restored = restore_interface(signed, wanted)
+    assert restored[:len(signed)] != signed and 0 < len(restored) - len(signed) < 64  # a vtable appended
+    assert sum(a != b for a, b in zip(restored, signed)) <= 4  # and the root table's vtable offset changed
+    again = ti.load(restored)
+    assert len(again.signatures) == 0
+    names = [ti.load(unsigned).main.tensors[i].name for i in ti.load(unsigned).main.outputs]
+    assert [again.main.tensors[i].name for i in again.main.outputs] == names
+    report = ti.compare(unsigned, restored, draws=2)  # LiteRT (in a subprocess) reads and runs it
+    assert len(report.outputs) == 2 and all(o.max_abs_error == 0.0 for o in report.outputs)
+
+    reordered = edit(signed, lambda m: setattr(m.subgraphs[0], "outputs", list(m.subgraphs[0].outputs)[::-1]))
+    repacked = ti.load(restore_interface(reordered, wanted))
+    assert [repacked.main.tensors[i].name for i in repacked.main.outputs] == names and len(repacked.signatures) == 0
+
+
 def test_requantize_raises_when_the_converted_model_lacks_an_output():
     from tflite_inverter.quant.interface import Interface, Port, restore_interface
 

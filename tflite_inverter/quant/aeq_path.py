@@ -127,9 +127,9 @@ def with_edge_quantizer(source: Any, out_path: Path, request: Request, notes: li
         if float_found is None:
             float_found = _float_conversion(source, reference, mode)
             notes.append("converted to a float .tflite from the dequantize inversion first")
-        data, samples = _quantized(*float_found, request, notes)
+        data, model, samples = _quantized(*float_found, request, notes)
         return written_report(
-            data, out_path, request, reference=reference, samples=samples, notes=notes,
+            data, out_path, request, reference=reference, samples=samples, notes=notes, model=model,
             count_float=mode in ("int8", "int16x8"),
             reasons=lambda left: {opcode: aeq_float_islands.float_reason(opcode, mode) or _float_reason(opcode, mode)
                                   for opcode in left})
@@ -157,8 +157,9 @@ def _float_conversion(source: Any, reference: str | None, mode: str) -> FloatFil
     return data, load(data)
 
 
-def _quantized(float_data: bytes, float_model: ir.Model, request: Request, notes: list[str]) -> tuple[bytes, Any]:
-    """(ai-edge-quantizer's model of ``float_data`` with the original's interface, the calibration samples)."""
+def _quantized(float_data: bytes, float_model: ir.Model, request: Request, notes: list[str]) -> tuple[bytes, ir.Model, Any]:
+    """(ai-edge-quantizer's model of ``float_data`` with the original's interface, as bytes and as read;
+    the calibration samples)."""
     from . import aeq_normalize, edge_quantizer
 
     mode, io_dtype = request.mode, request.io_dtype
@@ -177,9 +178,10 @@ def _quantized(float_data: bytes, float_model: ir.Model, request: Request, notes
         quantized = edge_quantizer.quantize(float_data, mode)
         notes.append(f"ai-edge-quantizer recipe {edge_quantizer.RECIPES[mode]}")
     data = restore_interface(quantized, interface)
-    problems = interface_problems(interface, load(data), check_dtypes=io_dtype == "float")
+    model = load(data)
+    problems = interface_problems(interface, model, check_dtypes=io_dtype == "float")
     if problems:
         raise TfliteInverterError(f"the {mode} model does not keep the original's interface: " + "; ".join(problems))
     notes.append("back end: ai-edge-quantizer; interface kept: signature key, input and output names, order, shapes"
                  + (" and types" if io_dtype == "float" else f" ({io_dtype} inputs and outputs)"))
-    return data, samples
+    return data, model, samples

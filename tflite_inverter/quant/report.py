@@ -88,13 +88,13 @@ def runs_in_litert(model: ir.Model) -> bool:
 
 def written_report(data: bytes, out_path: Path, request: Request, *, reference: str | None, samples: Any,
                    notes: list[str], reasons: Callable[[dict[str, int]], dict[str, str]] | None = None,
-                   mode: str | None = None, count_float: bool = True) -> RequantizeReport:
+                   mode: str | None = None, count_float: bool = True, model: ir.Model | None = None) -> RequantizeReport:
     """``data`` written to ``out_path`` (atomically), compared with ``reference`` on ``samples`` (or
     seeded inputs) unless ``request.compare`` is off or LiteRT cannot run it, and reported;
     ``reasons`` says why each op left in float is (given the op counts of :func:`float_ops`, which
-    ``count_float=False`` leaves empty)."""
+    ``count_float=False`` leaves empty). ``model``: ``data`` as read, when the caller has it."""
     path = write_bytes_atomic(out_path, data, overwrite=request.overwrite)
-    model = load(data)
+    model = model if model is not None else load(data)
     inputs, outputs = describe_io(model)
     comparison = None
     if reference is not None and request.compare:

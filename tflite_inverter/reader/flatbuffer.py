@@ -455,13 +455,14 @@ def _index_vector(kind: int, table: Any) -> np.ndarray | None:
 
 
 def _unpack_low_bits(raw: np.ndarray, bits: int, signed: bool) -> np.ndarray:
+    """Each byte of ``raw`` as ``8 // bits`` values, lowest bits first, as int8 (sign-extended when
+    ``signed``): shifted left so the value's top bit is the byte's, then shifted right arithmetically."""
     per_byte = 8 // bits
-    mask = (1 << bits) - 1
-    shifts = np.arange(per_byte, dtype=np.uint8) * bits
-    values = ((raw[:, None] >> shifts) & mask).reshape(-1).astype(np.int8)
-    if signed:
-        values = np.where(values >= (1 << (bits - 1)), values - (1 << bits), values).astype(np.int8)
-    return values
+    kind = np.int8 if signed else np.uint8
+    values = np.empty((raw.size, per_byte), kind)
+    for k in range(per_byte):
+        values[:, k] = (raw << np.uint8(8 - bits * (k + 1))).view(kind) >> (8 - bits)
+    return values.reshape(-1).astype(np.int8, copy=False)
 
 
 def _decode_strings(raw: np.ndarray, count: int, fail: Any) -> np.ndarray:
