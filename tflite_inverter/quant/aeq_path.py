@@ -32,14 +32,22 @@ FloatFile = tuple[bytes, ir.Model]  # a float .tflite's bytes and its model as r
 NO_INT16X8_KERNEL = frozenset({"DEPTH_TO_SPACE", "HARD_SWISH"})
 
 
-def float_file_and_model(source: Any) -> FloatFile | None:
+def read_tflite(source: Any) -> FloatFile:
+    """The bytes of a ``.tflite`` source (a path or bytes) and its model as read (from the path, so that
+    an error names the file)."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source), load(bytes(source))
+    return Path(source).read_bytes(), load(source)
+
+
+def float_file_and_model(source: Any, read: FloatFile | None = None) -> FloatFile | None:
     """The bytes of the float ``.tflite`` that ``source`` is (a path or bytes) or was inverted from
-    unchanged (no cut, no new input shapes, no equalization), and its model; ``None`` otherwise."""
+    unchanged (no cut, no new input shapes, no equalization), and its model; ``None`` otherwise.
+    ``read``: the source's :func:`read_tflite`, when the caller has it."""
     from ..build.inverted import InvertedModel
 
     if is_tflite(source):
-        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
-        model = load(data)
+        data, model = read if read is not None else read_tflite(source)
     elif isinstance(source, InvertedModel):
         if source.cut is not None or source.input_shapes or not str(source.model.source).endswith(".tflite") \
                 or not Path(source.model.source).is_file():
@@ -58,14 +66,15 @@ def float_file_and_model(source: Any) -> FloatFile | None:
     return (data if data is not None else Path(source.model.source).read_bytes()), model
 
 
-def choose_backend(source: Any, request: Request, notes: list[str]) -> tuple[str, FloatFile | None]:
+def choose_backend(source: Any, request: Request, notes: list[str],
+                   read: FloatFile | None = None) -> tuple[str, FloatFile | None]:
     """(``aeq`` or ``tflite``, the float file when ``auto`` read it): ``auto`` takes ai-edge-quantizer
     where it has the mode's recipe, is importable, and a float ``.tflite`` is at hand (so no conversion
     is needed), and no option only the converter has is asked for, and its recipe quantizes every
     operator of the model (the converter's model is then no less integer); an explicit back end that
     cannot serve raises (in int16x8 the operators without a 16x8 kernel in LiteRT, :data:`NO_INT16X8_KERNEL`,
     stay float either way, so they do not count). Why ``auto`` chose the converter goes to ``notes`` where
-    it could have been aeq."""
+    it could have been aeq. ``read``: a ``.tflite`` source's :func:`read_tflite`, when the caller has it."""
     from . import edge_quantizer
 
     backend, mode = request.backend, request.mode
@@ -74,7 +83,7 @@ def choose_backend(source: Any, request: Request, notes: list[str]) -> tuple[str
     if mode in EDGE_QUANTIZER_MODES:
         if backend == "tflite":
             raise TfliteInverterError(f"mode {mode!r} has no TFLite-converter recipe: it needs backend 'aeq'")
-        return "aeq", None
+        return "aeq", float_file_and_model(source, read) if read is not None else None
     if mode not in AEQ_INTEGER_IO:
         if backend == "aeq":
             raise TfliteInverterError(f"mode {mode!r} has no ai-edge-quantizer recipe: use backend 'tflite' (or 'auto')")
@@ -94,7 +103,7 @@ def choose_backend(source: Any, request: Request, notes: list[str]) -> tuple[str
         return "aeq", None
     if backend == "tflite" or blockers or not edge_quantizer.available():
         return "tflite", None
-    found = float_file_and_model(source)
+    found = float_file_and_model(source, read)
     if found is None:
         return "tflite", None
     left = edge_quantizer.left_in_float(found[1], mode)

@@ -21,7 +21,8 @@ from typing import Any
 
 from ..collector import pausing
 from ..errors import TfliteInverterError
-from .aeq_path import choose_backend, with_edge_quantizer
+from .aeq_path import choose_backend, read_tflite, with_edge_quantizer
+from .converter import is_tflite
 from .converter_path import with_converter
 from .report import RequantizeReport, float_ops
 from .representative import image_normalization, metadata_of
@@ -88,14 +89,16 @@ def requantize(source: Any, out_path: str | os.PathLike, *, mode: str = "int8", 
         raise TfliteInverterError(f"io_dtype must be one of {sorted(IO_DTYPES)}, not {io_dtype!r}")
     if mode in EDGE_QUANTIZER_MODES and (io_dtype != "float" or per_tensor or keep_float_ops or keep_float_nodes or equalize):
         raise TfliteInverterError(f"mode {mode!r} takes float I/O and none of per_tensor, keep_float_*, equalize")
-    mean, std, normalization = image_normalization(metadata_of(source), representative, mean, std)
+    # A .tflite the aeq path may take is read once, for its metadata and for aeq.
+    read = read_tflite(source) if is_tflite(source) and (mode in EDGE_QUANTIZER_MODES or mode in AEQ_INTEGER_IO) else None
+    mean, std, normalization = image_normalization(metadata_of(read[1] if read else source), representative, mean, std)
     request = Request(mode=mode, io_dtype=io_dtype, representative=representative, per_tensor=per_tensor,
                       keep_float_ops=tuple(keep_float_ops), keep_float_nodes=tuple(keep_float_nodes), mean=mean, std=std,
                       limit=limit, reference=reference, overwrite=overwrite, progress=progress, equalize=equalize,
                       default_ranges=default_ranges, backend=backend, compare=compare, quantized=quantized)
     notes: list[str] = [normalization] if normalization is not None else []
     out_path = Path(out_path)
-    backend_chosen, float_found = choose_backend(source, request, notes)
+    backend_chosen, float_found = choose_backend(source, request, notes, read)
     if backend_chosen == "aeq":
         return with_edge_quantizer(source, out_path, request, notes, float_found)
     if mode == "uint8_throughout":
