@@ -56,6 +56,14 @@ def test_activation_statistics_are_exact_percentiles():
         assert len(outputs) == count and next(iter(outputs[0].values())).shape == (1, 16, 16, 4)
 
 
+def test_largest_is_exact_with_ties_and_heavy_tails():
+    rng = np.random.default_rng(5)
+    for values in (rng.standard_cauchy(100_000).astype(np.float32), np.repeat(rng.standard_normal(500), 40),
+                   np.zeros(3000, np.float32), rng.standard_normal(7)):
+        for k in (1, 3, 17, 6, 7):
+            assert np.array_equal(np.sort(edge_quantizer._largest(values, k)), np.sort(values)[-k:])
+
+
 def test_better_everywhere_needs_every_output_max_and_mean_by_the_margin():
     base = {"a": (0.5, 0.02), "b": (1.0, 0.10)}
     assert edge_quantizer.better_everywhere({"a": (0.4, 0.01), "b": (0.9, 0.09)}, base)
