@@ -72,6 +72,9 @@ def test_better_everywhere_needs_every_output_max_and_mean_by_the_margin():
     assert not edge_quantizer.better_everywhere({"a": (0.49, 0.0199), "b": (0.99, 0.099)}, base)  # within the margin
     assert not edge_quantizer.better_everywhere({"a": (0.1, 0.001)}, base)  # an output missing
     assert edge_quantizer.better_everywhere({"a": (0.49, 0.0199), "b": (0.99, 0.099)}, base, margin=0.0)
+    assert edge_quantizer.better_everywhere({"a": (0.5, 0.02), "b": (0.5, 0.05)}, base)  # "a" left as it was
+    assert not edge_quantizer.better_everywhere(dict(base), base)  # nothing better
+    assert not edge_quantizer.better_everywhere({"a": (0.5, 0.01), "b": (0.5, 0.05)}, base)  # "a": max tied only
 
 
 def test_moving_average_ranges_are_aeqs_own_calibration_to_the_byte():
@@ -282,3 +285,35 @@ def test_int8_keeps_aeqs_ranges_unless_the_clipped_are_better_on_every_output(me
         default = runner.quantize(runner.calibrate({"serving_default": [{input_name: s[0]} for s in samples]}),
                                   enable_progress_report=False)
         assert model == aeq_prelu.fuse_prelu(bytes(default.quantized_model))[0]
+
+
+@pytest.mark.real_model
+def test_int8_mixes_the_clipped_ranges_into_the_branches_of_the_outputs_they_improve(mediapipe_models):
+    """face_landmark: the clipped ranges are better on one output (conv2d_31) and worse on the other;
+    the model kept takes them only on the tensors that reach conv2d_31 alone, so conv2d_21's error is
+    aeq's ranges' to the digit, and conv2d_31's is better by the margin."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    from tflite_inverter.quant import aeq_prelu
+
+    prepared = edge_quantizer.normalized(mediapipe_models["face_landmark"].read_bytes())
+    samples = _photo_crops(192, 8, 0, False)
+    runner = quantizer.Quantizer(prepared, recipe.static_wi8_ai8())
+
+    def run(ranges) -> bytes:
+        return aeq_prelu.fuse_prelu(bytes(runner.quantize(ranges, enable_progress_report=False).quantized_model))[0]
+
+    model, label, errors, (other, averaged_errors) = edge_quantizer._chosen_int8(prepared, samples, run)
+    assert label.endswith("on the tensors reaching only conv2d_31") and other == edge_quantizer.AVERAGED, label
+    kinds, references = edge_quantizer.activation_statistics(prepared, samples)
+    ranks = edge_quantizer.tensor_ranks(prepared)
+    averaged = run(edge_quantizer._qsvs(kinds[edge_quantizer.AVERAGED], ranks))
+    clipped = run(edge_quantizer._qsvs(kinds[edge_quantizer.CLIPPED], ranks))
+    assert edge_quantizer.output_errors(averaged, samples, references) == averaged_errors
+    clipped_errors = edge_quantizer.output_errors(clipped, samples, references)
+    assert not edge_quantizer.better_everywhere(clipped_errors, averaged_errors)
+    assert clipped_errors["conv2d_31"][1] < averaged_errors["conv2d_31"][1]
+    assert edge_quantizer.output_errors(model, samples, references) == errors
+    assert errors["conv2d_21"] == averaged_errors["conv2d_21"]
+    assert all(errors["conv2d_31"][k] <= 0.95 * averaged_errors["conv2d_31"][k] for k in (0, 1))
+    assert model not in (averaged, clipped)

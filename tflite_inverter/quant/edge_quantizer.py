@@ -328,20 +328,40 @@ MARGIN = 0.05  # a candidate replaces aeq's own ranges only when better by this 
 def better_everywhere(candidate: dict[str, tuple[float, float]], baseline: dict[str, tuple[float, float]],
                       margin: float = MARGIN) -> bool:
     """Whether ``candidate``'s error (per output: max, mean; :func:`output_errors`) is below
-    ``baseline``'s by at least ``margin`` of it on every output, in both max and mean: the goal is
-    each output no worse than the baseline, and a tie (two near-binary outputs both wrong by 100 %)
-    or a gain on one output paid on another is no evidence on eight samples."""
-    return bool(candidate) and candidate.keys() == baseline.keys() and all(
-        candidate[name][k] <= (1.0 - margin) * baseline[name][k] for name in baseline for k in (0, 1))
+    ``baseline``'s by at least ``margin`` of it on every output, in both max and mean, but for outputs
+    whose max and mean are both exactly the baseline's (outputs the candidate leaves as they were),
+    with at least one output better: the goal is each output no worse than the baseline, and a tie of
+    one of the two (two near-binary outputs both wrong by 100 %) or a gain on one output paid on
+    another is no evidence on eight samples."""
+    if not candidate or candidate.keys() != baseline.keys():
+        return False
+    same = {name for name in baseline if candidate[name] == baseline[name]}
+    return len(same) < len(baseline) and all(
+        name in same or all(candidate[name][k] <= (1.0 - margin) * baseline[name][k] for k in (0, 1)) for name in baseline)
+
+
+def output_branches(data: bytes) -> dict[str, set[str]]:
+    """Per tensor name of the main subgraph of ``data``, the names of the outputs it reaches."""
+    from ..reader import load
+
+    sg = load(data).main
+    names = {t.index: t.name for t in sg.tensors}
+    reaches: dict[str, set[str]] = {names[i]: {names[i]} for i in sg.outputs}
+    for op in reversed(sg.operators):  # topological order: every consumer is seen before its producer
+        reached = set().union(*(reaches.get(names[o], set()) for o in op.outputs))
+        for index in list(op.inputs) + list(op.outputs):
+            if index >= 0:
+                reaches.setdefault(names[index], set()).update(reached)
+    return reaches
 
 
 def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = True) -> tuple[bytes, list[str]]:
     """``data`` (a float ``.tflite``) in ``mode`` (``dynamic_range``, ``int8``, ``int16x8``) by
     ai-edge-quantizer, and notes. The static modes take the activation ranges measured here (LiteRT
     on ``samples``). int8: ai-edge-quantizer's own moving average (:data:`AVERAGED`, the same ranges
-    to the bit as its calibration) unless the clipped ranges of :data:`CLIP_PERCENTILE` give a smaller
-    error on every output, max and mean, on the calibration samples (:func:`better_everywhere`);
-    int16x8 takes min/max. ``float_io``: float inputs and outputs (a QUANTIZE / DEQUANTIZE at the
+    to the bit as its calibration) unless the clipped ranges of :data:`CLIP_PERCENTILE`, or a mix of
+    the two by output branch, give a smaller error on every output, max and mean, on the calibration
+    samples (:func:`better_everywhere`, :func:`_chosen_int8`); int16x8 takes min/max. ``float_io``: float inputs and outputs (a QUANTIZE / DEQUANTIZE at the
     edges), else the integer ones aeq writes."""
     if mode not in INTEGER_RECIPES:
         raise TfliteInverterError(f"mode {mode!r} has no ai-edge-quantizer recipe here; they are {sorted(INTEGER_RECIPES)}")
@@ -394,18 +414,32 @@ def output_error_of(errors: dict[str, tuple[float, float]]) -> tuple[float, floa
 
 
 def _chosen_int8(prepared: bytes, samples, run):
-    """(model, label, per-output errors, (other label, its errors) or None) of the int8 candidate kept:
-    :data:`AVERAGED` (aeq's own ranges) unless :data:`CLIPPED` is :func:`better_everywhere` on the
-    calibration samples. The clipped candidate is not built when its ranges are aeq's."""
+    """(model, label, per-output errors, (other label, its errors) or None) of the int8 candidate kept,
+    errors on the calibration samples. :data:`AVERAGED` (aeq's own ranges) unless :data:`CLIPPED` is
+    :func:`better_everywhere`; where the clipped ranges are better on some outputs only, a mix (the
+    clipped ranges on the tensors that reach only those outputs, aeq's elsewhere) if it is better
+    everywhere. The clipped candidate is not built when its ranges are aeq's."""
     kinds, references = activation_statistics(prepared, samples)
     ranks = tensor_ranks(prepared)
     baseline = run(_qsvs(kinds[AVERAGED], ranks))
+    base_errors = output_errors(baseline, samples, references)
     if kinds[CLIPPED] == kinds[AVERAGED]:
-        return baseline, AVERAGED, output_errors(baseline, samples, references), None
+        return baseline, AVERAGED, base_errors, None
     clipped = run(_qsvs(kinds[CLIPPED], ranks))
-    base_errors, clipped_errors = output_errors(baseline, samples, references), output_errors(clipped, samples, references)
+    clipped_errors = output_errors(clipped, samples, references)
     if better_everywhere(clipped_errors, base_errors):
         return clipped, CLIPPED, clipped_errors, (AVERAGED, base_errors)
+    winners = {name for name in base_errors if better_everywhere({name: clipped_errors[name]}, {name: base_errors[name]})}
+    if winners:
+        reaches = output_branches(prepared)
+        ranges = {name: kinds[CLIPPED][name] if len(reaches.get(name, ())) == 1 and reaches[name] <= winners else value
+                  for name, value in kinds[AVERAGED].items()}
+        if ranges != kinds[AVERAGED]:
+            mixed = run(_qsvs(ranges, ranks))
+            mixed_errors = output_errors(mixed, samples, references)
+            if better_everywhere(mixed_errors, base_errors):
+                label = f"{AVERAGED} with the {CLIPPED} on the tensors reaching only {', '.join(sorted(winners))}"
+                return mixed, label, mixed_errors, (AVERAGED, base_errors)
     return baseline, AVERAGED, base_errors, (CLIPPED, clipped_errors)
 
 
