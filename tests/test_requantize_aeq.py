@@ -1,6 +1,7 @@
 """The ai-edge-quantizer back end of requantize (dynamic_range, int8, int16x8): this project's
-calibration (activation statistics in LiteRT), the choice between min/max and clipped ranges, the
-float edges, the back-end choice, and the error against ai-edge-quantizer's own default.
+calibration (activation statistics in LiteRT), the choice between aeq's moving-average and clipped
+ranges (and their mix by output branch), the float edges, the back-end choice, and the error against
+ai-edge-quantizer's own default.
 
 Real photographs come from scikit-image's bundled images, where a check depends on content.
 """

@@ -250,7 +250,8 @@ def activation_statistics(data: bytes, samples, percentile: float | None = CLIP_
                                               int(value.size * len(samples) * (100.0 - percentile) / 100.0) if percentile else 0))
             if k:  # only values beyond the current k-th most extreme one can enter the tails
                 top = _largest(np.concatenate([top, value if top.size < k else value[value > top.min()]]), k)
-                bottom = -_largest(-np.concatenate([bottom, value if bottom.size < k else value[value < bottom.max()]]), k)
+                bottom = -_largest(-np.concatenate([bottom, value if bottom.size < k else
+                                                    value[value < bottom.max()]]), k)
             tails[name] = (bottom, top, k)
     ranges = {name: (low[name], high[name]) for name in low}
     kinds = {MIN_MAX: ranges, AVERAGED: {name: (float(lo[0]), float(hi[0])) for name, (lo, hi) in averaged.items()}}
@@ -337,7 +338,8 @@ def better_everywhere(candidate: dict[str, tuple[float, float]], baseline: dict[
         return False
     same = {name for name in baseline if candidate[name] == baseline[name]}
     return len(same) < len(baseline) and all(
-        name in same or all(candidate[name][k] <= (1.0 - margin) * baseline[name][k] for k in (0, 1)) for name in baseline)
+        name in same or all(candidate[name][k] <= (1.0 - margin) * baseline[name][k] for k in (0, 1))
+        for name in baseline)
 
 
 def output_branches(data: bytes) -> dict[str, set[str]]:
@@ -361,8 +363,8 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
     on ``samples``). int8: ai-edge-quantizer's own moving average (:data:`AVERAGED`, the same ranges
     to the bit as its calibration) unless the clipped ranges of :data:`CLIP_PERCENTILE`, or a mix of
     the two by output branch, give a smaller error on every output, max and mean, on the calibration
-    samples (:func:`better_everywhere`, :func:`_chosen_int8`); int16x8 takes min/max. ``float_io``: float inputs and outputs (a QUANTIZE / DEQUANTIZE at the
-    edges), else the integer ones aeq writes."""
+    samples (:func:`better_everywhere`, :func:`_chosen_int8`); int16x8 takes min/max. ``float_io``:
+    float inputs and outputs (a QUANTIZE / DEQUANTIZE at the edges), else the integer ones aeq writes."""
     if mode not in INTEGER_RECIPES:
         raise TfliteInverterError(f"mode {mode!r} has no ai-edge-quantizer recipe here; they are {sorted(INTEGER_RECIPES)}")
     if not available():
@@ -429,7 +431,8 @@ def _chosen_int8(prepared: bytes, samples, run):
     clipped_errors = output_errors(clipped, samples, references)
     if better_everywhere(clipped_errors, base_errors):
         return clipped, CLIPPED, clipped_errors, (AVERAGED, base_errors)
-    winners = {name for name in base_errors if better_everywhere({name: clipped_errors[name]}, {name: base_errors[name]})}
+    winners = {name for name in base_errors
+               if better_everywhere({name: clipped_errors[name]}, {name: base_errors[name]})}
     if winners:
         reaches = output_branches(prepared)
         ranges = {name: kinds[CLIPPED][name] if len(reaches.get(name, ())) == 1 and reaches[name] <= winners else value
