@@ -5,7 +5,7 @@ model), converter setup (concrete function, light trackable), calibration (the c
 representative samples: from the first sample asked for to the last), converter (the rest of
 ``convert``: MLIR lowering, quantization, serialisation), interface rewrite, compare (LiteRT, in a
 subprocess). Of the ai-edge-quantizer back end: normalise, statistics (LiteRT on the samples),
-quantize (aeq, both candidates), choice (LiteRT on the candidates), float edges, interface, compare.
+quantize (aeq, each candidate), choice (LiteRT on the candidates), float edges, interface, compare.
 Times are wall seconds, measured by wrapping the functions ``requantize`` calls.
 
     nice -n 10 python benchmarks/profile_requantize.py --model palm_detection_full --modes dynamic_range int8
@@ -77,7 +77,7 @@ def profile(path: Path, mode: str, backend: str, calibration) -> dict[str, float
                                     (aeq_path, "convert", "converter (with calibration)"),
                                     (edge_quantizer, "normalized", "aeq: normalise"),
                                     (edge_quantizer, "activation_statistics", "aeq: statistics (LiteRT)"),
-                                    (edge_quantizer, "output_error", "aeq: choice (LiteRT)"),
+                                    (edge_quantizer, "output_errors", "aeq: choice (LiteRT)"),
                                     (edge_quantizer, "with_float_edges", "aeq: float edges")]:
             stack.enter_context(wrapped(module, name, phase))
         converter_path.as_generator = as_generator

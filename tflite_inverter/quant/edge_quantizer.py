@@ -243,21 +243,19 @@ def activation_statistics(data: bytes, samples, percentile: float | None = CLIP_
             lo, hi = float(value.min()), float(value.max())
             low[name] = min(low.get(name, np.inf), lo)
             high[name] = max(high.get(name, -np.inf), hi)
-            old = averaged.get(name)
-            averaged[name] = (lo, hi) if old is None else (SMOOTHING * old[0] + (1 - SMOOTHING) * lo,
-                                                           SMOOTHING * old[1] + (1 - SMOOTHING) * hi)
+            old = averaged.get(name)  # float32 arrays, as aeq computes it (the same ranges to the bit)
+            new = (np.full(1, value.min(), np.float32), np.full(1, value.max(), np.float32))
+            averaged[name] = new if old is None else (SMOOTHING * old[0] + (1.0 - SMOOTHING) * new[0],
+                                                      SMOOTHING * old[1] + (1.0 - SMOOTHING) * new[1])
             bottom, top, k = tails.get(name, (np.empty(0, np.float32), np.empty(0, np.float32),
                                               int(value.size * len(samples) * (100.0 - percentile) / 100.0) if percentile else 0))
             if k:  # only values beyond the current k-th most extreme one can enter the tails
-                top = np.concatenate([top, value if top.size < k else value[value > top.min()]])
-                bottom = np.concatenate([bottom, value if bottom.size < k else value[value < bottom.max()]])
-                if top.size > k:
-                    top = np.partition(top, top.size - k)[top.size - k:]
-                if bottom.size > k:
-                    bottom = np.partition(bottom, k - 1)[:k]
+                top = _largest(np.concatenate([top, value if top.size < k else value[value > top.min()]]), k)
+                bottom = -_largest(-np.concatenate([bottom, value if bottom.size < k else
+                                                    value[value < bottom.max()]]), k)
             tails[name] = (bottom, top, k)
     ranges = {name: (low[name], high[name]) for name in low}
-    kinds = {MIN_MAX: ranges, AVERAGED: averaged}
+    kinds = {MIN_MAX: ranges, AVERAGED: {name: (float(lo[0]), float(hi[0])) for name, (lo, hi) in averaged.items()}}
     if percentile:
         clipped = {}
         for name, (lo, hi) in ranges.items():
@@ -267,36 +265,107 @@ def activation_statistics(data: bytes, samples, percentile: float | None = CLIP_
     return kinds, outputs
 
 
-def _qsvs(ranges) -> dict:
-    return {name: {"min": np.array([lo], np.float32), "max": np.array([hi], np.float32)} for name, (lo, hi) in ranges.items()}
+def _largest(values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest of ``values`` (in no order), exactly. A partition of the whole tensor costs
+    more than the rest of the statistics pass, so it is first cut to the values at or above the k-th
+    largest of a strided subset (never above the k-th largest of all: every one of the ``k`` stays)."""
+    if values.size <= k:
+        return values
+    subset = values[::max(1, values.size // (64 * k))]
+    if subset.size > k:
+        values = values[values >= np.partition(subset, subset.size - k)[subset.size - k]]
+    return np.partition(values, values.size - k)[values.size - k:]
 
 
-def output_error(data: bytes, samples, references) -> tuple[float, float]:
-    """The largest (max, mean) absolute error of ``data``'s outputs against ``references`` (float
-    outputs per sample, by name), each as a share of that output's magnitude, in LiteRT."""
+def _qsvs(ranges, ranks: dict[str, int] | None = None) -> dict:
+    """``ranges`` (name -> (low, high)) as ai-edge-quantizer's calibration results: float32 arrays of
+    shape ``(1,) * rank`` of the tensor (its calibration's keepdims shape, ``ranks`` by name; the
+    shape matters: aeq 0.10 derives the grid of a RESHAPE's requantized output from it, and (1,)
+    for a rank-3 tensor gave face_detection_short_range another scale)."""
+    ranks = ranks or {}
+
+    def array(value: float, name: str) -> np.ndarray:
+        return np.full((1,) * ranks.get(name, 1), value, np.float32)
+
+    return {name: {"min": array(lo, name), "max": array(hi, name)} for name, (lo, hi) in ranges.items()}
+
+
+def tensor_ranks(data: bytes) -> dict[str, int]:
+    """Rank of each tensor of the main subgraph of ``data``, by name."""
+    from ..reader import load
+
+    return {t.name: len(t.shape) for t in load(data).main.tensors}
+
+
+def output_errors(data: bytes, samples, references) -> dict[str, tuple[float, float]]:
+    """Per output of ``data`` (by name, those in ``references``: float outputs per sample), its max and
+    mean absolute error against the references, each as a share of that output's magnitude (its
+    largest float value over the samples), in LiteRT (one interpreter, allocated once)."""
     interpreter = _interpreter(data)
-    worst_max = worst_mean = 0.0
-    differences: dict[str, list] = {}
+    largest: dict[str, float] = {}
+    worst: dict[str, float] = {}
+    means: dict[str, list[float]] = {}
     for sample, reference in zip(samples, references):
         _feed(interpreter, sample)
         interpreter.invoke()
         for name, value in _outputs(interpreter).items():
             if name in reference:
-                differences.setdefault(name, []).append((np.abs(value - reference[name]), np.abs(reference[name]).max()))
-    for pairs in differences.values():
-        magnitude = max(max(m for _, m in pairs), 1e-12)
-        worst_max = max(worst_max, max(float(d.max()) for d, _ in pairs) / magnitude)
-        worst_mean = max(worst_mean, float(np.mean([d.mean() for d, _ in pairs])) / magnitude)
-    return worst_max, worst_mean
+                difference = np.abs(value - reference[name])
+                largest[name] = max(largest.get(name, 0.0), float(np.abs(reference[name]).max()))
+                worst[name] = max(worst.get(name, 0.0), float(difference.max()))
+                means.setdefault(name, []).append(float(difference.mean()))
+    return {name: (worst[name] / max(largest[name], 1e-12), float(np.mean(means[name])) / max(largest[name], 1e-12))
+            for name in worst}
+
+
+def output_error(data: bytes, samples, references) -> tuple[float, float]:
+    """The largest (max, mean) absolute error of ``data``'s outputs against ``references`` (float
+    outputs per sample, by name), each as a share of that output's magnitude, in LiteRT."""
+    return output_error_of(output_errors(data, samples, references))
+
+
+MARGIN = 0.05  # a candidate replaces aeq's own ranges only when better by this share on every output's max and mean
+
+
+def better_everywhere(candidate: dict[str, tuple[float, float]], baseline: dict[str, tuple[float, float]],
+                      margin: float = MARGIN) -> bool:
+    """Whether ``candidate``'s error (per output: max, mean; :func:`output_errors`) is below
+    ``baseline``'s by at least ``margin`` of it on every output, in both max and mean, but for outputs
+    whose max and mean are both exactly the baseline's (outputs the candidate leaves as they were),
+    with at least one output better: the goal is each output no worse than the baseline, and a tie of
+    one of the two (two near-binary outputs both wrong by 100 %) or a gain on one output paid on
+    another is no evidence on eight samples."""
+    if not candidate or candidate.keys() != baseline.keys():
+        return False
+    same = {name for name in baseline if candidate[name] == baseline[name]}
+    return len(same) < len(baseline) and all(
+        name in same or all(candidate[name][k] <= (1.0 - margin) * baseline[name][k] for k in (0, 1))
+        for name in baseline)
+
+
+def output_branches(data: bytes) -> dict[str, set[str]]:
+    """Per tensor name of the main subgraph of ``data``, the names of the outputs it reaches."""
+    from ..reader import load
+
+    sg = load(data).main
+    names = {t.index: t.name for t in sg.tensors}
+    reaches: dict[str, set[str]] = {names[i]: {names[i]} for i in sg.outputs}
+    for op in reversed(sg.operators):  # topological order: every consumer is seen before its producer
+        reached = set().union(*(reaches.get(names[o], set()) for o in op.outputs))
+        for index in list(op.inputs) + list(op.outputs):
+            if index >= 0:
+                reaches.setdefault(names[index], set()).update(reached)
+    return reaches
 
 
 def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = True) -> tuple[bytes, list[str]]:
     """``data`` (a float ``.tflite``) in ``mode`` (``dynamic_range``, ``int8``, ``int16x8``) by
     ai-edge-quantizer, and notes. The static modes take the activation ranges measured here (LiteRT
-    on ``samples``): min/max, ai-edge-quantizer's own moving average and the clipped ranges of
-    :data:`CLIP_PERCENTILE` are tried, and the one with the smallest output error (max + mean) on the
-    calibration samples is kept; int16x8 takes min/max. ``float_io``: float
-    inputs and outputs (a QUANTIZE / DEQUANTIZE at the edges), else the integer ones aeq writes."""
+    on ``samples``). int8: ai-edge-quantizer's own moving average (:data:`AVERAGED`, the same ranges
+    to the bit as its calibration) unless the clipped ranges of :data:`CLIP_PERCENTILE`, or a mix of
+    the two by output branch, give a smaller error on every output, max and mean, on the calibration
+    samples (:func:`better_everywhere`, :func:`_chosen_int8`); int16x8 takes min/max. ``float_io``:
+    float inputs and outputs (a QUANTIZE / DEQUANTIZE at the edges), else the integer ones aeq writes."""
     if mode not in INTEGER_RECIPES:
         raise TfliteInverterError(f"mode {mode!r} has no ai-edge-quantizer recipe here; they are {sorted(INTEGER_RECIPES)}")
     if not available():
@@ -306,10 +375,13 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
     from . import aeq_float_islands
 
     prepared = normalized(data)
+    runner = None
 
     def run(calibration=None) -> bytes:
+        nonlocal runner
         try:
-            runner = quantizer.Quantizer(prepared, getattr(recipe, INTEGER_RECIPES[mode])())
+            if runner is None:  # one Quantizer for every candidate (its model parse and recipe; tested byte-identical)
+                runner = quantizer.Quantizer(prepared, getattr(recipe, INTEGER_RECIPES[mode])())
             with _without_progress_bars():
                 result = bytes(runner.quantize(calibration, enable_progress_report=False,
                                                enable_progress_bar=False).quantized_model)
@@ -325,22 +397,54 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
         raise TfliteInverterError(f"mode {mode!r} with backend 'aeq' needs representative data")
     if mode == "int16x8":  # 16-bit activations: the widest ranges; int16 kernels are too slow to try several
         kinds, _ = activation_statistics(prepared, samples, percentile=None)
-        quantized = run(_qsvs(kinds[MIN_MAX]))
+        quantized = run(_qsvs(kinds[MIN_MAX], tensor_ranks(prepared)))
         notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges (min/max) measured in "
                  f"LiteRT over {len(samples)} samples"]
         return with_float_edges(quantized) if float_io else quantized, notes
-    kinds, references = activation_statistics(prepared, samples)
-    candidates = []
-    for label, chosen in kinds.items():
-        quantized = run(_qsvs(chosen))
-        candidates.append((output_error(quantized, samples, references), label, quantized))
-    candidates.sort(key=lambda c: c[0][0] + c[0][1])  # the smaller sum of max and mean error
-    (error, label, quantized), others = candidates[0], candidates[1:]
+    quantized, label, errors, other = _chosen_int8(prepared, samples, run)
+    worst = output_error_of(errors)
+    against = (f"; the {other[0]} gave {output_error_of(other[1])[0]:.1%} / {output_error_of(other[1])[1]:.2%}"
+               if other else "")
     notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges measured in LiteRT over "
-             f"{len(samples)} samples: {label} kept (max / mean error {error[0]:.1%} / {error[1]:.2%} of the outputs' "
-             f"magnitude on the calibration samples, against "
-             + ", ".join(f"{e[0]:.1%} / {e[1]:.2%} with the {other}" for e, other, _ in others) + ")"]
+             f"{len(samples)} samples: {label} kept (max / mean error {worst[0]:.1%} / {worst[1]:.2%} of the outputs' "
+             f"magnitude on the calibration samples{against})"]
     return with_float_edges(quantized) if float_io else quantized, notes
+
+
+def output_error_of(errors: dict[str, tuple[float, float]]) -> tuple[float, float]:
+    """The largest max and the largest mean over the outputs of :func:`output_errors`."""
+    return max((e[0] for e in errors.values()), default=0.0), max((e[1] for e in errors.values()), default=0.0)
+
+
+def _chosen_int8(prepared: bytes, samples, run):
+    """(model, label, per-output errors, (other label, its errors) or None) of the int8 candidate kept,
+    errors on the calibration samples. :data:`AVERAGED` (aeq's own ranges) unless :data:`CLIPPED` is
+    :func:`better_everywhere`; where the clipped ranges are better on some outputs only, a mix (the
+    clipped ranges on the tensors that reach only those outputs, aeq's elsewhere) if it is better
+    everywhere. The clipped candidate is not built when its ranges are aeq's."""
+    kinds, references = activation_statistics(prepared, samples)
+    ranks = tensor_ranks(prepared)
+    baseline = run(_qsvs(kinds[AVERAGED], ranks))
+    base_errors = output_errors(baseline, samples, references)
+    if kinds[CLIPPED] == kinds[AVERAGED]:
+        return baseline, AVERAGED, base_errors, None
+    clipped = run(_qsvs(kinds[CLIPPED], ranks))
+    clipped_errors = output_errors(clipped, samples, references)
+    if better_everywhere(clipped_errors, base_errors):
+        return clipped, CLIPPED, clipped_errors, (AVERAGED, base_errors)
+    winners = {name for name in base_errors
+               if better_everywhere({name: clipped_errors[name]}, {name: base_errors[name]})}
+    if winners:
+        reaches = output_branches(prepared)
+        ranges = {name: kinds[CLIPPED][name] if len(reaches.get(name, ())) == 1 and reaches[name] <= winners else value
+                  for name, value in kinds[AVERAGED].items()}
+        if ranges != kinds[AVERAGED]:
+            mixed = run(_qsvs(ranges, ranks))
+            mixed_errors = output_errors(mixed, samples, references)
+            if better_everywhere(mixed_errors, base_errors):
+                label = f"{AVERAGED} with the {CLIPPED} on the tensors reaching only {', '.join(sorted(winners))}"
+                return mixed, label, mixed_errors, (AVERAGED, base_errors)
+    return baseline, AVERAGED, base_errors, (CLIPPED, clipped_errors)
 
 
 def with_float_edges(data: bytes) -> bytes:
