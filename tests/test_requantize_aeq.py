@@ -262,14 +262,14 @@ def test_int8_keeps_aeqs_ranges_unless_the_clipped_are_better_on_every_output(me
     ranges are, face_detection_short_range's are not, and there the model is aeq's default to the byte."""
     from ai_edge_quantizer import quantizer, recipe
 
-    from tflite_inverter.quant import aeq_prelu
+    from tflite_inverter.quant import aeq_float_islands
 
     prepared = edge_quantizer.normalized(mediapipe_models[name].read_bytes())
     samples = _photo_crops(size, 8, 0, signed)
     runner = quantizer.Quantizer(prepared, recipe.static_wi8_ai8())
 
     def run(ranges) -> bytes:
-        return aeq_prelu.fuse_prelu(bytes(runner.quantize(ranges, enable_progress_report=False).quantized_model))[0]
+        return aeq_float_islands.fuse_islands(bytes(runner.quantize(ranges, enable_progress_report=False).quantized_model))[0]
 
     model, label, _, _ = edge_quantizer._chosen_int8(prepared, samples, run)
     kinds, references = edge_quantizer.activation_statistics(prepared, samples)
@@ -285,7 +285,7 @@ def test_int8_keeps_aeqs_ranges_unless_the_clipped_are_better_on_every_output(me
         input_name = list(ti.load(prepared).signatures[0].inputs)[0]
         default = runner.quantize(runner.calibrate({"serving_default": [{input_name: s[0]} for s in samples]}),
                                   enable_progress_report=False)
-        assert model == aeq_prelu.fuse_prelu(bytes(default.quantized_model))[0]
+        assert model == aeq_float_islands.fuse_islands(bytes(default.quantized_model))[0]
 
 
 @pytest.mark.real_model
@@ -295,14 +295,14 @@ def test_int8_mixes_the_clipped_ranges_into_the_branches_of_the_outputs_they_imp
     aeq's ranges' to the digit, and conv2d_31's is better by the margin."""
     from ai_edge_quantizer import quantizer, recipe
 
-    from tflite_inverter.quant import aeq_prelu
+    from tflite_inverter.quant import aeq_float_islands
 
     prepared = edge_quantizer.normalized(mediapipe_models["face_landmark"].read_bytes())
     samples = _photo_crops(192, 8, 0, False)
     runner = quantizer.Quantizer(prepared, recipe.static_wi8_ai8())
 
     def run(ranges) -> bytes:
-        return aeq_prelu.fuse_prelu(bytes(runner.quantize(ranges, enable_progress_report=False).quantized_model))[0]
+        return aeq_float_islands.fuse_islands(bytes(runner.quantize(ranges, enable_progress_report=False).quantized_model))[0]
 
     model, label, errors, (other, averaged_errors) = edge_quantizer._chosen_int8(prepared, samples, run)
     assert label.endswith("on the tensors reaching only conv2d_31") and other == edge_quantizer.AVERAGED, label
