@@ -51,28 +51,30 @@ def tools(args) -> dict[str, str]:
     return found
 
 
-def run_once(template: str, model: Path, work: Path) -> float | None:
+def run_once(template: str, model: Path, work: Path, extra_env: dict[str, str] | None = None) -> float | None:
     out = work / f"{model.stem}_{abs(hash(template)) % 10**6}"
     command = template.format(model=shlex.quote(str(model)), out=shlex.quote(str(out)))
-    env = dict(CHILD_ENV, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env = dict(CHILD_ENV, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", **(extra_env or {}))
     start = time.perf_counter()
     done = subprocess.run(command, shell=True, capture_output=True, env=env)
     elapsed = time.perf_counter() - start
     return elapsed if done.returncode == 0 else None
 
 
-def measure(models: list[Path], commands: dict[str, str], runs: int) -> dict[tuple[str, str], list[float | None]]:
+def measure(models: list[Path], commands: dict[str, str], runs: int,
+            extra_env: dict[str, str] | None = None) -> dict[tuple[str, str], list[float | None]]:
     times: dict[tuple[str, str], list[float | None]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_peers_") as work:
         for round_ in range(runs):
             for model in models:
                 for name, template in commands.items():
                     print(f"round {round_ + 1}/{runs} {model.name} {name}", file=sys.stderr, flush=True)
-                    times.setdefault((model.name, name), []).append(run_once(template, model, Path(work)))
+                    times.setdefault((model.name, name), []).append(run_once(template, model, Path(work), extra_env))
     return times
 
 
-def table(models: list[Path], commands: dict[str, str], times, load_before, load_after, runs: int) -> str:
+def table(models: list[Path], commands: dict[str, str], times, load_before, load_after, runs: int,
+          what: str = "whole process (imports included)", done: str = "converted") -> str:
     peers = [n for n in commands if n != "project"]
     head = "| model | project s | " + " | ".join(f"{p} s | project / {p}" for p in peers) + " |"
     lines = [head, "|---|---:|" + "---:|---:|" * len(peers)]
@@ -94,24 +96,25 @@ def table(models: list[Path], commands: dict[str, str], times, load_before, load
             else:
                 cells.append("–")
         lines.append("| " + " | ".join(cells) + " |")
-    summary = [f"Median of {runs} interleaved runs per tool and model, whole process (imports included), "
+    summary = [f"Median of {runs} interleaved runs per tool and model, {what}, "
                f"{os.cpu_count()} cores, load average {load_before[0]:.2f} before and {load_after[0]:.2f} after, "
                f"{time.strftime('%Y-%m-%d')}."]
     for peer, values in ratios.items():
         if values:
             summary.append(f"project / {peer}: median {statistics.median(values):.2f}, range {min(values):.2f}–{max(values):.2f} "
-                           f"over {len(values)} models both converted.")
+                           f"over {len(values)} models both {done}.")
     return "\n".join(summary) + "\n\n" + "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
+def write_section(path: Path, text: str, begin: str = BEGIN, end: str = END,
+                  title: str = "Side by side with peers (`benchmarks/bench_peers.py`)") -> None:
     """Replace the marked section of ``path`` (or append one)."""
-    block = f"{BEGIN}\n{text}{END}"
+    block = f"{begin}\n{text}{end}"
     old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, old, flags=re.S)
+    if begin in old and end in old:
+        new = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, old, flags=re.S)
     else:
-        new = old.rstrip() + "\n\n## Side by side with peers (`benchmarks/bench_peers.py`)\n\n" + block + "\n"
+        new = old.rstrip() + f"\n\n## {title}\n\n" + block + "\n"
     path.write_text(new)
 
 

@@ -79,6 +79,17 @@ def _compare(path: Path) -> None:
             assert tensor.buffer == rt.buffer and tensor.is_variable == bool(rt.isVariable), here
             assert tensor.has_rank == (bool(rt.hasRank) or bool(shape)), here
             assert (tensor.sparsity is None) == (rt.sparsity is None), here
+            if rt.sparsity is not None:
+                sp, rsp = tensor.sparsity, rt.sparsity
+                assert sp.traversal_order == _ints(rsp.traversalOrder) and sp.block_map == _ints(rsp.blockMap), here
+                assert len(sp.dim_metadata) == len(rsp.dimMetadata or []), here
+                for dim, rdim in zip(sp.dim_metadata, rsp.dimMetadata or []):
+                    assert dim.format == ("DENSE" if rdim.format == 0 else "SPARSE_CSR"), here
+                    assert dim.dense_size == rdim.denseSize, here
+                    for ours, theirs in ((dim.array_segments, rdim.arraySegments), (dim.array_indices, rdim.arrayIndices)):
+                        assert (ours is None) == (theirs is None), here
+                        if ours is not None:
+                            assert tuple(ours.tolist()) == _ints(theirs.values), here
             q, rq = tensor.quantization, rt.quantization
             assert rq is None or rq.detailsType == 0, here  # no blockwise tensors in these models
             if rq is None or rq.scale is None or len(rq.scale) == 0:

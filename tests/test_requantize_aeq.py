@@ -78,6 +78,18 @@ def test_better_everywhere_needs_every_output_max_and_mean_by_the_margin():
     assert not edge_quantizer.better_everywhere({"a": (0.5, 0.01), "b": (0.5, 0.05)}, base)  # "a": max tied only
 
 
+def test_decisively_better_needs_one_gain_by_the_factor_and_no_loss_beyond_the_margin():
+    base = {"a": (0.175, 0.0008), "b": (1.0, 0.10)}
+    assert edge_quantizer.decisively_better({"a": (0.008, 0.0007), "b": (1.0, 0.10)}, base)  # max 22x smaller
+    assert edge_quantizer.decisively_better({"a": (0.008, 0.00087), "b": (1.0, 0.10)}, base)  # a mean 9 % worse
+    assert not edge_quantizer.decisively_better({"a": (0.008, 0.0009), "b": (1.0, 0.10)}, base)  # a mean 12 % worse
+    assert not edge_quantizer.decisively_better({"a": (0.1, 0.0007), "b": (0.9, 0.06)}, base)  # gains under 2x
+    assert not edge_quantizer.decisively_better({"a": (0.008, 0.0007)}, base)  # an output missing
+    assert not edge_quantizer.decisively_better(dict(base), base)
+    assert edge_quantizer.decisively_better({"a": (0.1, 0.0007), "b": (0.9, 0.06)}, base, factor=1.5)
+    assert not edge_quantizer.decisively_better({"a": (0.008, 0.00087), "b": (1.0, 0.10)}, base, margin=0.05)
+
+
 def test_moving_average_ranges_are_aeqs_own_calibration_to_the_byte():
     """The AVERAGED candidate's model is byte-identical to ai-edge-quantizer's default int8 (its own
     calibration on the same samples), through one Quantizer reused for a second candidate as through
@@ -277,8 +289,8 @@ def test_int8_keeps_aeqs_ranges_unless_the_clipped_are_better_on_every_output(me
     averaged, clipped = (run(edge_quantizer._qsvs(kinds[kind], ranks)) for kind in (edge_quantizer.AVERAGED,
                                                                               edge_quantizer.CLIPPED))
     assert averaged != clipped
-    better = edge_quantizer.better_everywhere(edge_quantizer.output_errors(clipped, samples, references),
-                                              edge_quantizer.output_errors(averaged, samples, references))
+    better = edge_quantizer._accepted(edge_quantizer.output_errors(clipped, samples, references),
+                                      edge_quantizer.output_errors(averaged, samples, references))
     assert (label, model) == ((edge_quantizer.CLIPPED, clipped) if better else (edge_quantizer.AVERAGED, averaged))
     assert label == {"clipped": edge_quantizer.CLIPPED, "averaged": edge_quantizer.AVERAGED}[expected]
     if label == edge_quantizer.AVERAGED:
@@ -312,7 +324,7 @@ def test_int8_mixes_the_clipped_ranges_into_the_branches_of_the_outputs_they_imp
     clipped = run(edge_quantizer._qsvs(kinds[edge_quantizer.CLIPPED], ranks))
     assert edge_quantizer.output_errors(averaged, samples, references) == averaged_errors
     clipped_errors = edge_quantizer.output_errors(clipped, samples, references)
-    assert not edge_quantizer.better_everywhere(clipped_errors, averaged_errors)
+    assert not edge_quantizer._accepted(clipped_errors, averaged_errors)
     assert clipped_errors["conv2d_31"][1] < averaged_errors["conv2d_31"][1]
     assert edge_quantizer.output_errors(model, samples, references) == errors
     assert errors["conv2d_21"] == averaged_errors["conv2d_21"]

@@ -298,17 +298,25 @@ def tensor_ranks(data: bytes) -> dict[str, int]:
 
 
 def output_errors(data: bytes, samples, references) -> dict[str, tuple[float, float]]:
-    """Per output of ``data`` (by name, those in ``references``: float outputs per sample), its max and
-    mean absolute error against the references, each as a share of that output's magnitude (its
-    largest float value over the samples), in LiteRT (one interpreter, allocated once)."""
+    """Per output of ``data`` (named as in ``references``: float outputs per sample, in the model's
+    output order), its max and mean absolute error against the references, each as a share of that
+    output's magnitude (its largest float value over the samples), in LiteRT (one interpreter,
+    allocated once). Outputs pair by name, or by position where aeq renamed them (an integer output
+    of an op it quantized is ``<name>_quantized``)."""
     interpreter = _interpreter(data)
     largest: dict[str, float] = {}
     worst: dict[str, float] = {}
     means: dict[str, list[float]] = {}
+    names = [detail["name"] for detail in interpreter.get_output_details()]
+    wanted = list(references[0]) if references else []
+    if set(names) != set(wanted):
+        if len(names) != len(wanted):
+            raise TfliteInverterError(f"the quantized model has outputs {names}; the float model's are {wanted}")
+        names = wanted  # aeq keeps the outputs' order
     for sample, reference in zip(samples, references):
         _feed(interpreter, sample)
         interpreter.invoke()
-        for name, value in _outputs(interpreter).items():
+        for name, value in zip(names, _outputs(interpreter).values()):
             if name in reference:
                 difference = np.abs(value - reference[name])
                 largest[name] = max(largest.get(name, 0.0), float(np.abs(reference[name]).max()))
@@ -343,6 +351,30 @@ def better_everywhere(candidate: dict[str, tuple[float, float]], baseline: dict[
         for name in baseline)
 
 
+DECISIVE = 2.0  # ... or when some output is better by this factor in max or mean
+DECISIVE_LOSS = 0.10  # and none is worse by more than this share
+
+
+def decisively_better(candidate: dict[str, tuple[float, float]], baseline: dict[str, tuple[float, float]],
+                      factor: float = DECISIVE, margin: float = DECISIVE_LOSS) -> bool:
+    """Whether some output of ``candidate`` has a max or mean smaller than ``baseline``'s by ``factor``
+    or more, and no output's max or mean is larger by more than ``margin`` of it: a gain that large is
+    evidence even on few samples, where :func:`better_everywhere` asks every output to gain (measured:
+    on a sparse model the clipped ranges gave 0.8 % max error on the calibration samples against
+    aeq's 17.5 %, the means 0.07 % against 0.08 %; on a Convolution2DTransposeBias model 0.8 % against
+    13.9 %, the means 0.21 % against 0.20 %; on a DEPTH_TO_SPACE model 1.2 % against 19.4 %, the means
+    0.19 % against 0.18 %)."""
+    if not candidate or candidate.keys() != baseline.keys():
+        return False
+    return (all(candidate[name][k] <= (1.0 + margin) * baseline[name][k] for name in baseline for k in (0, 1))
+            and any(baseline[name][k] > 0 and candidate[name][k] * factor <= baseline[name][k]
+                    for name in baseline for k in (0, 1)))
+
+
+def _accepted(candidate: dict[str, tuple[float, float]], baseline: dict[str, tuple[float, float]]) -> bool:
+    return better_everywhere(candidate, baseline) or decisively_better(candidate, baseline)
+
+
 def output_branches(data: bytes) -> dict[str, set[str]]:
     """Per tensor name of the main subgraph of ``data``, the names of the outputs it reaches."""
     from ..reader import load
@@ -364,7 +396,8 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
     on ``samples``). int8: ai-edge-quantizer's own moving average (:data:`AVERAGED`, the same ranges
     to the bit as its calibration) unless the clipped ranges of :data:`CLIP_PERCENTILE`, or a mix of
     the two by output branch, give a smaller error on every output, max and mean, on the calibration
-    samples (:func:`better_everywhere`, :func:`_chosen_int8`); int16x8 takes min/max. ``float_io``:
+    samples (:func:`better_everywhere`, :func:`_chosen`); int16x8 the same with min/max ranges as the
+    challenger. ``float_io``:
     float inputs and outputs (a QUANTIZE / DEQUANTIZE at the edges), else the integer ones aeq writes."""
     if mode not in INTEGER_RECIPES:
         raise TfliteInverterError(f"mode {mode!r} has no ai-edge-quantizer recipe here; they are {sorted(INTEGER_RECIPES)}")
@@ -395,13 +428,9 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
         return run(), [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]}"]
     if not samples:
         raise TfliteInverterError(f"mode {mode!r} with backend 'aeq' needs representative data")
-    if mode == "int16x8":  # 16-bit activations: the widest ranges; int16 kernels are too slow to try several
-        kinds, _ = activation_statistics(prepared, samples, percentile=None)
-        quantized = run(_qsvs(kinds[MIN_MAX], tensor_ranks(prepared)))
-        notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges (min/max) measured in "
-                 f"LiteRT over {len(samples)} samples"]
-        return with_float_edges(quantized) if float_io else quantized, notes
-    quantized, label, errors, other = _chosen_int8(prepared, samples, run)
+    # int8: aeq's moving average against the clipped ranges; int16x8 (16 bits: room for the widest ranges)
+    # against min/max
+    quantized, label, errors, other = _chosen(prepared, samples, run, MIN_MAX if mode == "int16x8" else CLIPPED)
     worst = output_error_of(errors)
     against = (f"; the {other[0]} gave {output_error_of(other[1])[0]:.1%} / {output_error_of(other[1])[1]:.2%}"
                if other else "")
@@ -417,34 +446,41 @@ def output_error_of(errors: dict[str, tuple[float, float]]) -> tuple[float, floa
 
 
 def _chosen_int8(prepared: bytes, samples, run):
-    """(model, label, per-output errors, (other label, its errors) or None) of the int8 candidate kept,
-    errors on the calibration samples. :data:`AVERAGED` (aeq's own ranges) unless :data:`CLIPPED` is
-    :func:`better_everywhere`; where the clipped ranges are better on some outputs only, a mix (the
-    clipped ranges on the tensors that reach only those outputs, aeq's elsewhere) if it is better
-    everywhere. The clipped candidate is not built when its ranges are aeq's."""
-    kinds, references = activation_statistics(prepared, samples)
+    """:func:`_chosen` with the clipped ranges as the challenger (int8)."""
+    return _chosen(prepared, samples, run, CLIPPED)
+
+
+def _chosen(prepared: bytes, samples, run, challenger: str):
+    """(model, label, per-output errors, (other label, its errors) or None) of the candidate kept,
+    errors on the calibration samples. :data:`AVERAGED` (aeq's own ranges) unless the ``challenger``
+    ranges (:data:`CLIPPED` in int8, :data:`MIN_MAX` in int16x8) are :func:`better_everywhere` or
+    :func:`decisively_better`; where they are better on some outputs only, a mix (the challenger's
+    ranges on the tensors that reach only those outputs, aeq's elsewhere) if it is accepted so. The
+    challenger is not built when its ranges are aeq's."""
+    percentile = CLIP_PERCENTILE if challenger == CLIPPED else None
+    kinds, references = activation_statistics(prepared, samples, percentile=percentile)
     ranks = tensor_ranks(prepared)
     baseline = run(_qsvs(kinds[AVERAGED], ranks))
     base_errors = output_errors(baseline, samples, references)
-    if kinds[CLIPPED] == kinds[AVERAGED]:
+    if kinds[challenger] == kinds[AVERAGED]:
         return baseline, AVERAGED, base_errors, None
-    clipped = run(_qsvs(kinds[CLIPPED], ranks))
-    clipped_errors = output_errors(clipped, samples, references)
-    if better_everywhere(clipped_errors, base_errors):
-        return clipped, CLIPPED, clipped_errors, (AVERAGED, base_errors)
+    other = run(_qsvs(kinds[challenger], ranks))
+    other_errors = output_errors(other, samples, references)
+    if _accepted(other_errors, base_errors):
+        return other, challenger, other_errors, (AVERAGED, base_errors)
     winners = {name for name in base_errors
-               if better_everywhere({name: clipped_errors[name]}, {name: base_errors[name]})}
+               if better_everywhere({name: other_errors[name]}, {name: base_errors[name]})}
     if winners:
         reaches = output_branches(prepared)
-        ranges = {name: kinds[CLIPPED][name] if len(reaches.get(name, ())) == 1 and reaches[name] <= winners else value
+        ranges = {name: kinds[challenger][name] if len(reaches.get(name, ())) == 1 and reaches[name] <= winners else value
                   for name, value in kinds[AVERAGED].items()}
         if ranges != kinds[AVERAGED]:
             mixed = run(_qsvs(ranges, ranks))
             mixed_errors = output_errors(mixed, samples, references)
-            if better_everywhere(mixed_errors, base_errors):
-                label = f"{AVERAGED} with the {CLIPPED} on the tensors reaching only {', '.join(sorted(winners))}"
+            if _accepted(mixed_errors, base_errors):
+                label = f"{AVERAGED} with the {challenger} on the tensors reaching only {', '.join(sorted(winners))}"
                 return mixed, label, mixed_errors, (AVERAGED, base_errors)
-    return baseline, AVERAGED, base_errors, (CLIPPED, clipped_errors)
+    return baseline, AVERAGED, base_errors, (challenger, other_errors)
 
 
 def with_float_edges(data: bytes) -> bytes:

@@ -2,9 +2,9 @@
 
 The file is memory-mapped; constant tensors are numpy views on the mapping, so reading
 a model costs little more than its operator tables. The tables read for every tensor and
-operator (model, buffers, operator codes, subgraphs, tensors, quantization, operators) are
-decoded by :mod:`.tables` straight from the bytes; the generated readers (``tflite`` package)
-decode the rarer or per-operator ones (builtin options, sparsity, signature defs, metadata).
+operator (model, buffers, operator codes, subgraphs, tensors, quantization, sparsity,
+operators, signature defs) are decoded by :mod:`.tables` straight from the bytes, builtin options
+by :mod:`.options` (on first use) the same way.
 Every offset, index and buffer size is checked, and a bad file raises
 :class:`InvalidModelError` naming the file and the place.
 """
@@ -295,13 +295,7 @@ class _Reader:
         raw = buffers[buffer_index] if buffers else None
         sparsity = None
         if fb.has(6):
-            import tflite  # sparse tensors are rare: their tables through the generated readers
-
-            to = fb.target(6, "sparsity")
-            Table(self.buffer, self.size, to, "sparsity")  # bounds of the table; its fields: the generated reader
-            generated = tflite.SparsityParameters()
-            generated.Init(self.buffer, to)
-            sparsity = self._sparsity(generated)
+            sparsity = self._sparsity(fb.table(6, "sparsity"))
         data = None
         if raw is not None:
             data = self._tensor_data(raw, dtype, shape, sparse=sparsity is not None)
@@ -405,22 +399,33 @@ class _Reader:
                 block_tensors=(details.scales,) + ((details.zero_points,) if details.zero_points >= 0 else ())))
         return tuple(out)
 
-    def _sparsity(self, fb: Any) -> Sparsity:
+    def _sparsity(self, table: Table) -> Sparsity:
+        """``SparsityParameters``: traversal_order (0), block_map (1), dim_metadata (2), each
+        ``DimensionMetadata`` format (0), dense_size (1), array_segments / array_indices (a
+        ``SparseIndexVector`` union: type 2 / 4, table 3 / 5, whose vector ``values`` is field 0)."""
         dims = []
-        for d in range(fb.DimMetadataLength()):
-            meta = fb.DimMetadata(d)
-            fmt = "DENSE" if meta.Format() == _DENSE else "SPARSE_CSR"
+        for d, pos in enumerate(table.tables(2, "sparsity.dim_metadata")):
+            meta = Table(self.buffer, self.size, pos, f"sparsity.dim_metadata[{d}]")
+            fmt = "DENSE" if meta.scalar(0, BYTE, 0, "format") == _DENSE else "SPARSE_CSR"
             dims.append(
                 DimensionMetadata(
                     format=fmt,
-                    dense_size=meta.DenseSize(),
-                    array_segments=_index_vector(meta.ArraySegmentsType(), meta.ArraySegments()),
-                    array_indices=_index_vector(meta.ArrayIndicesType(), meta.ArrayIndices()),
+                    dense_size=meta.scalar(1, INT, 0, "dense_size"),
+                    array_segments=self._index_vector(meta, 2, "array_segments"),
+                    array_indices=self._index_vector(meta, 4, "array_indices"),
                 )
             )
-        traversal = tuple(fb.TraversalOrderAsNumpy().tolist()) if fb.TraversalOrderLength() else ()
-        block_map = tuple(fb.BlockMapAsNumpy().tolist()) if fb.BlockMapLength() else ()
-        return Sparsity(traversal, block_map, tuple(dims))
+        traversal = table.ints(0, "sparsity.traversal_order") or ()
+        block_map = table.ints(1, "sparsity.block_map") or ()
+        return Sparsity(tuple(traversal), tuple(block_map), tuple(dims))
+
+    def _index_vector(self, meta: Table, type_slot: int, name: str) -> np.ndarray | None:
+        code = _INDEX_VECTOR_CODES.get(meta.scalar(type_slot, UBYTE, 0, name + "_type"))
+        vector = meta.table(type_slot + 1, name) if code is not None else None
+        if vector is None:
+            return None
+        values = vector.ints(0, name + ".values", code, struct.calcsize("<" + code))
+        return np.asarray(values or (), dtype=np.int64)
 
 
 _NO_OPTIONS = MappingProxyType({})
@@ -437,21 +442,8 @@ class _Blockwise:
 
 
 _DENSE = 0  # DimensionType.DENSE
-# SparseIndexVector union tags -> the generated reader's class name.
-_INDEX_VECTOR_CLASSES = {1: "Int32Vector", 2: "Uint16Vector", 3: "Uint8Vector"}
-
-
-def _index_vector(kind: int, table: Any) -> np.ndarray | None:
-    import tflite
-
-    name = _INDEX_VECTOR_CLASSES.get(kind)
-    cls = getattr(tflite, name) if name else None
-    if cls is None or table is None:
-        return None
-    vector = cls()
-    vector.Init(table.Bytes, table.Pos)
-    values = vector.ValuesAsNumpy()
-    return np.asarray(values, dtype=np.int64) if not isinstance(values, int) else np.zeros(0, np.int64)
+# SparseIndexVector union tags -> the struct code of its vector's values (Int32Vector, Uint16Vector, Uint8Vector).
+_INDEX_VECTOR_CODES = {1: "i", 2: "H", 3: "B"}
 
 
 def _unpack_low_bits(raw: np.ndarray, bits: int, signed: bool) -> np.ndarray:
