@@ -21,11 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+# This checkout's package, not an installed copy (benchmarks/ is the first entry of sys.path otherwise).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CACHE = Path(os.environ.get("TFLITE_INVERTER_CACHE", Path.home() / ".cache" / "tflite_inverter")) / "mediapipe-0.10.14"
 SIGNED_INPUT = {"face_detection_short_range", "face_detection_full_range_sparse"}  # [-1, 1] inputs

@@ -78,12 +78,13 @@ def test_better_everywhere_needs_every_output_max_and_mean_by_the_margin():
     assert not edge_quantizer.better_everywhere({"a": (0.5, 0.01), "b": (0.5, 0.05)}, base)  # "a": max tied only
 
 
-def test_decisively_better_needs_one_gain_by_the_factor_and_no_loss_beyond_the_margin():
+def test_decisively_better_needs_a_max_gain_by_the_factor_and_no_loss_beyond_the_margin():
     base = {"a": (0.175, 0.0008), "b": (1.0, 0.10)}
     assert edge_quantizer.decisively_better({"a": (0.008, 0.0007), "b": (1.0, 0.10)}, base)  # max 22x smaller
     assert edge_quantizer.decisively_better({"a": (0.008, 0.00087), "b": (1.0, 0.10)}, base)  # a mean 9 % worse
     assert not edge_quantizer.decisively_better({"a": (0.008, 0.0009), "b": (1.0, 0.10)}, base)  # a mean 12 % worse
     assert not edge_quantizer.decisively_better({"a": (0.1, 0.0007), "b": (0.9, 0.06)}, base)  # gains under 2x
+    assert not edge_quantizer.decisively_better({"a": (0.17, 0.0001), "b": (1.0, 0.01)}, base)  # means only
     assert not edge_quantizer.decisively_better({"a": (0.008, 0.0007)}, base)  # an output missing
     assert not edge_quantizer.decisively_better(dict(base), base)
     assert edge_quantizer.decisively_better({"a": (0.1, 0.0007), "b": (0.9, 0.06)}, base, factor=1.5)
