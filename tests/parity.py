@@ -109,3 +109,44 @@ def pruned(shape, density=0.2, block=None, seed=0):
         rows, cols = shape[-2] // block[0], shape[-1] // block[1]
         mask = (rng.random([*shape[:-2], rows, cols]) < density).repeat(block[0], axis=-2).repeat(block[1], axis=-1)
     return w * mask
+
+
+def photo_crops(size: int, count: int, seed: int, signed: bool = False) -> np.ndarray:
+    """``count`` seeded square crops of skimage's colour photographs resized to ``size``, shape
+    (count, size, size, 3), in [0, 1] or with ``signed`` in [-1, 1] (benchmarks/bench_requantize.py's recipe)."""
+    import skimage.data
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    photos = [getattr(skimage.data, name)()[..., :3] for name in ("astronaut", "chelsea", "coffee", "rocket")]
+    out = []
+    for _ in range(count):
+        photo = photos[rng.integers(len(photos))]
+        side = int(rng.integers(min(photo.shape[:2]) // 2, min(photo.shape[:2]) + 1))
+        top, left = rng.integers(photo.shape[0] - side + 1), rng.integers(photo.shape[1] - side + 1)
+        image = Image.fromarray(photo[top:top + side, left:left + side]).resize((size, size), Image.BILINEAR)
+        value = np.asarray(image, np.float32) / 255.0
+        out.append(value * 2.0 - 1.0 if signed else value)
+    return np.stack(out)
+
+
+def every_tensor(data: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor LiteRT holds after running ``data`` on ``x`` (quantized onto an integer input's grid), by name."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data, experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    if detail["dtype"] != np.float32:
+        scale, zero_point = detail["quantization"]
+        info = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(detail["dtype"])
+    interpreter.set_tensor(detail["index"], x)
+    interpreter.invoke()
+    values = {}
+    for d in interpreter.get_tensor_details():
+        try:
+            values[d["name"]] = interpreter.get_tensor(d["index"])
+        except ValueError:
+            continue
+    return values

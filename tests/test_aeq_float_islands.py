@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import tflite_inverter as ti
-from parity import convert, weight
+from parity import convert, every_tensor, photo_crops, weight
 
 pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer is an optional back end")
 
@@ -39,24 +39,6 @@ def depth_to_space_model() -> bytes:
 
 def _calibration(count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1, 1, [count, 8, 8, 3]).astype(np.float32)
-
-
-def _tensors(data: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=data, experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    scale, zero_point = detail["quantization"]
-    interpreter.set_tensor(detail["index"], np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8))
-    interpreter.invoke()
-    values = {}
-    for d in interpreter.get_tensor_details():
-        try:
-            values[d["name"]] = interpreter.get_tensor(d["index"])
-        except ValueError:
-            continue
-    return values
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +69,7 @@ def _steps(before: bytes, after: bytes, names) -> int:
     """The largest difference in int8 steps of the tensors ``names`` between two models on seeded inputs."""
     worst = 0
     for x in _calibration(4, 2) * 1.5:
-        a, b = _tensors(before, x[None]), _tensors(after, x[None])
+        a, b = every_tensor(before, x[None]), every_tensor(after, x[None])
         for name in names:
             worst = max(worst, int(np.abs(a[name].astype(np.int32) - b[name].astype(np.int32)).max()))
     return worst
@@ -159,23 +141,6 @@ def test_int8_auto_chooses_aeq_and_is_integer_throughout(depth_to_space_model, t
     assert output.max_abs_error <= 0.1 * output.magnitude, report.table()
 
 
-def _photo_crops(size: int, count: int, seed: int) -> np.ndarray:
-    """Seeded crops of skimage's colour photographs in [-1, 1] (benchmarks/bench_requantize.py's recipe)."""
-    import skimage.data
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    photos = [getattr(skimage.data, name)()[..., :3] for name in ("astronaut", "chelsea", "coffee", "rocket")]
-    out = []
-    for _ in range(count):
-        photo = photos[rng.integers(len(photos))]
-        side = int(rng.integers(min(photo.shape[:2]) // 2, min(photo.shape[:2]) + 1))
-        top, left = rng.integers(photo.shape[0] - side + 1), rng.integers(photo.shape[1] - side + 1)
-        image = Image.fromarray(photo[top:top + side, left:left + side]).resize((size, size), Image.BILINEAR)
-        out.append(np.asarray(image, np.float32) / 127.5 - 1.0)
-    return np.stack(out)
-
-
 @pytest.mark.real_model
 @pytest.mark.slow
 @pytest.mark.parametrize("name, spaces", [("face_detection_full_range_sparse", 2), ("pose_detection", 3)])
@@ -191,7 +156,8 @@ def test_sparse_mediapipe_detectors_int8_through_aeq(mediapipe_models, name, spa
     path = mediapipe_models[name]
     original = ti.load(path)
     size = original.main.tensors[original.main.inputs[0]].shape[1]
-    calibration, evaluation = _photo_crops(size, 8, 0), [[x[None]] for x in _photo_crops(size, 8, 1)]
+    calibration = photo_crops(size, 8, 0, signed=True)
+    evaluation = [[x[None]] for x in photo_crops(size, 8, 1, signed=True)]
     report = ti.requantize(path, tmp_path / "q.tflite", mode="int8", representative=calibration, progress=False,
                            compare=False)
     assert any(n.startswith("back end: ai-edge-quantizer") for n in report.notes), report.notes

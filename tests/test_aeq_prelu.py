@@ -17,6 +17,7 @@ import tflite_inverter as ti
 pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer is an optional back end")
 
 from tflite_inverter.quant import aeq_float_islands, edge_quantizer  # noqa: E402
+from parity import every_tensor  # noqa: E402
 
 # per-channel alpha: small and large slopes, one negative, one zero
 ALPHA = np.array([0.05, 0.25, 0.6, 1.3, -0.2, 0.0, 0.1, 0.45], np.float32)
@@ -46,26 +47,6 @@ def keras_prelu():
 
 def _calibration(count: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1, 1, [count, 16, 16, 3]).astype(np.float32)
-
-
-def _tensors(data: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=data, experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    if detail["dtype"] != np.float32:
-        scale, zero_point = detail["quantization"]
-        x = np.clip(np.round(x / scale) + zero_point, -128, 127).astype(detail["dtype"])
-    interpreter.set_tensor(detail["index"], x)
-    interpreter.invoke()
-    values = {}
-    for d in interpreter.get_tensor_details():
-        try:
-            values[d["name"]] = interpreter.get_tensor(d["index"])
-        except ValueError:
-            continue
-    return values
 
 
 def test_alpha_quantized_as_the_converter_does(keras_prelu):
@@ -122,7 +103,7 @@ def _check_fused(unfused: bytes, fused: bytes, counts) -> None:
     output = sg.tensors[prelu.outputs[0]].name
     worst, changed = 0, 0
     for x in _calibration(4, 2) * 1.5:
-        before, after = _tensors(unfused, x[None]), _tensors(fused, x[None])
+        before, after = every_tensor(unfused, x[None]), every_tensor(fused, x[None])
         diff = np.abs(before[output].astype(np.int32) - after[output].astype(np.int32))
         worst, changed = max(worst, int(diff.max())), changed + int((diff > 0).sum())
         final = sg.tensors[sg.outputs[0]].name

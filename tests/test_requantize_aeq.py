@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 import tflite_inverter as ti
-from parity import convert, weight
+from parity import convert, photo_crops, weight
 
 pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer is an optional back end")
 
@@ -248,23 +248,6 @@ def test_dynamic_range_quantizes_only_weights_of_1024_elements_or_more(tmp_path)
     assert report.comparison.outputs[0].max_abs_error <= 0.02 * report.comparison.outputs[0].magnitude, report.table()
 
 
-def _photo_crops(size: int, count: int, seed: int, signed: bool) -> list:
-    from PIL import Image
-    import skimage.data
-
-    rng = np.random.default_rng(seed)
-    photos = [getattr(skimage.data, name)()[..., :3] for name in ("astronaut", "chelsea", "coffee", "rocket")]
-    out = []
-    for _ in range(count):
-        photo = photos[rng.integers(len(photos))]
-        side = int(rng.integers(min(photo.shape[:2]) // 2, min(photo.shape[:2]) + 1))
-        top, left = rng.integers(photo.shape[0] - side + 1), rng.integers(photo.shape[1] - side + 1)
-        image = Image.fromarray(photo[top:top + side, left:left + side]).resize((size, size), Image.BILINEAR)
-        value = np.asarray(image, np.float32) / 255.0
-        out.append([(value * 2.0 - 1.0 if signed else value)[None]])
-    return out
-
-
 @pytest.mark.real_model
 @pytest.mark.parametrize("name, size, signed, expected", [("hand_recrop", 256, False, "clipped"),
                                                           ("face_detection_short_range", 128, True, "averaged")])
@@ -278,7 +261,7 @@ def test_int8_keeps_aeqs_ranges_unless_the_clipped_are_better_on_every_output(me
     from tflite_inverter.quant import aeq_float_islands
 
     prepared = edge_quantizer.normalized(mediapipe_models[name].read_bytes())
-    samples = _photo_crops(size, 8, 0, signed)
+    samples = [[x[None]] for x in photo_crops(size, 8, 0, signed)]
     runner = quantizer.Quantizer(prepared, recipe.static_wi8_ai8())
 
     def run(ranges) -> bytes:
@@ -311,7 +294,7 @@ def test_int8_mixes_the_clipped_ranges_into_the_branches_of_the_outputs_they_imp
     from tflite_inverter.quant import aeq_float_islands
 
     prepared = edge_quantizer.normalized(mediapipe_models["face_landmark"].read_bytes())
-    samples = _photo_crops(192, 8, 0, False)
+    samples = [[x[None]] for x in photo_crops(192, 8, 0)]
     runner = quantizer.Quantizer(prepared, recipe.static_wi8_ai8())
 
     def run(ranges) -> bytes:
