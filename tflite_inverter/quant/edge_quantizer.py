@@ -326,12 +326,6 @@ def output_errors(data: bytes, samples, references) -> dict[str, tuple[float, fl
             for name in worst}
 
 
-def output_error(data: bytes, samples, references) -> tuple[float, float]:
-    """The largest (max, mean) absolute error of ``data``'s outputs against ``references`` (float
-    outputs per sample, by name), each as a share of that output's magnitude, in LiteRT."""
-    return output_error_of(output_errors(data, samples, references))
-
-
 MARGIN = 0.05  # a candidate replaces aeq's own ranges only when better by this share on every output's max and mean
 
 
@@ -397,7 +391,7 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
     on ``samples``). int8: ai-edge-quantizer's own moving average (:data:`AVERAGED`, the same ranges
     to the bit as its calibration) unless the clipped ranges of :data:`CLIP_PERCENTILE`, or a mix of
     the two by output branch, give a smaller error on every output, max and mean, on the calibration
-    samples (:func:`better_everywhere`, :func:`decisively_better`, :func:`_chosen`); int16x8 takes
+    samples (:func:`better_everywhere`, :func:`decisively_better`, :func:`_chosen_int8`); int16x8 takes
     min/max. ``float_io``:
     float inputs and outputs (a QUANTIZE / DEQUANTIZE at the edges), else the integer ones aeq writes."""
     if mode not in INTEGER_RECIPES:
@@ -436,7 +430,7 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
         notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges (min/max) measured in "
                  f"LiteRT over {len(samples)} samples"]
         return with_float_edges(quantized) if float_io else quantized, notes
-    quantized, label, errors, other = _chosen(prepared, samples, run, CLIPPED)
+    quantized, label, errors, other = _chosen_int8(prepared, samples, run)
     worst = output_error_of(errors)
     against = (f"; the {other[0]} gave {output_error_of(other[1])[0]:.1%} / {output_error_of(other[1])[1]:.2%}"
                if other else "")
@@ -452,41 +446,34 @@ def output_error_of(errors: dict[str, tuple[float, float]]) -> tuple[float, floa
 
 
 def _chosen_int8(prepared: bytes, samples, run):
-    """:func:`_chosen` with the clipped ranges as the challenger (int8)."""
-    return _chosen(prepared, samples, run, CLIPPED)
-
-
-def _chosen(prepared: bytes, samples, run, challenger: str):
-    """(model, label, per-output errors, (other label, its errors) or None) of the candidate kept,
-    errors on the calibration samples. :data:`AVERAGED` (aeq's own ranges) unless the ``challenger``
-    ranges (:data:`CLIPPED` in int8, :data:`MIN_MAX` in int16x8) are :func:`better_everywhere` or
-    :func:`decisively_better`; where they are better on some outputs only, a mix (the challenger's
-    ranges on the tensors that reach only those outputs, aeq's elsewhere) if it is accepted so. The
-    challenger is not built when its ranges are aeq's."""
-    percentile = CLIP_PERCENTILE if challenger == CLIPPED else None
-    kinds, references = activation_statistics(prepared, samples, percentile=percentile)
+    """(model, label, per-output errors, (other label, its errors) or None) of the int8 candidate kept,
+    errors on the calibration samples. :data:`AVERAGED` (aeq's own ranges) unless :data:`CLIPPED` is
+    :func:`better_everywhere` or :func:`decisively_better`; where the clipped ranges are better on some
+    outputs only, a mix (the clipped ranges on the tensors that reach only those outputs, aeq's
+    elsewhere) if it is accepted so. The clipped candidate is not built when its ranges are aeq's."""
+    kinds, references = activation_statistics(prepared, samples)
     ranks = tensor_ranks(prepared)
     baseline = run(_qsvs(kinds[AVERAGED], ranks))
     base_errors = output_errors(baseline, samples, references)
-    if kinds[challenger] == kinds[AVERAGED]:
+    if kinds[CLIPPED] == kinds[AVERAGED]:
         return baseline, AVERAGED, base_errors, None
-    other = run(_qsvs(kinds[challenger], ranks))
-    other_errors = output_errors(other, samples, references)
-    if _accepted(other_errors, base_errors):
-        return other, challenger, other_errors, (AVERAGED, base_errors)
+    clipped = run(_qsvs(kinds[CLIPPED], ranks))
+    clipped_errors = output_errors(clipped, samples, references)
+    if _accepted(clipped_errors, base_errors):
+        return clipped, CLIPPED, clipped_errors, (AVERAGED, base_errors)
     winners = {name for name in base_errors
-               if better_everywhere({name: other_errors[name]}, {name: base_errors[name]})}
+               if better_everywhere({name: clipped_errors[name]}, {name: base_errors[name]})}
     if winners:
         reaches = output_branches(prepared)
-        ranges = {name: kinds[challenger][name] if len(reaches.get(name, ())) == 1 and reaches[name] <= winners else value
+        ranges = {name: kinds[CLIPPED][name] if len(reaches.get(name, ())) == 1 and reaches[name] <= winners else value
                   for name, value in kinds[AVERAGED].items()}
         if ranges != kinds[AVERAGED]:
             mixed = run(_qsvs(ranges, ranks))
             mixed_errors = output_errors(mixed, samples, references)
             if _accepted(mixed_errors, base_errors):
-                label = f"{AVERAGED} with the {challenger} on the tensors reaching only {', '.join(sorted(winners))}"
+                label = f"{AVERAGED} with the {CLIPPED} on the tensors reaching only {', '.join(sorted(winners))}"
                 return mixed, label, mixed_errors, (AVERAGED, base_errors)
-    return baseline, AVERAGED, base_errors, (challenger, other_errors)
+    return baseline, AVERAGED, base_errors, (CLIPPED, clipped_errors)
 
 
 def with_float_edges(data: bytes) -> bytes:

@@ -251,8 +251,8 @@ class _Reader:
             if to is not None:
                 table = Table(self.buffer, self.size, to, field)  # the table and its vtable lie in the file
                 if type_slot == 11 and options_type in NEWER_OPTIONS2:  # read raw later: check its vectors now
-                    for key, field_id, scalar in NEWER_OPTIONS2[options_type][1]:
-                        table.vector(field_id, struct.calcsize("<" + scalar), key)
+                    for key, slot, kind, _ in NEWER_OPTIONS2[options_type][1]:
+                        table.vector(slot, struct.calcsize("<" + kind[1]), key)
                 found.append((options_type, table, type_slot == 11))
         if not found:
             return _NO_OPTIONS

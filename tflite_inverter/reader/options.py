@@ -121,10 +121,10 @@ def _options_names(second: bool) -> dict[int, str]:
     return _enum_names(tflite.BuiltinOptions2 if second else tflite.BuiltinOptions)
 
 
-# ``builtin_options_2`` tables added to schema.fbs after the generated readers in use: union type
-# -> (table name, ((field key, field id, scalar struct format), ...)), each field a vector.
-NEWER_OPTIONS2: dict[int, tuple[str, tuple[tuple[str, int, str], ...]]] = {
-    23: ("StablehloCaseOptions", (("branch_subgraph_indices", 0, "i"),)),
+# ``builtin_options_2`` tables added to schema.fbs after the generated readers in use, in the form of
+# :mod:`.options_schema`: union type -> (table name, ((key, vtable slot, kind, default), ...)).
+NEWER_OPTIONS2: dict[int, tuple[str, tuple[tuple[str, int, str, Any], ...]]] = {
+    23: ("StablehloCaseOptions", (("branch_subgraph_indices", 0, "[i", None),)),
 }
 
 
@@ -192,11 +192,10 @@ def decode_builtin_options(options_type: int, table: Table, *, second: bool = Fa
     if options_type == 0 or table is None:
         return MappingProxyType({})
     known = (BUILTIN_OPTIONS_2 if second else BUILTIN_OPTIONS).get(options_type)
+    if known is None and second:
+        known = NEWER_OPTIONS2.get(options_type)
     if known is not None:
         return _decode_fields(table, known[1])
-    if second and options_type in NEWER_OPTIONS2:
-        return _decode_fields(table, tuple((key, field_id, "[" + scalar, None)
-                                           for key, field_id, scalar in NEWER_OPTIONS2[options_type][1]))
     return decode_by_reflection(options_type, table, second=second)
 
 
