@@ -18,6 +18,7 @@ The result gets the original's interface back (:mod:`tflite_inverter.quant.inter
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -400,24 +401,36 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
         raise TfliteInverterError("backend 'aeq' needs ai-edge-quantizer (pip install ai-edge-quantizer)")
     from ai_edge_quantizer import quantizer, recipe
 
-    from . import aeq_float_islands
+    from ..reader import load
+    from . import aeq_float_islands, aeq_zero_channels
 
     prepared = normalized(data)
-    runner = None
+    runner, float_model, zero_channels = None, None, 0
 
     def run(calibration=None) -> bytes:
-        nonlocal runner
+        nonlocal runner, float_model, zero_channels
         try:
             if runner is None:  # one Quantizer for every candidate (its model parse and recipe; tested byte-identical)
                 runner = quantizer.Quantizer(prepared, getattr(recipe, INTEGER_RECIPES[mode])())
-            with _without_progress_bars():
+            with _without_progress_bars(), warnings.catch_warnings():
+                # numpy's warning for the zero channels' overflowing biases, which are repaired below
+                warnings.filterwarnings("ignore", "invalid value encountered in cast", RuntimeWarning)
                 result = bytes(runner.quantize(calibration, enable_progress_report=False,
                                                enable_progress_bar=False).quantized_model)
         except TfliteInverterError:
             raise
         except Exception as error:  # the quantizer raises several kinds
             raise TfliteInverterError(f"ai-edge-quantizer failed ({mode}): {type(error).__name__}: {error}") from None
+        if mode == "dynamic_range":  # float biases: nothing to repair, no island to fuse
+            return result
+        float_model = float_model or load(prepared)
+        result, zero_channels = aeq_zero_channels.repaired(result, float_model)  # all-zero weight channels
         return aeq_float_islands.fuse_islands(result)[0] if mode == "int8" else result  # int8 PRELU, DEPTH_TO_SPACE
+
+    def repair_note() -> list[str]:
+        return [f"{zero_channels} weight channels that are all zero given their operator's median scale and their bias "
+                f"quantized again (ai-edge-quantizer gives them the scale 1e-9 / 127, on which the bias overflows)"
+                ] if zero_channels else []
 
     if mode == "dynamic_range":
         return run(), [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]}"]
@@ -428,7 +441,7 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
         kinds, _ = activation_statistics(prepared, samples, percentile=None)
         quantized = run(_qsvs(kinds[MIN_MAX], tensor_ranks(prepared)))
         notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges (min/max) measured in "
-                 f"LiteRT over {len(samples)} samples"]
+                 f"LiteRT over {len(samples)} samples"] + repair_note()
         return with_float_edges(quantized) if float_io else quantized, notes
     quantized, label, errors, other = _chosen_int8(prepared, samples, run)
     worst = output_error_of(errors)
@@ -436,7 +449,7 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
                if other else "")
     notes = [f"ai-edge-quantizer recipe {INTEGER_RECIPES[mode]} on activation ranges measured in LiteRT over "
              f"{len(samples)} samples: {label} kept (max / mean error {worst[0]:.1%} / {worst[1]:.2%} of the outputs' "
-             f"magnitude on the calibration samples{against})"]
+             f"magnitude on the calibration samples{against})"] + repair_note()
     return with_float_edges(quantized) if float_io else quantized, notes
 
 
