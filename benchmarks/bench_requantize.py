@@ -259,15 +259,15 @@ def tables(rows: list[dict], samples: int, load_before, load_after, repeat: int 
                  "not compared (LiteRT cannot run its custom ops) |" if "reference interpreter failed" in
                  (r.get("compare_error") or "") else f"not compared: {r.get('compare_error', '')[:60]} |")
         lines.append(f"| {label(r)} | {r['mode']} | {r['backend']} | {r['size'] / 1e6:.2f} ({r['original'] / 1e6:.2f}) | "
-                     f"{r['seconds']:.1f} | {error} | {r['float_ops']} |")
+                     f"{r['seconds']:.2f} | {error} | {r['float_ops']} |")
     lines += ["", "| model | mode | back end | time s | AEQ s | ratio | max err | AEQ max err | mean err | AEQ mean err |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r["mode"] not in RECIPES:
             continue
         ratio = r["seconds"] / r["edge_seconds"] if r.get("seconds") and r.get("edge_seconds") else None
-        edge_time = _fmt(r.get("edge_seconds"), ".1f") if not r.get("edge_error") else "fails"
-        lines.append(f"| {label(r)} | {r['mode']} | {r.get('backend', '-')} | {_fmt(r.get('seconds'), '.1f')} | "
+        edge_time = _fmt(r.get("edge_seconds"), ".2f") if not r.get("edge_error") else "fails"
+        lines.append(f"| {label(r)} | {r['mode']} | {r.get('backend', '-')} | {_fmt(r.get('seconds'), '.2f')} | "
                      f"{edge_time} | {_fmt(ratio, '.1f')} | {_fmt(r.get('max'), '.1%')} | {_fmt(r.get('edge_max'), '.1%')} | "
                      f"{_fmt(r.get('mean'), '.2%')} | {_fmt(r.get('edge_mean'), '.2%')} |")
     failures = [f"- {r['model']} {r['mode']}: " + "; ".join(f"{k} {r[k]}" for k in ("error", "compare_error", "edge_error",
