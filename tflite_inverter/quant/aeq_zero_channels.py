@@ -74,16 +74,17 @@ def repaired(data: bytes, float_model: ir.Model) -> tuple[bytes, int]:
                         float(float_values[c])) for c in np.flatnonzero(empty)]
     if not edits:
         return data, 0
-    return _patched(data, edits), len(edits)
+    return _patched(data, edits)
 
 
-def _patched(data: bytes, edits: list[_Edit]) -> bytes:
-    """``data`` with each edit's weight scale, bias value and bias scale written over the old ones, in place."""
+def _patched(data: bytes, edits: list[_Edit]) -> tuple[bytes, int]:
+    """``data`` with each edit's weight scale, bias value and bias scale written over the old ones, in
+    place (the main subgraph is the first, ``ir.Model.main``), and how many edits were made."""
     from ai_edge_litert import schema_py_generated as schema
 
     out = bytearray(data)
     root = schema.Model.GetRootAs(out, 0)
-    sg = root.Subgraphs(0)
+    sg, made = root.Subgraphs(0), 0
     for edit in edits:
         bias = sg.Tensors(edit.bias)
         kind, low, high = _BIAS_TYPES[np.dtype(np.int64 if bias.Type() == schema.TensorType.INT64 else np.int32)]
@@ -96,4 +97,5 @@ def _patched(data: bytes, edits: list[_Edit]) -> bytes:
         bias_scales = bias.Quantization().ScaleAsNumpy() if bias.Quantization() else None
         if isinstance(bias_scales, np.ndarray) and bias_scales.size > edit.channel:
             bias_scales[edit.channel] = step
-    return bytes(out)
+        made += 1
+    return bytes(out), made
