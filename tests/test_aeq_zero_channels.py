@@ -96,3 +96,16 @@ def test_a_model_without_zero_channels_is_returned_as_it_is():
     samples = [[x[None]] for x in _inputs(4, 1)]
     quantized, _ = edge_quantizer.quantize_calibrated(data, "int8", samples, float_io=False)
     assert aeq_zero_channels.repaired(quantized, ti.load(edge_quantizer.normalized(data))) == (quantized, 0)
+
+
+def test_an_operator_without_bias_is_left_as_it_is():
+    """A FULLY_CONNECTED without bias (its optional input absent) and a zero column: the channel outputs
+    0, which aeq's scale gives too; nothing to repair."""
+    dense = np.random.default_rng(4).normal(0, 0.5, [192, 4]).astype(np.float32)
+    dense[:, 1] = 0.0
+    data = convert(lambda x: tf.matmul(tf.reshape(x, [1, 192]), dense), [tf.TensorSpec([1, 8, 8, 3], tf.float32)])
+    sg = ti.load(data).main
+    assert any(op.opcode == "FULLY_CONNECTED" and (len(op.inputs) < 3 or op.inputs[2] is None) for op in sg.operators)
+    samples = [[x[None]] for x in _inputs(4, 1)]
+    quantized, _ = edge_quantizer.quantize_calibrated(data, "int8", samples, float_io=False)
+    assert aeq_zero_channels.repaired(quantized, ti.load(edge_quantizer.normalized(data))) == (quantized, 0)

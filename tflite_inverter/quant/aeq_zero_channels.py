@@ -51,8 +51,9 @@ def repaired(data: bytes, float_model: ir.Model) -> tuple[bytes, int]:
     edits: list[_Edit] = []
     for op in sg.operators:
         bias_input = BIAS_INPUT.get(op.opcode)
-        if bias_input is None or len(op.inputs) <= bias_input or min(op.inputs[0], op.inputs[1], op.inputs[bias_input]) < 0:
-            continue
+        if bias_input is None or len(op.inputs) <= bias_input or not all(
+                index is not None and index >= 0 for index in (op.inputs[0], op.inputs[1], op.inputs[bias_input])):
+            continue  # no bias (an optional input the reader gives as None) or an operator without weights
         weights, bias, source = sg.tensors[op.inputs[1]], sg.tensors[op.inputs[bias_input]], sg.tensors[op.inputs[0]]
         quantization = weights.quantization
         if (np.dtype(weights.dtype) != np.int8 or weights.data is None or quantization is None or bias.data is None
