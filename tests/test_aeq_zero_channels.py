@@ -73,7 +73,7 @@ def test_a_zero_channel_outputs_its_bias(tmp_path, pruned_model, mode, backend):
 def test_repaired_edits_only_the_zero_channels_in_place(pruned_model):
     samples = [[x[None]] for x in _inputs(6, 1)]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aeq_zero_channels, "repaired", lambda data, float_data: (data, 0))
+        patch.setattr(aeq_zero_channels, "repaired", lambda data, float_model: (data, 0))
         raw, _ = edge_quantizer.quantize_calibrated(pruned_model, "int8", samples, float_io=False)
     fixed, count = aeq_zero_channels.repaired(raw, ti.load(edge_quantizer.normalized(pruned_model)))
     assert count == 2 and len(fixed) == len(raw)
@@ -109,3 +109,50 @@ def test_an_operator_without_bias_is_left_as_it_is():
     samples = [[x[None]] for x in _inputs(4, 1)]
     quantized, _ = edge_quantizer.quantize_calibrated(data, "int8", samples, float_io=False)
     assert aeq_zero_channels.repaired(quantized, ti.load(edge_quantizer.normalized(data))) == (quantized, 0)
+
+
+def test_a_bias_stored_after_the_flatbuffer_is_repaired(tmp_path):
+    """aeq 0.10 writes buffers of 1 KiB and more after the flatbuffer (offset / size) once they add up
+    to 256 KiB: a 3x3x64 -> 512 convolution (295 KB of int8 weights, a 2 KB int32 bias) is such a model,
+    and hand_landmark_full's is too (20 of its 47 convolution biases)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    rng = np.random.default_rng(5)
+    w = rng.normal(0, 0.1, [3, 3, 64, 512]).astype(np.float32)
+    w[..., 7] = 0.0
+    bias = rng.normal(0, 0.1, [512]).astype(np.float32)
+    bias[7] = 1.25
+    data = convert(lambda x: tf.nn.bias_add(tf.nn.conv2d(x, w, 1, "SAME"), bias),
+                   [tf.TensorSpec([1, 4, 4, 64], tf.float32, name="image")])
+    inputs = np.random.default_rng(6).uniform(-1, 1, [4, 4, 4, 64]).astype(np.float32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aeq_zero_channels, "repaired", lambda data, float_model: (data, 0))
+        raw, _ = edge_quantizer.quantize_calibrated(data, "int8", [[x[None]] for x in inputs], float_io=False)
+    root = schema.Model.GetRootAs(raw, 0)
+    conv = next(op for op in ti.load(raw).main.operators if op.opcode == "CONV_2D")
+    assert root.Buffers(root.Subgraphs(0).Tensors(conv.inputs[2]).Buffer()).Offset() > 1  # stored after
+    fixed, count = aeq_zero_channels.repaired(raw, ti.load(edge_quantizer.normalized(data)))
+    assert count == 1
+    x = inputs[:1]
+    expected = _run_one(data, x)
+    got_raw, got = _run_one(raw, x), _run_one(fixed, x)
+    step = 2.0 * np.abs(expected).max() / 255
+    assert np.abs(got_raw[..., 7] - 1.25).max() > 10 * step  # aeq's channel is off
+    assert np.abs(got[..., 7] - 1.25).max() <= 1.01 * step
+
+
+def _run_one(data: bytes, x: np.ndarray) -> np.ndarray:
+    """The one output of ``data`` on ``x``, in real values (an integer input and output on their grids)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    if source["dtype"] != np.float32:
+        scale, zero_point = source["quantization"]
+        x = np.clip(np.round(x / scale) + zero_point, -128, 127).astype(source["dtype"])
+    interpreter.set_tensor(source["index"], x)
+    interpreter.invoke()
+    y = interpreter.get_tensor(target["index"]).astype(np.float64)
+    scale, zero_point = target["quantization"]
+    return (y - zero_point) * scale if target["dtype"] != np.float32 else y

@@ -26,7 +26,7 @@ from .. import ir
 
 # operator -> index of its bias input (the weights are input 1)
 BIAS_INPUT = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
-_BIAS_TYPES = {np.dtype(np.int32): (np.int32, -2 ** 31, 2 ** 31 - 1), np.dtype(np.int64): (np.int64, -2 ** 63, 2 ** 63 - 1)}
+_BIAS_TYPES = (np.dtype(np.int32), np.dtype(np.int64))  # int8 and int16x8 models
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,9 @@ class _Edit:
     bias: int
     channel: int
     scale: float  # the channel's new weight scale
-    input_scale: float
+    step: float  # its bias's: input scale x ``scale``
     bias_value: float  # the float bias
+    bias_type: np.dtype
 
 
 def repaired(data: bytes, float_model: ir.Model) -> tuple[bytes, int]:
@@ -71,8 +72,9 @@ def repaired(data: bytes, float_model: ir.Model) -> tuple[bytes, int]:
                 or tuple(float_bias.shape) != (scales.size,):
             continue
         scale, float_values = float(np.median(scales[~empty])), np.asarray(float_bias.value, np.float64)
-        edits += [_Edit(op.inputs[1], op.inputs[bias_input], int(c), scale, float(source.quantization.scales[0]),
-                        float(float_values[c])) for c in np.flatnonzero(empty)]
+        step = float(source.quantization.scales[0]) * scale
+        edits += [_Edit(op.inputs[1], op.inputs[bias_input], int(c), scale, step, float(float_values[c]), np.dtype(bias.dtype))
+                  for c in np.flatnonzero(empty)]
     if not edits:
         return data, 0
     return _patched(data, edits)
@@ -80,7 +82,8 @@ def repaired(data: bytes, float_model: ir.Model) -> tuple[bytes, int]:
 
 def _patched(data: bytes, edits: list[_Edit]) -> tuple[bytes, int]:
     """``data`` with each edit's weight scale, bias value and bias scale written over the old ones, in
-    place (the main subgraph is the first, ``ir.Model.main``), and how many edits were made."""
+    place (the main subgraph is the first, ``ir.Model.main``; a bias may be stored after the flatbuffer),
+    and how many edits were made."""
     from ai_edge_litert import schema_py_generated as schema
 
     out = bytearray(data)
@@ -88,15 +91,26 @@ def _patched(data: bytes, edits: list[_Edit]) -> tuple[bytes, int]:
     sg, made = root.Subgraphs(0), 0
     for edit in edits:
         bias = sg.Tensors(edit.bias)
-        kind, low, high = _BIAS_TYPES[np.dtype(np.int64 if bias.Type() == schema.TensorType.INT64 else np.int32)]
-        stored = root.Buffers(bias.Buffer()).DataAsNumpy()
-        if not isinstance(stored, np.ndarray):  # stored after the flatbuffer (offset / size): not aeq's output
+        stored = _buffer_view(root.Buffers(bias.Buffer()), out)
+        if stored is None:
             continue
         sg.Tensors(edit.weights).Quantization().ScaleAsNumpy()[edit.channel] = edit.scale  # views of ``out``
-        step = edit.input_scale * edit.scale
-        stored.view(kind)[edit.channel] = np.clip(np.round(edit.bias_value / step), low, high).astype(kind)
+        limits = np.iinfo(edit.bias_type)
+        stored.view(edit.bias_type)[edit.channel] = np.clip(np.round(edit.bias_value / edit.step), limits.min, limits.max)
         bias_scales = bias.Quantization().ScaleAsNumpy() if bias.Quantization() else None
         if isinstance(bias_scales, np.ndarray) and bias_scales.size > edit.channel:
-            bias_scales[edit.channel] = step
+            bias_scales[edit.channel] = edit.step
         made += 1
     return bytes(out), made
+
+
+def _buffer_view(buffer, out: bytearray) -> np.ndarray | None:
+    """A writable uint8 view of ``buffer``'s bytes in ``out``: inside the flatbuffer, or stored after it
+    (``offset`` / ``size``, counted from the file's start), as aeq 0.10 writes its larger buffers."""
+    inside = buffer.DataAsNumpy()
+    if isinstance(inside, np.ndarray):
+        return inside
+    offset, size = buffer.Offset(), buffer.Size()
+    if offset > 1 and size and offset + size <= len(out):
+        return np.frombuffer(out, np.uint8, count=size, offset=offset)
+    return None

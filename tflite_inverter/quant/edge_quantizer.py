@@ -423,8 +423,10 @@ def quantize_calibrated(data: bytes, mode: str, samples=None, float_io: bool = T
             raise TfliteInverterError(f"ai-edge-quantizer failed ({mode}): {type(error).__name__}: {error}") from None
         if mode == "dynamic_range":  # float biases: nothing to repair, no island to fuse
             return result
-        float_model = float_model or load(prepared)
-        result, zero_channels = aeq_zero_channels.repaired(result, float_model)  # all-zero weight channels
+        if float_model is None:
+            float_model = load(prepared)
+        # all-zero weight channels (their count depends on the weights only: the same for every candidate)
+        result, zero_channels = aeq_zero_channels.repaired(result, float_model)
         return aeq_float_islands.fuse_islands(result)[0] if mode == "int8" else result  # int8 PRELU, DEPTH_TO_SPACE
 
     def repair_note() -> list[str]:
